@@ -1,0 +1,250 @@
+//! Wiring: opens the stores, binds the three listeners, composes the routers (one per protocol)
+//! into the main router, and runs everything until the shutdown token fires; then stops accepting,
+//! lets in-flight exports finish, and drains the store so everything acknowledged is committed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::ingest::{self, Ingest};
+use crate::telemetry::Metrics;
+use crate::traces::TraceStore;
+
+#[derive(Clone)]
+struct AppState {
+    store: TraceStore,
+    metrics: Arc<Metrics>,
+    base_path: String,
+}
+
+/// The main listener's router: UI landing page, query APIs, OTLP/HTTP, health and own metrics,
+/// all under `base_path`; the Jaeger API also at the root (Grafana drops sub-paths on search).
+pub fn router(
+    store: TraceStore,
+    ingest: Arc<Ingest>,
+    metrics: Arc<Metrics>,
+    base_path: &str,
+) -> Router {
+    let api_state = ApiState {
+        store: store.clone(),
+    };
+    let state = AppState {
+        store,
+        metrics,
+        base_path: base_path.to_string(),
+    };
+    let inner = Router::new()
+        .route("/", get(root_redirect))
+        .route("/ui", get(root_redirect))
+        .route("/ui/", get(landing))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(own_metrics))
+        .with_state(state)
+        .merge(api::jaeger::router(api_state.clone()))
+        .merge(api::logs::router(api_state.clone()))
+        .merge(ingest::http::router(ingest));
+    if base_path.is_empty() {
+        inner
+    } else {
+        Router::new()
+            .nest(base_path, inner)
+            .merge(api::jaeger::router(api_state))
+    }
+}
+
+async fn root_redirect(State(s): State<AppState>) -> Redirect {
+    Redirect::temporary(&format!("{}/ui/", s.base_path))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.store.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "trace store is not taking writes\n",
+        )
+            .into_response()
+    }
+}
+
+async fn own_metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A plain page that says what is served; the full web UI is its own piece of work (issue 6).
+async fn landing(State(s): State<AppState>) -> Html<String> {
+    let b = &s.base_path;
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Sightline</title></head><body>\
+         <h1>Sightline</h1><p>The web UI (trace waterfalls, service map, dashboards) is not built yet. \
+         What this build serves:</p><ul>\
+         <li><a href=\"{b}/api/services\">{b}/api/services</a>, {b}/api/traces, {b}/api/dependencies: Jaeger-compatible query API</li>\
+         <li><a href=\"{b}/api/logs\">{b}/api/logs</a>: log search</li>\
+         <li>{b}/v1/traces, {b}/v1/logs: OTLP/HTTP (also on port 4318; gRPC on 4317)</li>\
+         <li><a href=\"{b}/metrics\">{b}/metrics</a>: Sightline's own metrics</li></ul></body></html>"
+    ))
+}
+
+/// A running instance: the bound addresses and the handle to stop it.
+pub struct Running {
+    pub http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops the instance and waits until everything acknowledged is committed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits for the instance to stop on its own (after the token fires).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what}): is another process using it?"))
+}
+
+/// Opens the stores and binds every listener, then serves in a background task.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let metrics = Arc::new(Metrics::default());
+    let data_dir = config.data_dir.clone();
+    let traces_cfg = config.traces.clone();
+    let m = metrics.clone();
+    let (store, threads) =
+        tokio::task::spawn_blocking(move || TraceStore::open(&data_dir, &traces_cfg, m))
+            .await
+            .context("store open task panicked")?
+            .with_context(|| {
+                format!(
+                    "cannot open the trace store in {}",
+                    config.data_dir.display()
+                )
+            })?;
+    let ingest = Arc::new(Ingest::new(store.clone(), &config.ingest, metrics.clone()));
+
+    let http_l = bind(config.listen_http, "main HTTP").await?;
+    let grpc_l = bind(config.listen_otlp_grpc, "OTLP gRPC").await?;
+    let otlp_l = bind(config.listen_otlp_http, "OTLP HTTP").await?;
+    let (http, otlp_grpc, otlp_http) = (
+        http_l.local_addr()?,
+        grpc_l.local_addr()?,
+        otlp_l.local_addr()?,
+    );
+    tracing::info!(%http, %otlp_grpc, %otlp_http, data_dir = %config.data_dir.display(), "sightline listening");
+
+    let shutdown = CancellationToken::new();
+    let main_router = router(
+        store.clone(),
+        ingest.clone(),
+        metrics.clone(),
+        &config.base_path,
+    );
+    let otlp_router = ingest::http::router(ingest.clone());
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let t1 = token.clone();
+        let t2 = token.clone();
+        let t3 = token.clone();
+        let main_srv = tokio::spawn(async move {
+            axum::serve(http_l, main_router)
+                .with_graceful_shutdown(async move { t1.cancelled().await })
+                .await
+        });
+        let otlp_srv = tokio::spawn(async move {
+            axum::serve(otlp_l, otlp_router)
+                .with_graceful_shutdown(async move { t2.cancelled().await })
+                .await
+        });
+        let grpc_srv = tokio::spawn(ingest::grpc::serve(ingest, grpc_l, async move {
+            t3.cancelled().await
+        }));
+        token.cancelled().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let (a, b, c) = tokio::join!(main_srv, otlp_srv, grpc_srv);
+        for (name, r) in [
+            ("main http", a.map(|r| r.map_err(anyhow::Error::from))),
+            ("otlp http", b.map(|r| r.map_err(anyhow::Error::from))),
+            ("otlp grpc", c.map(|r| r.map_err(anyhow::Error::from))),
+        ] {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(server = name, error = %e, "server stopped with an error")
+                }
+                Err(e) => tracing::warn!(server = name, error = %e, "server task failed"),
+            }
+        }
+        store.close();
+        tokio::task::spawn_blocking(move || threads.join()).await?;
+        tracing::info!("stores closed; bye");
+        Ok(())
+    });
+    Ok(Running {
+        http,
+        otlp_grpc,
+        otlp_http,
+        shutdown,
+        task,
+    })
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    let token = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        token.cancel();
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

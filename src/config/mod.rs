@@ -1,0 +1,464 @@
+//! Configuration in two stages (ripgrep's lowargs/hiargs shape): [`raw::RawConfig`] is what a TOML
+//! file, `SIGHTLINE_<SECTION>_<KEY>` environment variables and command-line flags can say, with a
+//! default for every key; [`validate`] turns it into a typed [`Config`] or an error that names the
+//! key and the expected form. This module owns parsing and precedence (defaults < file < environment
+//! < flags); it does not open sockets or files other than the config file itself.
+
+pub mod raw;
+mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::RawConfig;
+pub use units::{parse_duration, parse_size};
+
+/// Every failure a user can cause while configuring Sightline; each names the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid value for `{key}`: {value:?} ({expected})")]
+    Invalid {
+        key: String,
+        value: String,
+        expected: String,
+    },
+}
+
+/// Validated configuration, the only form the rest of the program sees.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Empty, or a prefix such as "/observability" (leading slash, no trailing slash).
+    pub base_path: String,
+    pub listen_http: SocketAddr,
+    pub listen_otlp_grpc: SocketAddr,
+    pub listen_otlp_http: SocketAddr,
+    pub ingest: IngestConfig,
+    pub traces: TracesConfig,
+    pub log_level: String,
+    pub log_json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_grpc_message_bytes: usize,
+    pub max_http_body_bytes: usize,
+    pub memory_budget_bytes: usize,
+    pub max_attributes: usize,
+    pub max_attribute_value_length: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TracesConfig {
+    pub retention: Duration,
+    pub max_size_bytes: u64,
+    pub index_commit_interval: Duration,
+    pub max_indexed_value_length: usize,
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<String>,
+    pub base_path: Option<String>,
+    pub http: Option<String>,
+    pub otlp_grpc: Option<String>,
+    pub otlp_http: Option<String>,
+}
+
+impl Config {
+    /// Defaults only, with the data directory given: what tests and benchmarks start from.
+    pub fn for_data_dir(dir: &Path) -> Config {
+        let mut raw = RawConfig {
+            data_dir: dir.display().to_string(),
+            ..RawConfig::default()
+        };
+        raw.listen.http = "127.0.0.1:0".into();
+        raw.listen.otlp_grpc = "127.0.0.1:0".into();
+        raw.listen.otlp_http = "127.0.0.1:0".into();
+        validate(&raw).expect("defaults are valid")
+    }
+}
+
+/// Loads the configuration: defaults, then `file` (if any), then `SIGHTLINE_*` variables from
+/// `env`, then `flags`. Returns the config and warnings worth logging once logging is up.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &Overrides,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut tree = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string().trim().to_string(),
+                })?
+        }
+        None => toml::Table::new(),
+    };
+    let warnings = apply_env(&mut tree, env)?;
+    apply_flags(&mut tree, flags);
+    let raw: RawConfig = toml::Value::Table(tree)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: file
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("<environment>")),
+            message: e.message().to_string(),
+        })?;
+    Ok((validate(&raw)?, warnings))
+}
+
+/// `(section, key)` for every known key, section empty for top-level keys, with its default value.
+fn known_keys() -> Vec<(String, String, toml::Value)> {
+    let defaults = toml::Value::try_from(RawConfig::default()).expect("defaults serialize");
+    let mut out = Vec::new();
+    if let toml::Value::Table(top) = defaults {
+        for (k, v) in top {
+            match v {
+                toml::Value::Table(section) => {
+                    for (k2, v2) in section {
+                        out.push((k.clone(), k2, v2));
+                    }
+                }
+                other => out.push((String::new(), k, other)),
+            }
+        }
+    }
+    out
+}
+
+fn env_name(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        format!("SIGHTLINE_{}", key.to_ascii_uppercase())
+    } else {
+        format!(
+            "SIGHTLINE_{}_{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        )
+    }
+}
+
+fn apply_env(
+    tree: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, ConfigError> {
+    let keys = known_keys();
+    let mut warnings = Vec::new();
+    for (var, value) in env {
+        if !var.starts_with("SIGHTLINE_") || var == "SIGHTLINE_CONFIG" {
+            continue;
+        }
+        let Some((section, key, default)) = keys.iter().find(|(s, k, _)| env_name(s, k) == var)
+        else {
+            warnings.push(format!("ignoring {var}: no config key has that name"));
+            continue;
+        };
+        let typed = match default {
+            toml::Value::Integer(_) => {
+                toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("expected a whole number, got {value:?}"),
+                })?)
+            }
+            toml::Value::Boolean(_) => {
+                toml::Value::Boolean(value.trim().parse().map_err(|_| ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("expected true or false, got {value:?}"),
+                })?)
+            }
+            _ => toml::Value::String(value),
+        };
+        set_key(tree, section, key, typed);
+    }
+    Ok(warnings)
+}
+
+fn set_key(tree: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+    if section.is_empty() {
+        tree.insert(key.to_string(), value);
+        return;
+    }
+    let entry = tree
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(t) = entry {
+        t.insert(key.to_string(), value);
+    }
+}
+
+fn apply_flags(tree: &mut toml::Table, flags: &Overrides) {
+    let pairs = [
+        ("", "data_dir", &flags.data_dir),
+        ("", "base_path", &flags.base_path),
+        ("listen", "http", &flags.http),
+        ("listen", "otlp_grpc", &flags.otlp_grpc),
+        ("listen", "otlp_http", &flags.otlp_http),
+    ];
+    for (section, key, value) in pairs {
+        if let Some(v) = value {
+            set_key(tree, section, key, toml::Value::String(v.clone()));
+        }
+    }
+}
+
+fn invalid(key: &str, value: impl std::fmt::Display, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| invalid(key, value, "expected host:port, e.g. 0.0.0.0:8080"))
+}
+
+fn size(key: &str, value: &raw::SizeOrString) -> Result<u64, ConfigError> {
+    match value {
+        raw::SizeOrString::Bytes(n) => Ok(*n),
+        raw::SizeOrString::Text(t) => parse_size(t)
+            .ok_or_else(|| invalid(key, t, "expected a size such as 20MiB, 10GB or 4096")),
+    }
+}
+
+fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value).ok_or_else(|| {
+        invalid(
+            key,
+            value,
+            "expected a duration such as 7d, 12h, 30m, 1s, 500ms",
+        )
+    })
+}
+
+fn positive(key: &str, n: u64) -> Result<u64, ConfigError> {
+    if n == 0 {
+        Err(invalid(key, n, "expected a number greater than zero"))
+    } else {
+        Ok(n)
+    }
+}
+
+/// Checks every value and produces the typed [`Config`].
+pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
+    let base_path = normalise_base_path(&raw.base_path)?;
+    if raw.data_dir.trim().is_empty() {
+        return Err(invalid(
+            "data_dir",
+            &raw.data_dir,
+            "expected a directory path",
+        ));
+    }
+    let log_json = match raw.log.format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(invalid(
+                "log.format",
+                other,
+                "expected \"text\" or \"json\"",
+            ));
+        }
+    };
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        return Err(invalid(
+            "log.level",
+            &raw.log.level,
+            "expected a level (error, warn, info, debug, trace) or a tracing filter",
+        ));
+    }
+    let to_usize = |key: &str, v: &raw::SizeOrString| -> Result<usize, ConfigError> {
+        let n = positive(key, size(key, v)?)?;
+        usize::try_from(n).map_err(|_| invalid(key, n, "too large for this machine"))
+    };
+    let interval = duration(
+        "traces.index_commit_interval",
+        &raw.traces.index_commit_interval,
+    )?;
+    if interval.is_zero() || interval > Duration::from_secs(60) {
+        return Err(invalid(
+            "traces.index_commit_interval",
+            &raw.traces.index_commit_interval,
+            "expected a duration between 1ms and 60s",
+        ));
+    }
+    Ok(Config {
+        data_dir: PathBuf::from(&raw.data_dir),
+        base_path,
+        listen_http: addr("listen.http", &raw.listen.http)?,
+        listen_otlp_grpc: addr("listen.otlp_grpc", &raw.listen.otlp_grpc)?,
+        listen_otlp_http: addr("listen.otlp_http", &raw.listen.otlp_http)?,
+        ingest: IngestConfig {
+            max_grpc_message_bytes: to_usize(
+                "ingest.max_grpc_message_size",
+                &raw.ingest.max_grpc_message_size,
+            )?,
+            max_http_body_bytes: to_usize(
+                "ingest.max_http_body_size",
+                &raw.ingest.max_http_body_size,
+            )?,
+            memory_budget_bytes: to_usize("ingest.memory_budget", &raw.ingest.memory_budget)?,
+            max_attributes: positive("ingest.max_attributes", raw.ingest.max_attributes)? as usize,
+            max_attribute_value_length: positive(
+                "ingest.max_attribute_value_length",
+                raw.ingest.max_attribute_value_length,
+            )? as usize,
+        },
+        traces: TracesConfig {
+            retention: duration("traces.retention", &raw.traces.retention)?,
+            max_size_bytes: positive(
+                "traces.max_size",
+                size("traces.max_size", &raw.traces.max_size)?,
+            )?,
+            index_commit_interval: interval,
+            max_indexed_value_length: raw.traces.max_indexed_value_length as usize,
+        },
+        log_level: raw.log.level.clone(),
+        log_json,
+    })
+}
+
+fn normalise_base_path(value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = trimmed.starts_with('/')
+        && !trimmed.contains("//")
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c));
+    if !ok {
+        return Err(invalid(
+            "base_path",
+            value,
+            "expected a URL path such as /observability",
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let env = env.iter().map(|(a, b)| (a.to_string(), b.to_string()));
+        load(Some(&path), env, &Overrides::default()).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let (c, w) = load(None, Vec::new(), &Overrides::default()).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(c.listen_http.port(), 8080);
+        assert_eq!(c.listen_otlp_grpc.port(), 4317);
+        assert_eq!(c.listen_otlp_http.port(), 4318);
+        assert_eq!(c.data_dir, PathBuf::from("./sightline-data"));
+        assert_eq!(c.ingest.max_http_body_bytes, 20 << 20);
+        assert_eq!(c.ingest.max_grpc_message_bytes, 4 << 20);
+        assert_eq!(c.traces.retention, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn precedence_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/a\"\n[listen]\nhttp = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "SIGHTLINE_LISTEN_HTTP".to_string(),
+                "127.0.0.1:2".to_string(),
+            ),
+            (
+                "SIGHTLINE_INGEST_MAX_ATTRIBUTES".to_string(),
+                "7".to_string(),
+            ),
+        ];
+        let flags = Overrides {
+            data_dir: Some("/b".into()),
+            ..Default::default()
+        };
+        let (c, _) = load(Some(&path), env, &flags).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+        assert_eq!(c.listen_http.port(), 2);
+        assert_eq!(c.ingest.max_attributes, 7);
+    }
+
+    /// Config cases as files: `tests/config/*.good.toml` load, `*.bad.toml` fail with the text in
+    /// their first line (`# error: ...`).
+    #[test]
+    fn config_testdata() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            if name.ends_with(".good.toml") {
+                load_str(&text, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+                seen += 1;
+            } else if name.ends_with(".bad.toml") {
+                let want = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.strip_prefix("# error: "))
+                    .unwrap_or_else(|| panic!("{name}: first line must be `# error: ...`"));
+                let err = load_str(&text, &[]).expect_err(&name).to_string();
+                assert!(err.contains(want), "{name}: error {err:?} lacks {want:?}");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "expected config cases in {}", dir.display());
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let err = load_str("", &[("SIGHTLINE_INGEST_MAX_ATTRIBUTES", "many")]).unwrap_err();
+        assert!(
+            err.to_string().contains("SIGHTLINE_INGEST_MAX_ATTRIBUTES"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn example_config_is_valid_and_complete() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let parsed: RawConfig = toml::from_str(&text).unwrap();
+        validate(&parsed).unwrap();
+        for (section, key, _) in known_keys() {
+            let line = format!("{key} =");
+            assert!(
+                text.contains(&line),
+                "config.example.toml does not document {section}.{key}"
+            );
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Human units in configuration and query parameters: sizes ("20MiB") and durations ("7d",
+//! "1h30m", "250ms", "1.5s", Go's `time.ParseDuration` forms including "us" and "µs").
+
+use std::time::Duration;
+
+/// Parses a byte size: a plain count, or a number with B, KB, MB, GB, TB (powers of 1000) or
+/// KiB, MiB, GiB, TiB (powers of 1024). Case-insensitive for the unit.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return None;
+    }
+    Some(bytes as u64)
+}
+
+/// Parses a duration made of one or more `<number><unit>` parts: ns, us, µs, ms, s, m, h, d, w.
+/// A leading sign is refused (durations here are never negative).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let nanos_per: f64 = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            "w" => 7.0 * 86400e9,
+            _ => return None,
+        };
+        total += value * nanos_per;
+    }
+    if !total.is_finite() || total > u64::MAX as f64 {
+        return None;
+    }
+    Some(Duration::from_nanos(total as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("4096", Some(4096)),
+            ("20MiB", Some(20 << 20)),
+            ("10GiB", Some(10 << 30)),
+            ("1.5KB", Some(1500)),
+            ("2 gb", Some(2_000_000_000)),
+            ("", None),
+            ("MiB", None),
+            ("5 parsecs", None),
+            ("-1", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_size(input), *want, "{input}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("7d", Some(7 * 86400 * 1_000_000_000)),
+            ("1h30m", Some(5400 * 1_000_000_000)),
+            ("250ms", Some(250_000_000)),
+            ("1.5s", Some(1_500_000_000)),
+            ("100us", Some(100_000)),
+            ("100µs", Some(100_000)),
+            ("0", Some(0)),
+            ("", None),
+            ("5", None),
+            ("-1s", None),
+            ("1x", None),
+            ("s", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_duration(input).map(|d| d.as_nanos() as u64),
+                *want,
+                "{input}"
+            );
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! OTLP front doors. gRPC (`grpc.rs`) and HTTP (`http.rs`) decode to the same
+//! `Export*ServiceRequest` and call one export function per signal here, which walks
+//! resource -> scope -> item with plain loops, drops what is invalid (counted as rejected, with a
+//! partial-success message), applies the attribute limits, reserves memory from the budget and
+//! waits until the store has made the data durable.
+
+pub mod budget;
+pub mod grpc;
+pub mod http;
+pub mod limits;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use crate::config::IngestConfig;
+use crate::error::ErrorCode;
+use crate::telemetry::{Metrics, Signal, Transport};
+use crate::traces::{TraceStore, model};
+
+/// A whole export refused; mapped to a status by [`ErrorCode`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ExportError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ExportError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ExportError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What both transports share.
+pub struct Ingest {
+    pub store: TraceStore,
+    pub budget: budget::Budget,
+    pub limits: limits::Limits,
+    pub metrics: Arc<Metrics>,
+    pub max_http_body_bytes: usize,
+    pub max_grpc_message_bytes: usize,
+}
+
+impl Ingest {
+    pub fn new(store: TraceStore, cfg: &IngestConfig, metrics: Arc<Metrics>) -> Ingest {
+        Ingest {
+            store,
+            budget: budget::Budget::new(cfg.memory_budget_bytes, metrics.clone()),
+            limits: limits::Limits {
+                max_attributes: cfg.max_attributes,
+                max_value_len: cfg.max_attribute_value_length,
+            },
+            metrics,
+            max_http_body_bytes: cfg.max_http_body_bytes,
+            max_grpc_message_bytes: cfg.max_grpc_message_bytes,
+        }
+    }
+
+    pub async fn export_traces(
+        &self,
+        mut req: ExportTraceServiceRequest,
+        transport: Transport,
+    ) -> Result<ExportTraceServiceResponse, ExportError> {
+        let counters = self.metrics.items(Signal::Traces, transport);
+        let mut received = 0u64;
+        let mut rejected = 0u64;
+        let mut reasons = Reasons::default();
+        for rs in &mut req.resource_spans {
+            if let Some(r) = &mut rs.resource {
+                self.limits.apply(
+                    &mut r.attributes,
+                    &mut r.dropped_attributes_count,
+                    &self.metrics,
+                );
+            }
+            for ss in &mut rs.scope_spans {
+                received += ss.spans.len() as u64;
+                ss.spans.retain_mut(|span| {
+                    if model::trace_id(&span.trace_id).is_none() {
+                        reasons.note("trace_id must be 16 bytes, not all zero");
+                        return false;
+                    }
+                    if model::span_id(&span.span_id).is_none() {
+                        reasons.note("span_id must be 8 bytes, not all zero");
+                        return false;
+                    }
+                    if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+                        reasons.note("parent_span_id must be empty or 8 bytes");
+                        return false;
+                    }
+                    self.limits.apply_span(span, &self.metrics);
+                    true
+                });
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        req.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+        let kept: u64 = req
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len() as u64)
+            .sum();
+        rejected += received - kept;
+        counters.received.fetch_add(received, Relaxed);
+        counters.rejected.fetch_add(rejected, Relaxed);
+        if kept > 0 {
+            let _permit = self.budget.reserve(req.encoded_len())?;
+            self.store
+                .append_spans(req.resource_spans)
+                .await
+                .map_err(|e| store_error(e, &self.metrics))?;
+            counters.accepted.fetch_add(kept, Relaxed);
+        }
+        Ok(ExportTraceServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: rejected as i64,
+                error_message: reasons.message(),
+            }),
+        })
+    }
+
+    pub async fn export_logs(
+        &self,
+        mut req: ExportLogsServiceRequest,
+        transport: Transport,
+    ) -> Result<ExportLogsServiceResponse, ExportError> {
+        let counters = self.metrics.items(Signal::Logs, transport);
+        let mut received = 0u64;
+        let mut reasons = Reasons::default();
+        for rl in &mut req.resource_logs {
+            if let Some(r) = &mut rl.resource {
+                self.limits.apply(
+                    &mut r.attributes,
+                    &mut r.dropped_attributes_count,
+                    &self.metrics,
+                );
+            }
+            for sl in &mut rl.scope_logs {
+                received += sl.log_records.len() as u64;
+                sl.log_records.retain_mut(|rec| {
+                    if !rec.trace_id.is_empty() && rec.trace_id.len() != 16 {
+                        reasons.note("trace_id must be empty or 16 bytes");
+                        return false;
+                    }
+                    if !rec.span_id.is_empty() && rec.span_id.len() != 8 {
+                        reasons.note("span_id must be empty or 8 bytes");
+                        return false;
+                    }
+                    self.limits.apply_log(rec, &self.metrics);
+                    true
+                });
+            }
+            rl.scope_logs.retain(|sl| !sl.log_records.is_empty());
+        }
+        req.resource_logs.retain(|rl| !rl.scope_logs.is_empty());
+        let kept: u64 = req
+            .resource_logs
+            .iter()
+            .flat_map(|rl| &rl.scope_logs)
+            .map(|sl| sl.log_records.len() as u64)
+            .sum();
+        let rejected = received - kept;
+        counters.received.fetch_add(received, Relaxed);
+        counters.rejected.fetch_add(rejected, Relaxed);
+        if kept > 0 {
+            let _permit = self.budget.reserve(req.encoded_len())?;
+            self.store
+                .append_logs(req.resource_logs)
+                .await
+                .map_err(|e| store_error(e, &self.metrics))?;
+            counters.accepted.fetch_add(kept, Relaxed);
+        }
+        Ok(ExportLogsServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: rejected as i64,
+                error_message: reasons.message(),
+            }),
+        })
+    }
+
+    /// Metrics are decoded and counted, but there is no metrics store yet (its own issue): every
+    /// data point is answered as rejected, so no client believes they were kept.
+    pub async fn export_metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+        transport: Transport,
+    ) -> Result<ExportMetricsServiceResponse, ExportError> {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let mut points = 0u64;
+        for rm in &req.resource_metrics {
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    points += match &m.data {
+                        Some(Data::Gauge(g)) => g.data_points.len(),
+                        Some(Data::Sum(s)) => s.data_points.len(),
+                        Some(Data::Histogram(h)) => h.data_points.len(),
+                        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                        Some(Data::Summary(s)) => s.data_points.len(),
+                        None => 0,
+                    } as u64;
+                }
+            }
+        }
+        let counters = self.metrics.items(Signal::Metrics, transport);
+        counters.received.fetch_add(points, Relaxed);
+        counters.rejected.fetch_add(points, Relaxed);
+        Ok(ExportMetricsServiceResponse {
+            partial_success: (points > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: points as i64,
+                error_message:
+                    "metrics are not stored yet: this Sightline build has no metrics store".into(),
+            }),
+        })
+    }
+}
+
+fn store_error(e: crate::traces::StoreError, metrics: &Metrics) -> ExportError {
+    metrics.refused_requests.fetch_add(1, Relaxed);
+    ExportError::new(e.code(), e.to_string())
+}
+
+/// Distinct reasons for rejected items, for the partial-success message.
+#[derive(Default)]
+struct Reasons(Vec<&'static str>);
+
+impl Reasons {
+    fn note(&mut self, why: &'static str) {
+        if !self.0.contains(&why) {
+            self.0.push(why);
+        }
+    }
+
+    fn message(&self) -> String {
+        self.0.join("; ")
+    }
+}

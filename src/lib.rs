@@ -1,0 +1,42 @@
+//! # Sightline
+//!
+//! One process that replaces an OpenTelemetry Collector + Jaeger (and, as the other pieces land,
+//! Prometheus, Grafana, node-exporter, dcgm-exporter and Caddy) for teams running GPU services.
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML file, `SIGHTLINE_*` variables and flags -> a validated [`config::Config`].
+//! - [`app`]: wiring; binds the listeners, composes the routers, owns shutdown.
+//! - [`ingest`]: OTLP front doors. `ingest::grpc` (tonic) and `ingest::http` (axum) decode to
+//!   the same `Export*ServiceRequest` and call one export function per signal.
+//! - [`traces`]: the span and log store. SQLite (`traces.db`) holds zstd-compressed chunks of
+//!   OTLP data; Tantivy (`index/`) makes them searchable; dependency counts feed the service map.
+//! - [`api`]: query APIs: Jaeger-compatible (`/api/traces` ...) and log search (`/api/logs`).
+//! - [`telemetry`]: Sightline's own metrics at `/metrics`.
+//! - [`error`]: the one mapping from error kinds to HTTP and gRPC status codes.
+//!
+//! Not built yet (their own issues): the metrics store and PromQL, host and GPU samplers, the web
+//! UI, the reverse proxy and auth, forwarding upstream, span metrics.
+//!
+//! # One span's path
+//!
+//! 1. An SDK posts `ExportTraceServiceRequest` to `:4318/v1/traces` (or gRPC `:4317`).
+//! 2. `ingest::http` checks content type and size, inflates gzip with a cap, decodes on a
+//!    blocking thread, and calls `Ingest::export_traces`.
+//! 3. `export_traces` drops invalid spans (partial success), applies attribute limits, reserves
+//!    memory from the budget and sends the batch to the writer thread.
+//! 4. The writer (`traces::writer`) groups everything waiting into one SQLite transaction: chunks
+//!    of up to 1024 spans, new operations, dependency counts; it commits (WAL, fsync), registers the
+//!    chunks as pending for lookups by trace id, and only then acknowledges the export.
+//! 5. The indexer thread adds one Tantivy document per span and commits at least every second,
+//!    recording the highest chunk id it covers; on restart it catches up from SQLite.
+//! 6. `GET /api/traces/{id}` asks the index (plus pending chunks) which chunks hold the trace,
+//!    decodes them, and `api::jaeger` renders Jaeger's JSON.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod telemetry;
+pub mod traces;

@@ -1,0 +1,73 @@
+//! The `sightline` binary: flags -> config -> `app::run`, until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use sightline::config::{self, Overrides};
+
+/// Sightline: OTLP ingest, trace and log store, Jaeger-compatible query API, in one process.
+#[derive(Parser, Debug)]
+#[command(name = "sightline", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file (see config.example.toml); no file is needed to start.
+    #[arg(long, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the stores live [default: ./sightline-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Serve the main listener under this URL prefix, e.g. /observability.
+    #[arg(long, value_name = "PATH")]
+    base_path: Option<String>,
+    /// Main HTTP listener (UI, query APIs, OTLP/HTTP) [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// OTLP gRPC listener [default: 0.0.0.0:4317].
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc: Option<String>,
+    /// OTLP HTTP listener [default: 0.0.0.0:4318].
+    #[arg(long, value_name = "ADDR")]
+    otlp_http: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let flags = Overrides {
+        data_dir: cli.data_dir,
+        base_path: cli.base_path,
+        http: cli.http,
+        otlp_grpc: cli.otlp_grpc,
+        otlp_http: cli.otlp_http,
+    };
+    let (config, warnings) = match config::load(cli.config.as_deref(), std::env::vars(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sightline: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&config);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(sightline::app::run(config))
+}
+
+fn init_logging(config: &config::Config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,603 @@
+//! The search index (Tantivy): one document per span and per log record, pointing back at the
+//! SQLite chunk that stores it. SQLite is the source of truth; the index is rebuildable. One
+//! `IndexWriter` lives on the indexer thread and is committed on a timer; each commit carries the
+//! highest chunk id it covers (its payload, the watermark), so on start the index catches up from
+//! SQLite and a crash never loses searchability. Chunks stored but not yet committed here are kept
+//! in [`Pending`], so a trace can be fetched by id the moment it is acknowledged.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::logs::v1::LogsData;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use parking_lot::Mutex;
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
+};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
+use tantivy::{
+    DocAddress, DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, SegmentReader,
+    TantivyDocument, Term,
+};
+
+use super::model::{self, TagValue};
+use super::tagquery::{Cmp, Match, TagFilter};
+
+const KIND_SPAN: u64 = 1;
+const KIND_LOG: u64 = 2;
+/// Separates a tag key from its value inside one term.
+const SEP: char = '\u{1}';
+/// Writer memory; one thread keeps the indexer on one core.
+const WRITER_HEAP: usize = 64 << 20;
+
+#[derive(Clone, Copy)]
+pub struct Fields {
+    kind: Field,
+    chunk: Field,
+    ord: Field,
+    trace_id: Field,
+    service: Field,
+    operation: Field,
+    span_kind: Field,
+    start: Field,
+    duration: Field,
+    tag: Field,
+    num: Field,
+    text: Field,
+    severity: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        kind: b.add_u64_field("kind", INDEXED | FAST),
+        chunk: b.add_u64_field("chunk", INDEXED | FAST),
+        ord: b.add_u64_field("ord", FAST),
+        trace_id: b.add_text_field("trace_id", STRING | FAST),
+        service: b.add_text_field("service", STRING | FAST),
+        operation: b.add_text_field("operation", STRING),
+        span_kind: b.add_u64_field("span_kind", INDEXED),
+        start: b.add_u64_field("start", INDEXED | FAST),
+        duration: b.add_u64_field("duration", INDEXED | FAST),
+        tag: b.add_text_field("tag", STRING),
+        num: b.add_text_field("num", STRING),
+        text: b.add_text_field("text", TEXT),
+        severity: b.add_u64_field("severity", INDEXED | FAST),
+    };
+    (b.build(), fields)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("invalid search: {0}")]
+    BadQuery(String),
+}
+
+/// Chunks committed to SQLite but not yet to the index, with the trace ids each holds.
+#[derive(Default)]
+pub struct Pending {
+    chunks: Mutex<Vec<(i64, Arc<HashSet<[u8; 16]>>)>>,
+}
+
+impl Pending {
+    pub fn add(&self, chunk: i64, traces: Arc<HashSet<[u8; 16]>>) {
+        self.chunks.lock().push((chunk, traces));
+    }
+
+    pub fn chunks_with(&self, trace: &[u8; 16]) -> Vec<i64> {
+        self.chunks
+            .lock()
+            .iter()
+            .filter(|(_, t)| t.contains(trace))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    fn clear_through(&self, watermark: i64) {
+        self.chunks.lock().retain(|(c, _)| *c > watermark);
+    }
+
+    pub fn len(&self) -> usize {
+        self.chunks.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+/// What a trace search asks for; every part is optional but `limit`.
+#[derive(Debug, Default, Clone)]
+pub struct TraceSearch {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub span_kind: Option<i32>,
+    pub tags: Vec<TagFilter>,
+    pub start_us: Option<u64>,
+    pub end_us: Option<u64>,
+    pub min_duration_ns: Option<u64>,
+    pub max_duration_ns: Option<u64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LogSearch {
+    pub service: Option<String>,
+    pub text: Option<String>,
+    pub min_severity: Option<u64>,
+    pub trace_id: Option<[u8; 16]>,
+    pub tags: Vec<TagFilter>,
+    pub start_us: Option<u64>,
+    pub end_us: Option<u64>,
+    pub limit: usize,
+}
+
+impl SearchIndex {
+    pub fn open(dir: &Path) -> Result<(SearchIndex, IndexWriter), IndexError> {
+        std::fs::create_dir_all(dir).map_err(|e| tantivy::TantivyError::from(e))?;
+        let (schema, fields) = schema();
+        let mmap = MmapDirectory::open(dir)
+            .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
+        let index = Index::open_or_create(mmap, schema)?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        // Manual reload: the indexer reloads right after each commit, then drops the chunks it
+        // covered from `Pending`; a delayed reload would leave a window where neither has them.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok((
+            SearchIndex {
+                index,
+                reader,
+                fields,
+            },
+            writer,
+        ))
+    }
+
+    /// The highest chunk id the last commit covers (0 for a new index).
+    pub fn watermark(&self) -> i64 {
+        self.index
+            .load_metas()
+            .ok()
+            .and_then(|m| m.payload)
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+            .and_then(|v| v.get("watermark").and_then(|w| w.as_i64()))
+            .unwrap_or(0)
+    }
+
+    pub fn fields(&self) -> Fields {
+        self.fields
+    }
+
+    pub fn fields_chunk(&self) -> Field {
+        self.fields.chunk
+    }
+
+    /// Commits what the writer holds, recording `watermark`, and makes it visible to searches.
+    pub fn commit(
+        &self,
+        writer: &mut IndexWriter,
+        watermark: i64,
+        pending: &Pending,
+    ) -> Result<(), IndexError> {
+        let mut prepared = writer.prepare_commit()?;
+        prepared
+            .set_payload(&serde_json::json!({ "version": 1, "watermark": watermark }).to_string());
+        prepared.commit()?;
+        self.reader.reload()?;
+        pending.clear_through(watermark);
+        Ok(())
+    }
+
+    /// Chunk ids holding spans of `trace`, as far as the index knows.
+    pub fn chunks_for_trace(&self, trace: &[u8; 16]) -> Result<Vec<i64>, IndexError> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.trace_id, &hex::encode(trace)),
+            IndexRecordOption::Basic,
+        );
+        let set = self.reader.searcher().search(&q, &ChunkSet)?;
+        let mut v: Vec<i64> = set.into_iter().map(|c| c as i64).collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// Trace ids with at least one span matching every condition, newest first, at most `limit`.
+    pub fn search_traces(&self, s: &TraceSearch) -> Result<Vec<[u8; 16]>, IndexError> {
+        let f = self.fields;
+        let mut clauses = vec![term_u64(f.kind, KIND_SPAN)];
+        if let Some(svc) = &s.service {
+            clauses.push(term_text(f.service, svc));
+        }
+        if let Some(op) = &s.operation {
+            clauses.push(term_text(f.operation, op));
+        }
+        if let Some(k) = s.span_kind {
+            clauses.push(term_u64(f.span_kind, k as u64));
+        }
+        if let Some(r) = range_u64(f.start, s.start_us, s.end_us) {
+            clauses.push(r);
+        }
+        if let Some(r) = range_u64(f.duration, s.min_duration_ns, s.max_duration_ns) {
+            clauses.push(r);
+        }
+        let query = self.with_tags(clauses, &s.tags)?;
+        let searcher = self.reader.searcher();
+        let limit = s.limit.max(1);
+        let mut want = (limit * 8).max(256);
+        loop {
+            let top: Vec<(Option<u64>, DocAddress)> = searcher.search(
+                &query,
+                &TopDocs::with_limit(want).order_by_fast_field::<u64>("start", Order::Desc),
+            )?;
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            let mut columns: HashMap<u32, Option<StrColumn>> = HashMap::new();
+            for (_, addr) in &top {
+                let col = columns.entry(addr.segment_ord).or_insert_with(|| {
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .str("trace_id")
+                        .ok()
+                        .flatten()
+                });
+                let Some(col) = col else { continue };
+                let Some(ord) = col.term_ords(addr.doc_id).next() else {
+                    continue;
+                };
+                let mut hex_id = String::new();
+                if col.ord_to_str(ord, &mut hex_id).is_ok()
+                    && let Some(id) = model::parse_trace_id(&hex_id)
+                    && seen.insert(id)
+                {
+                    out.push(id);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if top.len() < want {
+                return Ok(out);
+            }
+            want *= 4;
+        }
+    }
+
+    /// Log records matching every condition, newest first: `(chunk, ordinal in chunk)`.
+    pub fn search_logs(&self, s: &LogSearch) -> Result<Vec<(i64, u64)>, IndexError> {
+        let f = self.fields;
+        let mut clauses = vec![term_u64(f.kind, KIND_LOG)];
+        if let Some(svc) = &s.service {
+            clauses.push(term_text(f.service, svc));
+        }
+        if let Some(t) = &s.trace_id {
+            clauses.push(term_text(f.trace_id, &hex::encode(t)));
+        }
+        if let Some(r) = range_u64(f.severity, s.min_severity, None) {
+            clauses.push(r);
+        }
+        if let Some(r) = range_u64(f.start, s.start_us, s.end_us) {
+            clauses.push(r);
+        }
+        if let Some(text) = s.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            let mut parser = QueryParser::for_index(&self.index, vec![f.text]);
+            parser.set_conjunction_by_default();
+            let q = parser
+                .parse_query(text)
+                .map_err(|e| IndexError::BadQuery(format!("text query: {e}")))?;
+            clauses.push(q);
+        }
+        let query = self.with_tags(clauses, &s.tags)?;
+        let searcher = self.reader.searcher();
+        let top: Vec<(Option<u64>, DocAddress)> = searcher.search(
+            &query,
+            &TopDocs::with_limit(s.limit.max(1)).order_by_fast_field::<u64>("start", Order::Desc),
+        )?;
+        let mut out = Vec::with_capacity(top.len());
+        let mut columns: HashMap<u32, (Column<u64>, Column<u64>)> = HashMap::new();
+        for (_, addr) in top {
+            if let std::collections::hash_map::Entry::Vacant(e) = columns.entry(addr.segment_ord) {
+                let ff = searcher.segment_reader(addr.segment_ord).fast_fields();
+                e.insert((ff.u64("chunk")?, ff.u64("ord")?));
+            }
+            let (chunk, ord) = &columns[&addr.segment_ord];
+            if let (Some(c), Some(o)) = (chunk.first(addr.doc_id), ord.first(addr.doc_id)) {
+                out.push((c as i64, o));
+            }
+        }
+        Ok(out)
+    }
+
+    fn with_tags(
+        &self,
+        mut must: Vec<Box<dyn Query>>,
+        tags: &[TagFilter],
+    ) -> Result<Box<dyn Query>, IndexError> {
+        let mut must_not: Vec<Box<dyn Query>> = Vec::new();
+        for t in tags {
+            let q = self.tag_query(t)?;
+            if t.negated {
+                must_not.push(q);
+            } else {
+                must.push(q);
+            }
+        }
+        if must.is_empty() {
+            must.push(Box::new(AllQuery));
+        }
+        let clauses = must
+            .into_iter()
+            .map(|q| (Occur::Must, q))
+            .chain(must_not.into_iter().map(|q| (Occur::MustNot, q)))
+            .collect();
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    fn tag_query(&self, t: &TagFilter) -> Result<Box<dyn Query>, IndexError> {
+        let f = self.fields;
+        let key = &t.key;
+        Ok(match &t.matcher {
+            Match::Exact(v) => term_text(f.tag, &format!("{key}{SEP}{v}")),
+            Match::Regex(re) => regex_query(f.tag, key, re)?,
+            Match::Exists => regex_query(f.tag, key, "(?s:.*)")?,
+            Match::Number(cmp, n) => {
+                let at = |x: f64| Term::from_field_text(f.num, &num_term(key, x));
+                let (lo, hi) = match cmp {
+                    Cmp::Gt => (Bound::Excluded(at(*n)), Bound::Included(at(f64::INFINITY))),
+                    Cmp::Ge => (Bound::Included(at(*n)), Bound::Included(at(f64::INFINITY))),
+                    Cmp::Lt => (
+                        Bound::Included(at(f64::NEG_INFINITY)),
+                        Bound::Excluded(at(*n)),
+                    ),
+                    Cmp::Le => (
+                        Bound::Included(at(f64::NEG_INFINITY)),
+                        Bound::Included(at(*n)),
+                    ),
+                };
+                Box::new(RangeQuery::new(lo, hi))
+            }
+        })
+    }
+}
+
+fn regex_query(field: Field, key: &str, re: &str) -> Result<Box<dyn Query>, IndexError> {
+    super::tagquery::check_regex(re).map_err(|e| IndexError::BadQuery(e.to_string()))?;
+    let pattern = format!("{}\\x01(?:{re})", regex::escape(key));
+    RegexQuery::from_pattern(&pattern, field)
+        .map(|q| Box::new(q) as Box<dyn Query>)
+        .map_err(|e| IndexError::BadQuery(format!("regular expression {re:?}: {e}")))
+}
+
+fn term_u64(field: Field, v: u64) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_u64(field, v),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn term_text(field: Field, v: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, v),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn range_u64(field: Field, lo: Option<u64>, hi: Option<u64>) -> Option<Box<dyn Query>> {
+    if lo.is_none() && hi.is_none() {
+        return None;
+    }
+    let b = |v: Option<u64>| match v {
+        Some(v) => Bound::Included(Term::from_field_u64(field, v)),
+        None => Bound::Unbounded,
+    };
+    Some(Box::new(RangeQuery::new(b(lo), b(hi))))
+}
+
+/// `key SEP hex(sortable bits)`: lexicographic order of the hex equals numeric order.
+fn num_term(key: &str, x: f64) -> String {
+    let bits = x.to_bits();
+    let sortable = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    format!("{key}{SEP}{sortable:016x}")
+}
+
+/// Collects the distinct `chunk` values of the matching documents.
+struct ChunkSet;
+
+struct ChunkSetSegment {
+    column: Column<u64>,
+    out: HashSet<u64>,
+}
+
+impl Collector for ChunkSet {
+    type Fruit = HashSet<u64>;
+    type Child = ChunkSetSegment;
+
+    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<ChunkSetSegment> {
+        Ok(ChunkSetSegment {
+            column: segment.fast_fields().u64("chunk")?,
+            out: HashSet::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashSet<u64>>) -> tantivy::Result<HashSet<u64>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for ChunkSetSegment {
+    type Fruit = HashSet<u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(c) = self.column.first(doc) {
+            self.out.insert(c);
+        }
+    }
+
+    fn harvest(self) -> HashSet<u64> {
+        self.out
+    }
+}
+
+/// Builds index documents; shared by the live indexer and the catch-up on start.
+pub struct DocBuilder {
+    pub fields: Fields,
+    pub max_value_len: usize,
+}
+
+impl DocBuilder {
+    fn add_tags(&self, doc: &mut TantivyDocument, tags: &[(String, TagValue)]) {
+        let f = self.fields;
+        for (k, v) in tags {
+            let text = v.as_text();
+            if text.len() <= self.max_value_len {
+                doc.add_text(f.tag, format!("{k}{SEP}{text}"));
+            }
+            if let Some(x) = v.as_f64().filter(|x| !x.is_nan()) {
+                doc.add_text(f.num, num_term(k, x));
+            }
+        }
+    }
+
+    pub fn add_spans(
+        &self,
+        writer: &IndexWriter,
+        chunk: i64,
+        data: &TracesData,
+    ) -> tantivy::Result<()> {
+        let f = self.fields;
+        let mut ord = 0u64;
+        for rs in &data.resource_spans {
+            let service = model::service_name(rs.resource.as_ref());
+            let process = model::process_tags(rs.resource.as_ref());
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    let mut doc = TantivyDocument::new();
+                    doc.add_u64(f.kind, KIND_SPAN);
+                    doc.add_u64(f.chunk, chunk as u64);
+                    doc.add_u64(f.ord, ord);
+                    ord += 1;
+                    doc.add_text(f.trace_id, hex::encode(&span.trace_id));
+                    doc.add_text(f.service, &service);
+                    doc.add_text(f.operation, &span.name);
+                    doc.add_text(f.text, &span.name);
+                    doc.add_u64(f.span_kind, span.kind.max(0) as u64);
+                    doc.add_u64(f.start, span.start_time_unix_nano / 1000);
+                    doc.add_u64(
+                        f.duration,
+                        span.end_time_unix_nano
+                            .saturating_sub(span.start_time_unix_nano),
+                    );
+                    self.add_tags(&mut doc, &model::span_tags(ss.scope.as_ref(), span));
+                    self.add_tags(&mut doc, &process);
+                    for ev in &span.events {
+                        let tags: Vec<_> = model::attributes(&ev.attributes)
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect();
+                        self.add_tags(&mut doc, &tags);
+                    }
+                    writer.add_document(doc)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add_logs(
+        &self,
+        writer: &IndexWriter,
+        chunk: i64,
+        data: &LogsData,
+    ) -> tantivy::Result<()> {
+        let f = self.fields;
+        let mut ord = 0u64;
+        for rl in &data.resource_logs {
+            let service = model::service_name(rl.resource.as_ref());
+            let process = model::process_tags(rl.resource.as_ref());
+            for sl in &rl.scope_logs {
+                for rec in &sl.log_records {
+                    let mut doc = TantivyDocument::new();
+                    doc.add_u64(f.kind, KIND_LOG);
+                    doc.add_u64(f.chunk, chunk as u64);
+                    doc.add_u64(f.ord, ord);
+                    ord += 1;
+                    if !rec.trace_id.is_empty() {
+                        doc.add_text(f.trace_id, hex::encode(&rec.trace_id));
+                    }
+                    doc.add_text(f.service, &service);
+                    let time = if rec.time_unix_nano != 0 {
+                        rec.time_unix_nano
+                    } else {
+                        rec.observed_time_unix_nano
+                    };
+                    doc.add_u64(f.start, time / 1000);
+                    doc.add_u64(f.severity, rec.severity_number.max(0) as u64);
+                    if let Some(body) = &rec.body {
+                        doc.add_text(f.text, model::any_to_text(body));
+                    }
+                    let mut tags: Vec<_> = model::attributes(&rec.attributes)
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                    if !rec.severity_text.is_empty() {
+                        tags.push(("severity".into(), TagValue::Str(rec.severity_text.clone())));
+                    }
+                    self.add_tags(&mut doc, &tags);
+                    self.add_tags(&mut doc, &process);
+                    writer.add_document(doc)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete_chunk(&self, writer: &IndexWriter, chunk: i64) {
+        writer.delete_term(Term::from_field_u64(self.fields.chunk, chunk as u64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_terms_sort_like_numbers() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e9,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-9,
+            3.0,
+            500.0,
+            1e300,
+            f64::INFINITY,
+        ];
+        let terms: Vec<String> = xs.iter().map(|x| num_term("k", *x)).collect();
+        let mut sorted = terms.clone();
+        sorted.sort();
+        assert_eq!(terms, sorted);
+    }
+}

@@ -1,0 +1,535 @@
+//! The span and log store: SQLite (`traces.db`) is the source of truth, Tantivy (`index/`) makes
+//! it searchable, and the service map comes from dependency counts kept at ingest.
+//!
+//! Owns: the writer thread (group commit, retention), the indexer thread (timer commits, catch-up
+//! on start), reads (traces by id, searches, services, operations, dependencies, logs). Does not
+//! own: decoding OTLP (that is `ingest`), or shaping answers for a protocol (that is `api`).
+
+pub mod chunk;
+pub mod db;
+pub mod deps;
+pub mod index;
+pub mod model;
+pub mod tagquery;
+pub mod writer;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, TracesData};
+use tokio::sync::oneshot;
+
+use crate::config::TracesConfig;
+use crate::error::ErrorCode;
+use crate::telemetry::Metrics;
+use index::{DocBuilder, Pending, SearchIndex};
+pub use index::{LogSearch, TraceSearch};
+use writer::{RetentionPolicy, WriteOp, Writer};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("disk full: the trace store cannot take writes until space is freed")]
+    DiskFull,
+    #[error("trace store unavailable: {0}")]
+    Unavailable(String),
+    #[error("trace store read failed: {0}")]
+    Read(String),
+    #[error("{0}")]
+    BadQuery(String),
+}
+
+impl StoreError {
+    fn from_sqlite(e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+            _ => StoreError::Unavailable(e.to_string()),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::DiskFull | StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::Read(_) => ErrorCode::Internal,
+            StoreError::BadQuery(_) => ErrorCode::BadRequest,
+        }
+    }
+}
+
+impl From<index::IndexError> for StoreError {
+    fn from(e: index::IndexError) -> Self {
+        match e {
+            index::IndexError::BadQuery(m) => StoreError::BadQuery(m),
+            other => StoreError::Read(other.to_string()),
+        }
+    }
+}
+
+/// Work for the indexer thread.
+pub enum IndexOp {
+    Spans { chunk: i64, data: Arc<TracesData> },
+    Logs { chunk: i64, data: Arc<LogsData> },
+    Delete(Vec<i64>),
+}
+
+/// One stored span with the resource and scope it came with.
+#[derive(Debug, Clone)]
+pub struct StoredSpan {
+    pub resource: Arc<Option<Resource>>,
+    pub scope: Arc<Option<InstrumentationScope>>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredLog {
+    pub resource: Arc<Option<Resource>>,
+    pub scope: Arc<Option<InstrumentationScope>>,
+    pub record: LogRecord,
+}
+
+struct Inner {
+    writer_tx: parking_lot::Mutex<Option<Sender<WriteOp>>>,
+    reads: db::ReadPool,
+    index: SearchIndex,
+    pending: Arc<Pending>,
+}
+
+/// The handle the rest of the program holds; cheap to clone.
+#[derive(Clone)]
+pub struct TraceStore {
+    inner: Arc<Inner>,
+}
+
+/// Threads to join at shutdown, after the last [`TraceStore`] handle stopped writing.
+pub struct StoreThreads {
+    writer: std::thread::JoinHandle<()>,
+    indexer: std::thread::JoinHandle<()>,
+}
+
+impl StoreThreads {
+    pub fn join(self) {
+        let _ = self.writer.join();
+        let _ = self.indexer.join();
+    }
+}
+
+impl TraceStore {
+    /// Opens (or creates) the stores under `data_dir`, brings the index up to date with SQLite,
+    /// and starts the writer and indexer threads.
+    pub fn open(
+        data_dir: &std::path::Path,
+        cfg: &TracesConfig,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(TraceStore, StoreThreads)> {
+        std::fs::create_dir_all(data_dir)?;
+        let db_path = data_dir.join("traces.db");
+        let index_path = data_dir.join("index");
+        let conn = db::open_writer(&db_path)?;
+        let (search, mut index_writer) = SearchIndex::open(&index_path)?;
+        let builder = DocBuilder {
+            fields: search.fields(),
+            max_value_len: cfg.max_indexed_value_length,
+        };
+        let pending = Arc::new(Pending::default());
+        let watermark = catch_up(&conn, &search, &mut index_writer, &builder, &pending)?;
+        let known_ops = {
+            let mut stmt = conn.prepare("SELECT service, name, kind FROM operations")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<HashSet<_>>>()?
+        };
+        let (writer_tx, writer_rx) = std::sync::mpsc::channel();
+        let (index_tx, index_rx) = std::sync::mpsc::channel();
+        let writer = Writer {
+            conn,
+            rx: writer_rx,
+            index_tx,
+            pending: pending.clone(),
+            metrics: metrics.clone(),
+            retention: RetentionPolicy {
+                max_age: cfg.retention,
+                max_bytes: cfg.max_size_bytes,
+                every: Duration::from_secs(30),
+                db_path: db_path.clone(),
+                index_path: index_path.clone(),
+            },
+            deps: Default::default(),
+            known_ops,
+        };
+        let inner = Arc::new(Inner {
+            writer_tx: parking_lot::Mutex::new(Some(writer_tx)),
+            reads: db::ReadPool::new(db_path),
+            index: search,
+            pending: pending.clone(),
+        });
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run())?;
+        let idx_inner = inner.clone();
+        let interval = cfg.index_commit_interval;
+        let indexer = std::thread::Builder::new()
+            .name("store-indexer".into())
+            .spawn(move || {
+                run_indexer(
+                    &idx_inner.index,
+                    index_writer,
+                    builder,
+                    index_rx,
+                    &idx_inner.pending,
+                    watermark,
+                    interval,
+                    &metrics,
+                )
+            })?;
+        Ok((TraceStore { inner }, StoreThreads { writer, indexer }))
+    }
+
+    /// Stops accepting writes; the writer drains what it has and the threads finish.
+    pub fn close(&self) {
+        self.inner.writer_tx.lock().take();
+    }
+
+    async fn submit(
+        &self,
+        op: WriteOp,
+        rx: oneshot::Receiver<Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        {
+            let guard = self.inner.writer_tx.lock();
+            let tx = guard
+                .as_ref()
+                .ok_or_else(|| StoreError::Unavailable("shutting down".into()))?;
+            tx.send(op)
+                .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+        }
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Stores spans; returns once they are durable.
+    pub async fn append_spans(&self, data: Vec<ResourceSpans>) -> Result<(), StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.submit(WriteOp::Spans { data, ack }, rx).await
+    }
+
+    /// Stores log records; returns once they are durable.
+    pub async fn append_logs(&self, data: Vec<ResourceLogs>) -> Result<(), StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.submit(WriteOp::Logs { data, ack }, rx).await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Read(e.to_string()))?
+    }
+
+    pub async fn services(&self) -> Result<Vec<String>, StoreError> {
+        self.blocking(|inner| {
+            inner
+                .reads
+                .with(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT DISTINCT service FROM operations ORDER BY service",
+                    )?;
+                    stmt.query_map([], |r| r.get(0))?.collect()
+                })
+                .map_err(read_err)
+        })
+        .await
+    }
+
+    /// `(name, kind)` of every operation of `service`, optionally of one kind.
+    pub async fn operations(
+        &self,
+        service: String,
+        kind: Option<i32>,
+    ) -> Result<Vec<(String, i32)>, StoreError> {
+        self.blocking(move |inner| {
+            inner
+                .reads
+                .with(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT name, kind FROM operations WHERE service = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY name, kind",
+                    )?;
+                    stmt.query_map(rusqlite::params![service, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .map_err(read_err)
+        })
+        .await
+    }
+
+    /// Every stored span of a trace, in storage order; empty if the trace is unknown.
+    pub async fn trace(&self, id: [u8; 16]) -> Result<Vec<StoredSpan>, StoreError> {
+        self.blocking(move |inner| inner.trace(&id)).await
+    }
+
+    /// Whole traces for a search, newest first.
+    pub async fn find_traces(
+        &self,
+        search: TraceSearch,
+    ) -> Result<Vec<Vec<StoredSpan>>, StoreError> {
+        self.blocking(move |inner| {
+            let ids = inner.index.search_traces(&search)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let spans = inner.trace(&id)?;
+                if !spans.is_empty() {
+                    out.push(spans);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// `(parent, child, calls)` for calls whose child span started in `[start_ns, end_ns]`.
+    pub async fn dependencies(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.blocking(move |inner| {
+            inner
+                .reads
+                .with(|c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT parent, child, SUM(calls) FROM dependency_calls
+                         WHERE minute >= ?1 AND minute <= ?2 GROUP BY parent, child ORDER BY parent, child",
+                    )?;
+                    stmt.query_map(
+                        [(start_ns / 60_000_000_000) as i64, (end_ns / 60_000_000_000) as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)),
+                    )?
+                    .collect()
+                })
+                .map_err(read_err)
+        })
+        .await
+    }
+
+    pub async fn find_logs(&self, search: LogSearch) -> Result<Vec<StoredLog>, StoreError> {
+        self.blocking(move |inner| {
+            let hits = inner.index.search_logs(&search)?;
+            let mut chunks: Vec<i64> = hits.iter().map(|(c, _)| *c).collect();
+            chunks.sort_unstable();
+            chunks.dedup();
+            let mut decoded = std::collections::HashMap::new();
+            for (id, blob) in inner.load_chunks(&chunks)? {
+                let data =
+                    chunk::decode_logs(&blob).map_err(|e| StoreError::Read(e.to_string()))?;
+                let mut flat = Vec::new();
+                for rl in data.resource_logs {
+                    let resource = Arc::new(rl.resource);
+                    for sl in rl.scope_logs {
+                        let scope = Arc::new(sl.scope);
+                        for record in sl.log_records {
+                            flat.push(StoredLog {
+                                resource: resource.clone(),
+                                scope: scope.clone(),
+                                record,
+                            });
+                        }
+                    }
+                }
+                decoded.insert(id, flat);
+            }
+            Ok(hits
+                .into_iter()
+                .filter_map(|(c, ord)| decoded.get(&c).and_then(|v| v.get(ord as usize)).cloned())
+                .collect())
+        })
+        .await
+    }
+
+    /// Whether the stores are open and taking writes.
+    pub fn ready(&self) -> bool {
+        self.inner.writer_tx.lock().is_some()
+    }
+}
+
+fn read_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Read(e.to_string())
+}
+
+impl Inner {
+    fn load_chunks(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.reads
+            .with(|c| {
+                let mut stmt = c.prepare_cached("SELECT data FROM chunks WHERE id = ?1")?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(blob) = stmt
+                        .query_row([id], |r| r.get::<_, Vec<u8>>(0))
+                        .map(Some)
+                        .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })? {
+                        out.push((*id, blob));
+                    }
+                }
+                Ok(out)
+            })
+            .map_err(read_err)
+    }
+
+    fn trace(&self, id: &[u8; 16]) -> Result<Vec<StoredSpan>, StoreError> {
+        let mut chunks = self.index.chunks_for_trace(id)?;
+        chunks.extend(self.pending.chunks_with(id));
+        chunks.sort_unstable();
+        chunks.dedup();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for (_, blob) in self.load_chunks(&chunks)? {
+            let data = chunk::decode_spans(&blob).map_err(|e| StoreError::Read(e.to_string()))?;
+            for rs in data.resource_spans {
+                let resource = Arc::new(rs.resource);
+                for ss in rs.scope_spans {
+                    let scope = Arc::new(ss.scope);
+                    for span in ss.spans {
+                        // A retried export may store a span twice; show it once.
+                        if span.trace_id.as_slice() == id && seen.insert(span.span_id.clone()) {
+                            out.push(StoredSpan {
+                                resource: resource.clone(),
+                                scope: scope.clone(),
+                                span,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Indexes every chunk SQLite has past the index's watermark; returns the new watermark.
+fn catch_up(
+    conn: &rusqlite::Connection,
+    search: &SearchIndex,
+    writer: &mut tantivy::IndexWriter,
+    builder: &DocBuilder,
+    pending: &Pending,
+) -> anyhow::Result<i64> {
+    let mut watermark = search.watermark();
+    let started = Instant::now();
+    let mut n = 0;
+    // Retention may have deleted chunks the index still lists (a crash between the two).
+    let min_id: Option<i64> = conn.query_row("SELECT MIN(id) FROM chunks", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare("SELECT id, signal, data FROM chunks WHERE id > ?1 ORDER BY id")?;
+    let mut rows = stmt.query([watermark])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let signal: i64 = row.get(1)?;
+        let blob: Vec<u8> = row.get(2)?;
+        match chunk::Signal::from_i64(signal) {
+            Some(chunk::Signal::Spans) => match chunk::decode_spans(&blob) {
+                Ok(d) => builder.add_spans(writer, id, &d)?,
+                Err(e) => tracing::error!(chunk = id, error = %e, "unreadable span chunk skipped"),
+            },
+            Some(chunk::Signal::Logs) => match chunk::decode_logs(&blob) {
+                Ok(d) => builder.add_logs(writer, id, &d)?,
+                Err(e) => tracing::error!(chunk = id, error = %e, "unreadable log chunk skipped"),
+            },
+            None => tracing::error!(chunk = id, signal, "chunk of unknown signal skipped"),
+        }
+        watermark = id;
+        n += 1;
+    }
+    if let Some(min_id) = min_id {
+        let q = tantivy::query::RangeQuery::new(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Excluded(tantivy::Term::from_field_u64(
+                search.fields_chunk(),
+                min_id as u64,
+            )),
+        );
+        writer.delete_query(Box::new(q))?;
+    }
+    search.commit(writer, watermark, pending)?;
+    if n > 0 {
+        tracing::info!(
+            chunks = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "search index caught up with the store"
+        );
+    }
+    Ok(watermark)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_indexer(
+    search: &SearchIndex,
+    mut writer: tantivy::IndexWriter,
+    builder: DocBuilder,
+    rx: Receiver<IndexOp>,
+    pending: &Pending,
+    mut watermark: i64,
+    interval: Duration,
+    metrics: &Metrics,
+) {
+    let mut dirty = false;
+    let mut last_commit = Instant::now();
+    loop {
+        let wait = interval.saturating_sub(last_commit.elapsed());
+        let op = rx.recv_timeout(wait);
+        let stop = matches!(op, Err(RecvTimeoutError::Disconnected));
+        match op {
+            Ok(IndexOp::Spans { chunk, data }) => {
+                if let Err(e) = builder.add_spans(&writer, chunk, &data) {
+                    tracing::error!(chunk, error = %e, "indexing spans failed");
+                }
+                watermark = watermark.max(chunk);
+                dirty = true;
+            }
+            Ok(IndexOp::Logs { chunk, data }) => {
+                if let Err(e) = builder.add_logs(&writer, chunk, &data) {
+                    tracing::error!(chunk, error = %e, "indexing logs failed");
+                }
+                watermark = watermark.max(chunk);
+                dirty = true;
+            }
+            Ok(IndexOp::Delete(chunks)) => {
+                for c in chunks {
+                    builder.delete_chunk(&writer, c);
+                }
+                dirty = true;
+            }
+            Err(_) => {}
+        }
+        metrics
+            .index_lag_chunks
+            .store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if dirty && (stop || last_commit.elapsed() >= interval) {
+            if let Err(e) = search.commit(&mut writer, watermark, pending) {
+                tracing::error!(error = %e, "search index commit failed");
+            }
+            dirty = false;
+            last_commit = Instant::now();
+        } else if last_commit.elapsed() >= interval {
+            last_commit = Instant::now();
+        }
+        if stop {
+            break;
+        }
+    }
+    if let Err(e) = writer.wait_merging_threads() {
+        tracing::warn!(error = %e, "search index merge did not finish");
+    }
+    tracing::info!("search indexer stopped");
+}
+
+/// Paths of the stores under a data directory.
+pub fn paths(data_dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    (data_dir.join("traces.db"), data_dir.join("index"))
+}
