@@ -1,0 +1,251 @@
+//! Helpers shared by the integration tests: an in-process server on ephemeral ports, a spawned
+//! `sightline` binary for crash tests, and polling for the (at most one second behind) index.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sightline::app::Running;
+use sightline::config::Config;
+
+pub struct Server {
+    pub running: Option<Running>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, |_| {}).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
+        let mut cfg = Config::for_data_dir(dir.path());
+        cfg.traces.index_commit_interval = Duration::from_millis(200);
+        tweak(&mut cfg);
+        let running = sightline::app::start(cfg).await.unwrap();
+        Server {
+            running: Some(running),
+            dir,
+        }
+    }
+
+    fn r(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://{}{}", self.r().http, path)
+    }
+
+    pub fn otlp_http(&self, path: &str) -> String {
+        format!("http://{}{}", self.r().otlp_http, path)
+    }
+
+    pub fn otlp_grpc(&self) -> String {
+        format!("http://{}", self.r().otlp_grpc)
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.running.take().unwrap().stop().await.unwrap();
+        self.dir
+    }
+}
+
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let resp = reqwest::get(url).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
+    (status, v)
+}
+
+/// Polls `url` until `ok` holds for its JSON (the index commits on a timer), or panics after 10 s.
+pub async fn wait_json(url: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = get_json(url).await;
+        if ok(&v) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting on {url}; last answer: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn data_len(v: &Value) -> usize {
+    v["data"].as_array().map_or(0, Vec::len)
+}
+
+/// Trace ids in a Jaeger `/api/traces` answer, sorted.
+pub fn trace_ids(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `sightline` binary as a child process, for tests that kill it.
+pub struct Child {
+    pub child: std::process::Child,
+    pub http: u16,
+    pub otlp_http: u16,
+    pub otlp_grpc: u16,
+}
+
+impl Child {
+    pub fn spawn(data_dir: &std::path::Path) -> Child {
+        let (http, otlp_http, otlp_grpc) = (free_port(), free_port(), free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http}"))
+            .arg("--otlp-http")
+            .arg(format!("127.0.0.1:{otlp_http}"))
+            .arg("--otlp-grpc")
+            .arg(format!("127.0.0.1:{otlp_grpc}"))
+            .env("SIGHTLINE_TRACES_INDEX_COMMIT_INTERVAL", "200ms")
+            .env("SIGHTLINE_LOG_LEVEL", "warn")
+            .spawn()
+            .unwrap();
+        let c = Child {
+            child,
+            http,
+            otlp_http,
+            otlp_grpc,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+            assert!(Instant::now() < deadline, "sightline did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http, path)
+    }
+
+    pub fn otlp_http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.otlp_http, path)
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub mod build {
+    //! Hand-built OTLP requests with known ids and times.
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    pub fn kv(k: &str, v: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    pub fn s(v: &str) -> any_value::Value {
+        any_value::Value::StringValue(v.into())
+    }
+
+    pub fn i(v: i64) -> any_value::Value {
+        any_value::Value::IntValue(v)
+    }
+
+    pub fn now_ns() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    }
+
+    pub fn trace_id(n: u64, salt: u64) -> Vec<u8> {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(salt | 1 << 63).to_be_bytes());
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        id.to_vec()
+    }
+
+    pub fn span_id(n: u64) -> Vec<u8> {
+        (n | 1 << 62).to_be_bytes().to_vec()
+    }
+
+    pub fn span(
+        trace: &[u8],
+        id: u64,
+        parent: Option<u64>,
+        name: &str,
+        start: u64,
+        dur_ns: u64,
+    ) -> Span {
+        Span {
+            trace_id: trace.to_vec(),
+            span_id: span_id(id),
+            parent_span_id: parent.map(span_id).unwrap_or_default(),
+            name: name.into(),
+            kind: 2,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + dur_ns,
+            ..Default::default()
+        }
+    }
+
+    pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", s(service))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+}
+
+/// Posts a protobuf export and returns the status.
+pub async fn post_proto(url: &str, req: &impl prost::Message) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
