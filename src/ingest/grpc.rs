@@ -90,22 +90,37 @@ impl LogsService for Otlp {
     }
 }
 
-/// tonic reports an oversized message as `OUT_OF_RANGE`; the gRPC spec (and OTLP clients' retry
-/// logic) expect `RESOURCE_EXHAUSTED`, so the status is rewritten on the way out.
-fn resource_exhausted_for_oversize(
+/// tonic answers a message over the size limit with `OUT_OF_RANGE` and undecodable protobuf with
+/// `INTERNAL`; the gRPC spec and OTLP clients' retry logic expect `RESOURCE_EXHAUSTED` and
+/// `INVALID_ARGUMENT` for those (neither is a server fault), so the status is rewritten on the
+/// way out. Only statuses whose message tonic itself wrote are touched.
+fn client_fault_statuses(
     mut resp: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
-    let oversize = resp.headers().get("grpc-status").is_some_and(|v| v == "11")
-        && resp
-            .headers()
-            .get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
-    if oversize {
-        resp.headers_mut().insert(
-            "grpc-status",
-            http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
-        );
+    let status = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok());
+    let message = resp
+        .headers()
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let fixed = match status {
+        Some("11") if message.contains("too%20large") || message.contains("too large") => {
+            Some(tonic::Code::ResourceExhausted)
+        }
+        Some("13")
+            if message.contains("failed%20to%20decode%20Protobuf")
+                || message.contains("failed to decode Protobuf") =>
+        {
+            Some(tonic::Code::InvalidArgument)
+        }
+        _ => None,
+    };
+    if let Some(code) = fixed {
+        resp.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from(code as i32));
     }
     resp
 }
@@ -119,9 +134,7 @@ pub async fn serve(
     let limit = ingest.max_grpc_message_bytes;
     let svc = Otlp(ingest);
     tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            resource_exhausted_for_oversize,
-        ))
+        .layer(tower::util::MapResponseLayer::new(client_fault_statuses))
         .add_service(
             TraceServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)

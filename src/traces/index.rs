@@ -206,10 +206,13 @@ impl SearchIndex {
 
     /// Chunk ids holding spans of `trace`, as far as the index knows.
     pub fn chunks_for_trace(&self, trace: &[u8; 16]) -> Result<Vec<i64>, IndexError> {
-        let q = TermQuery::new(
-            Term::from_field_text(self.fields.trace_id, &hex::encode(trace)),
-            IndexRecordOption::Basic,
-        );
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, term_u64(self.fields.kind, KIND_SPAN)),
+            (
+                Occur::Must,
+                term_text(self.fields.trace_id, &hex::encode(trace)),
+            ),
+        ]);
         let set = self.reader.searcher().search(&q, &ChunkSet)?;
         let mut v: Vec<i64> = set.into_iter().map(|c| c as i64).collect();
         v.sort_unstable();

@@ -110,6 +110,11 @@ pub struct Child {
 
 impl Child {
     pub fn spawn(data_dir: &std::path::Path) -> Child {
+        Self::spawn_with(data_dir, &[])
+    }
+
+    /// Spawns with extra environment variables (they win over the test defaults).
+    pub fn spawn_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Child {
         let (http, otlp_http, otlp_grpc) = (free_port(), free_port(), free_port());
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
             .arg("--data-dir")
@@ -122,6 +127,7 @@ impl Child {
             .arg(format!("127.0.0.1:{otlp_grpc}"))
             .env("SIGHTLINE_TRACES_INDEX_COMMIT_INTERVAL", "200ms")
             .env("SIGHTLINE_LOG_LEVEL", "warn")
+            .envs(env.iter().copied())
             .spawn()
             .unwrap();
         let c = Child {
