@@ -119,6 +119,7 @@ impl Ingest {
         counters.received.fetch_add(received, Relaxed);
         counters.rejected.fetch_add(rejected, Relaxed);
         if kept > 0 {
+            self.check_index_lag()?;
             let _permit = self.budget.reserve(req.encoded_len())?;
             self.store
                 .append_spans(req.resource_spans)
@@ -178,6 +179,7 @@ impl Ingest {
         counters.received.fetch_add(received, Relaxed);
         counters.rejected.fetch_add(rejected, Relaxed);
         if kept > 0 {
+            self.check_index_lag()?;
             let _permit = self.budget.reserve(req.encoded_len())?;
             self.store
                 .append_logs(req.resource_logs)
@@ -191,6 +193,20 @@ impl Ingest {
                 error_message: reasons.message(),
             }),
         })
+    }
+
+    /// Refuses (retryably) while the search index is far behind the store, so a flood cannot
+    /// leave what was acknowledged unsearchable for long.
+    fn check_index_lag(&self) -> Result<(), ExportError> {
+        let lag = self.store.index_lag_chunks();
+        if lag > crate::traces::MAX_INDEX_LAG_CHUNKS {
+            self.metrics.refused_requests.fetch_add(1, Relaxed);
+            return Err(ExportError::new(
+                ErrorCode::Overloaded,
+                format!("search index is {lag} chunks behind the store: retry later"),
+            ));
+        }
+        Ok(())
     }
 
     /// Metrics are decoded and counted, but there is no metrics store yet (its own issue): every

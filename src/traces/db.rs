@@ -36,6 +36,15 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(c)
+}
+
 /// Read-only connections, opened on demand and reused.
 pub struct ReadPool {
     path: PathBuf,
@@ -50,6 +59,10 @@ impl ReadPool {
         }
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Runs `f` with a read connection; call from a blocking thread.
     pub fn with<T>(
         &self,
@@ -57,14 +70,7 @@ impl ReadPool {
     ) -> rusqlite::Result<T> {
         let conn = match self.idle.lock().pop() {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(std::time::Duration::from_secs(10))?;
-                c
-            }
+            None => open_reader(&self.path)?,
         };
         let out = f(&conn);
         let mut idle = self.idle.lock();

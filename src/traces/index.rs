@@ -80,14 +80,17 @@ pub enum IndexError {
     BadQuery(String),
 }
 
+/// Trace ids found in one chunk.
+pub type TraceSet = Arc<HashSet<[u8; 16]>>;
+
 /// Chunks committed to SQLite but not yet to the index, with the trace ids each holds.
 #[derive(Default)]
 pub struct Pending {
-    chunks: Mutex<Vec<(i64, Arc<HashSet<[u8; 16]>>)>>,
+    chunks: Mutex<Vec<(i64, TraceSet)>>,
 }
 
 impl Pending {
-    pub fn add(&self, chunk: i64, traces: Arc<HashSet<[u8; 16]>>) {
+    pub fn add(&self, chunk: i64, traces: TraceSet) {
         self.chunks.lock().push((chunk, traces));
     }
 
@@ -147,7 +150,7 @@ pub struct LogSearch {
 
 impl SearchIndex {
     pub fn open(dir: &Path) -> Result<(SearchIndex, IndexWriter), IndexError> {
-        std::fs::create_dir_all(dir).map_err(|e| tantivy::TantivyError::from(e))?;
+        std::fs::create_dir_all(dir).map_err(tantivy::TantivyError::from)?;
         let (schema, fields) = schema();
         let mmap = MmapDirectory::open(dir)
             .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;

@@ -20,9 +20,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, TracesData};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use tokio::sync::oneshot;
 
 use crate::config::TracesConfig;
@@ -70,12 +70,15 @@ impl From<index::IndexError> for StoreError {
     }
 }
 
-/// Work for the indexer thread.
+/// Work for the indexer thread besides new chunks, which it reads from SQLite itself.
 pub enum IndexOp {
-    Spans { chunk: i64, data: Arc<TracesData> },
-    Logs { chunk: i64, data: Arc<LogsData> },
+    /// Chunks retention deleted from SQLite.
     Delete(Vec<i64>),
 }
+
+/// Chunks stored but not yet searchable past which exports are refused with a retryable error
+/// (about two seconds of data at full speed): the index must stay close behind the store.
+pub const MAX_INDEX_LAG_CHUNKS: usize = 128;
 
 /// One stored span with the resource and scope it came with.
 #[derive(Debug, Clone)]
@@ -143,6 +146,7 @@ impl TraceStore {
                 .collect::<rusqlite::Result<HashSet<_>>>()?
         };
         let (writer_tx, writer_rx) = std::sync::mpsc::channel();
+        // Only retention's deletions travel here; new chunks are read from SQLite by the indexer.
         let (index_tx, index_rx) = std::sync::mpsc::channel();
         let writer = Writer {
             conn,
@@ -171,10 +175,12 @@ impl TraceStore {
             .spawn(move || writer.run())?;
         let idx_inner = inner.clone();
         let interval = cfg.index_commit_interval;
+        let index_conn = db::open_reader(&idx_inner.reads_path())?;
         let indexer = std::thread::Builder::new()
             .name("store-indexer".into())
             .spawn(move || {
                 run_indexer(
+                    index_conn,
                     &idx_inner.index,
                     index_writer,
                     builder,
@@ -355,6 +361,11 @@ impl TraceStore {
     pub fn ready(&self) -> bool {
         self.inner.writer_tx.lock().is_some()
     }
+
+    /// Stored chunks not yet searchable.
+    pub fn index_lag_chunks(&self) -> usize {
+        self.inner.pending.len()
+    }
 }
 
 fn read_err(e: rusqlite::Error) -> StoreError {
@@ -362,6 +373,10 @@ fn read_err(e: rusqlite::Error) -> StoreError {
 }
 
 impl Inner {
+    fn reads_path(&self) -> PathBuf {
+        self.reads.path().to_path_buf()
+    }
+
     fn load_chunks(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         self.reads
             .with(|c| {
@@ -413,7 +428,49 @@ impl Inner {
     }
 }
 
-/// Indexes every chunk SQLite has past the index's watermark; returns the new watermark.
+/// Indexes chunks SQLite has past `after`, in id order, until none is left or `until` passes;
+/// returns the id of the last chunk indexed (or `after`).
+fn index_new_chunks(
+    conn: &rusqlite::Connection,
+    writer: &tantivy::IndexWriter,
+    builder: &DocBuilder,
+    mut after: i64,
+    until: Option<Instant>,
+) -> anyhow::Result<i64> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, signal, data FROM chunks WHERE id > ?1 ORDER BY id LIMIT 16")?;
+    loop {
+        let rows: Vec<(i64, i64, Vec<u8>)> = stmt
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            return Ok(after);
+        }
+        for (id, signal, blob) in rows {
+            match chunk::Signal::from_i64(signal) {
+                Some(chunk::Signal::Spans) => match chunk::decode_spans(&blob) {
+                    Ok(d) => builder.add_spans(writer, id, &d)?,
+                    Err(e) => {
+                        tracing::error!(chunk = id, error = %e, "unreadable span chunk not indexed")
+                    }
+                },
+                Some(chunk::Signal::Logs) => match chunk::decode_logs(&blob) {
+                    Ok(d) => builder.add_logs(writer, id, &d)?,
+                    Err(e) => {
+                        tracing::error!(chunk = id, error = %e, "unreadable log chunk not indexed")
+                    }
+                },
+                None => tracing::error!(chunk = id, signal, "chunk of unknown signal not indexed"),
+            }
+            after = id;
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Ok(after);
+        }
+    }
+}
+
+/// Brings the index up to date with SQLite before anything is served; returns the watermark.
 fn catch_up(
     conn: &rusqlite::Connection,
     search: &SearchIndex,
@@ -421,31 +478,11 @@ fn catch_up(
     builder: &DocBuilder,
     pending: &Pending,
 ) -> anyhow::Result<i64> {
-    let mut watermark = search.watermark();
     let started = Instant::now();
-    let mut n = 0;
+    let from = search.watermark();
+    let watermark = index_new_chunks(conn, writer, builder, from, None)?;
     // Retention may have deleted chunks the index still lists (a crash between the two).
     let min_id: Option<i64> = conn.query_row("SELECT MIN(id) FROM chunks", [], |r| r.get(0))?;
-    let mut stmt = conn.prepare("SELECT id, signal, data FROM chunks WHERE id > ?1 ORDER BY id")?;
-    let mut rows = stmt.query([watermark])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let signal: i64 = row.get(1)?;
-        let blob: Vec<u8> = row.get(2)?;
-        match chunk::Signal::from_i64(signal) {
-            Some(chunk::Signal::Spans) => match chunk::decode_spans(&blob) {
-                Ok(d) => builder.add_spans(writer, id, &d)?,
-                Err(e) => tracing::error!(chunk = id, error = %e, "unreadable span chunk skipped"),
-            },
-            Some(chunk::Signal::Logs) => match chunk::decode_logs(&blob) {
-                Ok(d) => builder.add_logs(writer, id, &d)?,
-                Err(e) => tracing::error!(chunk = id, error = %e, "unreadable log chunk skipped"),
-            },
-            None => tracing::error!(chunk = id, signal, "chunk of unknown signal skipped"),
-        }
-        watermark = id;
-        n += 1;
-    }
     if let Some(min_id) = min_id {
         let q = tantivy::query::RangeQuery::new(
             std::ops::Bound::Unbounded,
@@ -457,9 +494,9 @@ fn catch_up(
         writer.delete_query(Box::new(q))?;
     }
     search.commit(writer, watermark, pending)?;
-    if n > 0 {
+    if watermark > from {
         tracing::info!(
-            chunks = n,
+            chunks = watermark - from,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "search index caught up with the store"
         );
@@ -467,8 +504,11 @@ fn catch_up(
     Ok(watermark)
 }
 
+/// The indexer thread: tails SQLite for new chunks, applies retention's deletions, and commits
+/// at most `interval` apart. Ends (after a last commit) when the writer has stopped.
 #[allow(clippy::too_many_arguments)]
 fn run_indexer(
+    conn: rusqlite::Connection,
     search: &SearchIndex,
     mut writer: tantivy::IndexWriter,
     builder: DocBuilder,
@@ -478,38 +518,29 @@ fn run_indexer(
     interval: Duration,
     metrics: &Metrics,
 ) {
+    let poll = interval.min(Duration::from_millis(50));
     let mut dirty = false;
     let mut last_commit = Instant::now();
     loop {
-        let wait = interval.saturating_sub(last_commit.elapsed());
-        let op = rx.recv_timeout(wait);
-        let stop = matches!(op, Err(RecvTimeoutError::Disconnected));
-        match op {
-            Ok(IndexOp::Spans { chunk, data }) => {
-                if let Err(e) = builder.add_spans(&writer, chunk, &data) {
-                    tracing::error!(chunk, error = %e, "indexing spans failed");
-                }
-                watermark = watermark.max(chunk);
-                dirty = true;
-            }
-            Ok(IndexOp::Logs { chunk, data }) => {
-                if let Err(e) = builder.add_logs(&writer, chunk, &data) {
-                    tracing::error!(chunk, error = %e, "indexing logs failed");
-                }
-                watermark = watermark.max(chunk);
-                dirty = true;
-            }
+        let stop = match rx.recv_timeout(poll) {
             Ok(IndexOp::Delete(chunks)) => {
                 for c in chunks {
                     builder.delete_chunk(&writer, c);
                 }
                 dirty = true;
+                false
             }
-            Err(_) => {}
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let until = (!stop).then(|| last_commit + interval);
+        match index_new_chunks(&conn, &writer, &builder, watermark, until) {
+            Ok(w) => {
+                dirty |= w != watermark;
+                watermark = w;
+            }
+            Err(e) => tracing::error!(error = %e, "indexing new chunks failed"),
         }
-        metrics
-            .index_lag_chunks
-            .store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if dirty && (stop || last_commit.elapsed() >= interval) {
             if let Err(e) = search.commit(&mut writer, watermark, pending) {
                 tracing::error!(error = %e, "search index commit failed");
@@ -519,6 +550,9 @@ fn run_indexer(
         } else if last_commit.elapsed() >= interval {
             last_commit = Instant::now();
         }
+        metrics
+            .index_lag_chunks
+            .store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if stop {
             break;
         }

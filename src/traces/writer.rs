@@ -1,9 +1,10 @@
 //! The writer thread: owns the one SQLite write connection and commits in groups. Every export
 //! waiting when a commit starts rides in it (group commit); each export is answered only after
 //! the transaction holding it is durable (WAL fsync), so an acknowledged span or log record
-//! survives `kill -9`. After the commit it hands the data to the indexer and registers the new
-//! chunks as pending, so they can be fetched by trace id at once. Retention also runs here, between
-//! groups, so no second connection competes for the write lock.
+//! survives `kill -9`. After the commit it registers the new chunks as pending, so they can be
+//! fetched by trace id at once; the indexer picks them up from SQLite on its own, so a slow index
+//! commit never delays an acknowledgement. Retention also runs here, between groups, so no second
+//! connection competes for the write lock.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -65,7 +66,6 @@ struct NewChunk {
     items: usize,
     blob: Vec<u8>,
     traces: HashSet<[u8; 16]>,
-    index: IndexOp,
 }
 
 impl Writer {
@@ -132,15 +132,7 @@ impl Writer {
                     self.known_ops.insert(key);
                 }
                 for (id, c) in ids.into_iter().zip(chunks) {
-                    if !c.traces.is_empty() {
-                        self.pending.add(id, Arc::new(c.traces));
-                    }
-                    let op = match c.index {
-                        IndexOp::Spans { data, .. } => IndexOp::Spans { chunk: id, data },
-                        IndexOp::Logs { data, .. } => IndexOp::Logs { chunk: id, data },
-                        other => other,
-                    };
-                    let _ = self.index_tx.send(op);
+                    self.pending.add(id, Arc::new(c.traces));
                 }
                 self.metrics.observe_commit(started.elapsed().as_secs_f64());
                 for ack in acks {
@@ -205,10 +197,6 @@ impl Writer {
             items,
             blob,
             traces,
-            index: IndexOp::Spans {
-                chunk: 0,
-                data: Arc::new(data),
-            },
         }
     }
 
@@ -363,10 +351,6 @@ fn log_chunk(resource_logs: Vec<ResourceLogs>) -> NewChunk {
         items,
         blob: chunk::encode_logs(&data),
         traces: HashSet::new(),
-        index: IndexOp::Logs {
-            chunk: 0,
-            data: Arc::new(data),
-        },
     }
 }
 

@@ -1,0 +1,443 @@
+//! Ingest and query benchmark (not a test): `cargo bench --bench ingest -- [--seconds N]
+//! [--concurrency N] [--spans N] [--queries N]`.
+//!
+//! Starts Sightline in-process on a temp directory and posts OTLP/HTTP protobuf batches of 512
+//! realistic spans (10-20 attributes each, traces of 16 spans across 8 services) from
+//! `--concurrency` clients. Each request is answered only after its spans are committed (durable
+//! acknowledgement). Reports sustained spans/s, acknowledgement latency percentiles, bytes per
+//! span on disk (SQLite + index, after a clean shutdown), and peak RSS of the whole process (server
+//! and load generator together). Then, with the store at `--spans` spans (ingesting more if the
+//! timed run did not reach it), measures trace-by-id and tag-search latency.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
+use prost::Message;
+use sightline::config::Config;
+
+const BATCH: usize = 512;
+const TRACE_LEN: usize = 16;
+const SERVICES: [&str; 8] = [
+    "frontend",
+    "cart",
+    "checkout",
+    "payment",
+    "inventory",
+    "search",
+    "recommender",
+    "gpu-worker",
+];
+const ROUTES: [&str; 12] = [
+    "/api/cart",
+    "/api/checkout",
+    "/api/products/{id}",
+    "/api/search",
+    "/api/recommend",
+    "/api/orders/{id}",
+    "/api/payment/charge",
+    "/api/inventory/reserve",
+    "/healthz",
+    "/api/users/{id}",
+    "/api/infer",
+    "/api/embed",
+];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+fn s(v: impl Into<String>) -> any_value::Value {
+    any_value::Value::StringValue(v.into())
+}
+fn i(v: i64) -> any_value::Value {
+    any_value::Value::IntValue(v)
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// One export of `BATCH` spans in `BATCH / TRACE_LEN` traces; returns the body and one trace id.
+fn batch(rng: &mut Rng) -> (Vec<u8>, [u8; 16]) {
+    let t0 = now_ns();
+    let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
+    let mut sample = [0u8; 16];
+    for t in 0..BATCH / TRACE_LEN {
+        let mut tid = [0u8; 16];
+        tid[..8].copy_from_slice(&rng.next().to_be_bytes());
+        tid[8..].copy_from_slice(&rng.next().to_be_bytes());
+        if t == 0 {
+            sample = tid;
+        }
+        let mut ids = Vec::with_capacity(TRACE_LEN);
+        for k in 0..TRACE_LEN {
+            let sid = rng.next() | 1;
+            ids.push(sid);
+            let parent = if k == 0 { None } else { Some(ids[(k - 1) / 2]) };
+            let svc = if k == 0 {
+                0
+            } else {
+                rng.below(SERVICES.len() as u64) as usize
+            };
+            let route = ROUTES[rng.below(ROUTES.len() as u64) as usize];
+            let status = [200, 200, 200, 200, 201, 204, 404, 500][rng.below(8) as usize];
+            let start = t0 + (k as u64) * 1_000_000;
+            let dur = 200_000 + rng.below(50_000_000);
+            let mut attrs = vec![
+                kv(
+                    "http.request.method",
+                    s(["GET", "POST", "PUT", "DELETE"][rng.below(4) as usize]),
+                ),
+                kv("http.route", s(route)),
+                kv(
+                    "url.path",
+                    s(route.replace("{id}", &rng.below(100_000).to_string())),
+                ),
+                kv("http.response.status_code", i(status)),
+                kv(
+                    "server.address",
+                    s(format!("{}.svc.cluster.local", SERVICES[svc])),
+                ),
+                kv("server.port", i(8080)),
+                kv("network.protocol.version", s("1.1")),
+                kv(
+                    "client.address",
+                    s(format!("10.0.{}.{}", rng.below(8), rng.below(255))),
+                ),
+                kv(
+                    "user_agent.original",
+                    s("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0"),
+                ),
+                kv("customer.id", s(format!("cust-{}", rng.below(50_000)))),
+                kv(
+                    "tenant",
+                    s(["acme", "globex", "initech", "umbrella"][rng.below(4) as usize]),
+                ),
+            ];
+            let extra = rng.below(10);
+            for e in 0..extra {
+                attrs.push(kv(
+                    &format!("app.attr_{e}"),
+                    s(format!("value-{}", rng.below(1000))),
+                ));
+            }
+            if svc == 4 {
+                attrs.push(kv("db.system", s("postgresql")));
+                attrs.push(kv(
+                    "db.statement",
+                    s("SELECT id, sku, qty FROM inventory WHERE sku = $1 FOR UPDATE"),
+                ));
+            }
+            let mut span = Span {
+                trace_id: tid.to_vec(),
+                span_id: sid.to_be_bytes().to_vec(),
+                parent_span_id: parent.map(|p| p.to_be_bytes().to_vec()).unwrap_or_default(),
+                name: format!("{} {}", if k == 0 { "GET" } else { "POST" }, route),
+                kind: if k % 2 == 0 { 2 } else { 3 },
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + dur,
+                attributes: attrs,
+                ..Default::default()
+            };
+            if status >= 500 {
+                span.status = Some(Status {
+                    code: 2,
+                    message: "upstream failed".into(),
+                });
+                span.events.push(Event {
+                    time_unix_nano: start + dur / 2,
+                    name: "exception".into(),
+                    attributes: vec![
+                        kv("exception.type", s("TimeoutError")),
+                        kv("exception.message", s("deadline exceeded after 30s")),
+                    ],
+                    ..Default::default()
+                });
+            }
+            by_service[svc].push(span);
+        }
+    }
+    let req = ExportTraceServiceRequest {
+        resource_spans: by_service
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(svc, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", s(SERVICES[svc])),
+                        kv("service.version", s("1.4.2")),
+                        kv("host.name", s(format!("node-{}", svc % 3))),
+                        kv(
+                            "k8s.pod.name",
+                            s(format!("{}-7d9f8b-x{}", SERVICES[svc], svc)),
+                        ),
+                        kv("telemetry.sdk.language", s("python")),
+                        kv("telemetry.sdk.version", s("1.45.2")),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    (req.encode_to_vec(), sample)
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|p| args.get(p + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        m.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+struct Load {
+    spans: AtomicU64,
+    refused: AtomicU64,
+    samples: parking_lot::Mutex<Vec<[u8; 16]>>,
+    latencies: parking_lot::Mutex<Vec<f64>>,
+}
+
+async fn drive(
+    url: String,
+    concurrency: u64,
+    deadline: Option<Instant>,
+    span_target: u64,
+    load: Arc<Load>,
+    seed: u64,
+) {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let (client, url, load) = (client.clone(), url.clone(), load.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed * 1000 + c + 1));
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d)
+                    || load.spans.load(Ordering::Relaxed) >= span_target
+                {
+                    break;
+                }
+                let (body, sample) = batch(&mut rng);
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let _ = r.bytes().await;
+                if status != 200 {
+                    load.refused.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                load.latencies
+                    .lock()
+                    .push(t.elapsed().as_secs_f64() * 1000.0);
+                load.spans.fetch_add(BATCH as u64, Ordering::Relaxed);
+                let mut samples = load.samples.lock();
+                if samples.len() < 100_000 {
+                    samples.push(sample);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let seconds = arg("--seconds", 30);
+    let concurrency = arg("--concurrency", 8);
+    let query_spans = arg("--spans", 1_000_000);
+    let queries = arg("--queries", 200);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::for_data_dir(dir.path());
+    let server = sightline::app::start(cfg.clone()).await.unwrap();
+    let url = format!("http://{}/v1/traces", server.otlp_http);
+    println!(
+        "# sightline ingest benchmark: {seconds}s, {concurrency} clients, batches of {BATCH} spans"
+    );
+
+    let load = Arc::new(Load {
+        spans: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        samples: Default::default(),
+        latencies: Default::default(),
+    });
+    let started = Instant::now();
+    drive(
+        url.clone(),
+        concurrency,
+        Some(started + Duration::from_secs(seconds)),
+        u64::MAX,
+        load.clone(),
+        1,
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let spans = load.spans.load(Ordering::Relaxed);
+    let mut lat = load.latencies.lock().clone();
+    lat.sort_by(f64::total_cmp);
+    println!("ingest_spans_per_second {:.0}", spans as f64 / elapsed);
+    println!("ingest_spans_total {spans}");
+    println!(
+        "refused_requests_429 {} (retried after 50 ms)",
+        load.refused.load(Ordering::Relaxed)
+    );
+    println!(
+        "ack_latency_ms p50 {:.1} p99 {:.1} max {:.1}",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    println!("peak_rss_mb_server_and_client {:.0}", vm_hwm_mb());
+
+    // Reach the query size if needed (not timed).
+    if spans < query_spans {
+        println!("# ingesting up to {query_spans} spans for the query measurements ...");
+        drive(url.clone(), concurrency, None, query_spans, load.clone(), 2).await;
+    }
+    let stored = load.spans.load(Ordering::Relaxed);
+    server.stop().await.unwrap();
+    let db = std::fs::metadata(dir.path().join("traces.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let index = dir_size(&dir.path().join("index"));
+    println!("stored_spans {stored}");
+    println!(
+        "disk_bytes_per_span {:.1} (sqlite {:.1} + index {:.1})",
+        (db + index) as f64 / stored as f64,
+        db as f64 / stored as f64,
+        index as f64 / stored as f64
+    );
+
+    // Queries against the reopened store, as after a restart.
+    let server = sightline::app::start(cfg).await.unwrap();
+    let api = format!("http://{}", server.http);
+    let client = reqwest::Client::new();
+    let samples = load.samples.lock().clone();
+    let mut rng = Rng(42);
+    let mut by_id = Vec::new();
+    for _ in 0..queries {
+        let id = samples[rng.below(samples.len() as u64) as usize];
+        let t = Instant::now();
+        let r = client
+            .get(format!("{api}/api/traces/{}", hex_id(&id)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await.unwrap();
+        by_id.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(body.len() > 100);
+    }
+    by_id.sort_by(f64::total_cmp);
+    println!(
+        "trace_by_id_ms p50 {:.1} p99 {:.1} (n={queries}, {stored} spans stored)",
+        pct(&by_id, 0.5),
+        pct(&by_id, 0.99)
+    );
+    let searches = [
+        "service=checkout&tags=http.response.status_code%3D500&limit=20",
+        "service=payment&tags=tenant%3Dacme%20http.request.method%3DPOST&limit=20",
+        "service=frontend&minDuration=40ms&limit=20",
+        "service=inventory&tags=customer.id%3Dcust-123&limit=20",
+        "service=search&tags=http.response.status_code%3E%3D404&limit=20",
+    ];
+    let mut tag = Vec::new();
+    for k in 0..queries {
+        let q = searches[k as usize % searches.len()];
+        let t = Instant::now();
+        let r = client
+            .get(format!("{api}/api/traces?{q}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await.unwrap();
+        tag.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    tag.sort_by(f64::total_cmp);
+    println!(
+        "tag_search_ms p50 {:.1} p99 {:.1} (n={queries}, limit 20, whole traces returned)",
+        pct(&tag, 0.5),
+        pct(&tag, 0.99)
+    );
+    server.stop().await.unwrap();
+}
+
+fn hex_id(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
