@@ -63,6 +63,7 @@ pub struct TracesConfig {
     pub retention: Duration,
     pub max_size_bytes: u64,
     pub index_commit_interval: Duration,
+    pub retention_check_interval: Duration,
     pub max_indexed_value_length: usize,
 }
 
@@ -330,6 +331,20 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
                 size("traces.max_size", &raw.traces.max_size)?,
             )?,
             index_commit_interval: interval,
+            retention_check_interval: {
+                let d = duration(
+                    "traces.retention_check_interval",
+                    &raw.traces.retention_check_interval,
+                )?;
+                if d.is_zero() {
+                    return Err(invalid(
+                        "traces.retention_check_interval",
+                        &raw.traces.retention_check_interval,
+                        "expected a duration greater than zero",
+                    ));
+                }
+                d
+            },
             max_indexed_value_length: raw.traces.max_indexed_value_length as usize,
         },
         log_level: raw.log.level.clone(),

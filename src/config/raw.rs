@@ -47,6 +47,8 @@ pub struct RawTraces {
     pub max_size: SizeOrString,
     /// How often the search index is committed (at most this far behind the store).
     pub index_commit_interval: String,
+    /// How often retention looks for data to delete.
+    pub retention_check_interval: String,
     /// Attribute values longer than this are stored but not indexed for search.
     pub max_indexed_value_length: u64,
 }
@@ -109,6 +111,7 @@ impl Default for RawTraces {
             retention: "7d".into(),
             max_size: SizeOrString::Text("10GiB".into()),
             index_commit_interval: "1s".into(),
+            retention_check_interval: "30s".into(),
             max_indexed_value_length: 256,
         }
     }

@@ -36,8 +36,8 @@ pub struct RpcStatus {
     pub message: String,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Format {
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Format {
     Protobuf,
     Json,
 }
@@ -203,6 +203,24 @@ pub fn inflate(compressed: &[u8], cap: usize) -> Result<Vec<u8>, ExportError> {
         ));
     }
     Ok(out)
+}
+
+/// The whole untrusted-bytes path of an OTLP/HTTP body: inflate (capped) if gzip, then decode.
+/// Never panics; every failure is a 400 or 413 [`ExportError`] (the fuzz targets call this).
+pub fn decode_body<Req: Message + Default + DeserializeOwned>(
+    format: Format,
+    gzip: bool,
+    body: &[u8],
+    cap: usize,
+) -> Result<Req, ExportError> {
+    if body.len() > cap {
+        return Err(ExportError::new(ErrorCode::PayloadTooLarge, too_large(cap)));
+    }
+    if gzip {
+        decode(format, &inflate(body, cap)?)
+    } else {
+        decode(format, body)
+    }
 }
 
 fn decode<Req: Message + Default + DeserializeOwned>(

@@ -157,7 +157,7 @@ impl TraceStore {
             retention: RetentionPolicy {
                 max_age: cfg.retention,
                 max_bytes: cfg.max_size_bytes,
-                every: Duration::from_secs(30),
+                every: cfg.retention_check_interval,
                 db_path: db_path.clone(),
                 index_path: index_path.clone(),
             },

@@ -20,6 +20,10 @@ impl Server {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Server {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("sightline=info")
+            .with_test_writer()
+            .try_init();
         let mut cfg = Config::for_data_dir(dir.path());
         cfg.traces.index_commit_interval = Duration::from_millis(200);
         tweak(&mut cfg);
