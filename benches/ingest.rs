@@ -1,12 +1,12 @@
 //! Ingest and query benchmark (not a test): `cargo bench --bench ingest -- [--seconds N]
 //! [--concurrency N] [--spans N] [--queries N]`.
 //!
-//! Starts Sightline in-process on a temp directory and posts OTLP/HTTP protobuf batches of 512
+//! Starts Sightline on a temp directory (or `--data-dir DIR`, kept for query-only reruns) and posts OTLP/HTTP protobuf batches of 512
 //! realistic spans (10-20 attributes each, traces of 16 spans across 8 services) from
 //! `--concurrency` clients. Each request is answered only after its spans are committed (durable
-//! acknowledgement). Reports sustained spans/s, acknowledgement latency percentiles, bytes per
-//! span on disk (SQLite + index, after a clean shutdown), and peak RSS of the whole process (server
-//! and load generator together). Then, with the store at `--spans` spans (ingesting more if the
+//! acknowledgement). The server is the `sightline` release binary in its own process. Reports
+//! sustained spans/s, acknowledgement latency percentiles, bytes per span on disk (SQLite + index,
+//! after a clean shutdown), and the server's peak RSS. Then, with the store at `--spans` spans (ingesting more if the
 //! timed run did not reach it), measures trace-by-id and tag-search latency.
 
 use std::sync::Arc;
@@ -18,7 +18,96 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 use prost::Message;
-use sightline::config::Config;
+
+/// The `sightline` binary in its own process, so its memory is measured alone.
+struct Server {
+    child: std::process::Child,
+    http: String,
+    otlp_http: String,
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    fn start(dir: &std::path::Path) -> Server {
+        let (h, o, g) = (port(), port(), port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "--http",
+                &format!("127.0.0.1:{h}"),
+                "--otlp-http",
+                &format!("127.0.0.1:{o}"),
+                "--otlp-grpc",
+                &format!("127.0.0.1:{g}"),
+            ])
+            .env("SIGHTLINE_LOG_LEVEL", "warn")
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while std::net::TcpStream::connect(("127.0.0.1", h)).is_err() {
+            assert!(Instant::now() < deadline, "sightline did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            child,
+            http: format!("127.0.0.1:{h}"),
+            otlp_http: format!("127.0.0.1:{o}"),
+        }
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        vm_hwm_mb(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    /// Samples anonymous (heap) and file-backed (mmap'd index, page cache) RSS every 250 ms;
+    /// returns the handle whose result is the peaks in MB.
+    fn watch_rss(
+        &self,
+    ) -> (
+        Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<(f64, f64)>,
+    ) {
+        let path = format!("/proc/{}/status", self.child.id());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut anon, mut file) = (0f64, 0f64);
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    let kb = |key: &str| {
+                        text.lines()
+                            .find(|l| l.starts_with(key))
+                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                            .unwrap_or(0.0)
+                    };
+                    anon = anon.max(kb("RssAnon:") / 1024.0);
+                    file = file.max(kb("RssFile:") / 1024.0);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (anon, file)
+        });
+        (stop, handle)
+    }
+
+    /// SIGTERM, then wait: the server commits everything before it exits.
+    fn stop(mut self) {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "sightline exited with {status:?}");
+    }
+}
 
 const BATCH: usize = 512;
 const TRACE_LEN: usize = 16;
@@ -221,8 +310,8 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+fn vm_hwm_mb(path: &str) -> f64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -322,9 +411,43 @@ async fn main() {
     let concurrency = arg("--concurrency", 8);
     let query_spans = arg("--spans", 1_000_000);
     let queries = arg("--queries", 200);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = Config::for_data_dir(dir.path());
-    let server = sightline::app::start(cfg.clone()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    let keep = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .and_then(|p| args.get(p + 1))
+        .map(std::path::PathBuf::from);
+    let dir_path = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let samples_file = dir_path.join("bench-samples.txt");
+    if let Some(samples) = std::fs::read_to_string(&samples_file)
+        .ok()
+        .filter(|_| keep.is_some())
+    {
+        // A kept store from an earlier run: measure queries only.
+        let ids: Vec<[u8; 16]> = samples
+            .lines()
+            .filter_map(|l| {
+                let mut id = [0u8; 16];
+                (l.len() == 32).then(|| {
+                    for (k, b) in id.iter_mut().enumerate() {
+                        *b = u8::from_str_radix(&l[2 * k..2 * k + 2], 16).unwrap();
+                    }
+                    id
+                })
+            })
+            .collect();
+        let stored = std::fs::read_to_string(dir_path.join("bench-spans.txt"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        println!("# reusing {} ({stored} spans stored)", dir_path.display());
+        queries_phase(&dir_path, ids, stored, queries).await;
+        return;
+    }
+    let server = Server::start(&dir_path);
+    let (watch_stop, watch) = server.watch_rss();
     let url = format!("http://{}/v1/traces", server.otlp_http);
     println!(
         "# sightline ingest benchmark: {seconds}s, {concurrency} clients, batches of {BATCH} spans"
@@ -362,7 +485,7 @@ async fn main() {
         pct(&lat, 0.99),
         pct(&lat, 1.0)
     );
-    println!("peak_rss_mb_server_and_client {:.0}", vm_hwm_mb());
+    println!("peak_rss_mb_server {:.0}", server.peak_rss_mb());
 
     // Reach the query size if needed (not timed).
     if spans < query_spans {
@@ -370,11 +493,17 @@ async fn main() {
         drive(url.clone(), concurrency, None, query_spans, load.clone(), 2).await;
     }
     let stored = load.spans.load(Ordering::Relaxed);
-    server.stop().await.unwrap();
-    let db = std::fs::metadata(dir.path().join("traces.db"))
+    println!("peak_rss_mb_server_after_fill {:.0}", server.peak_rss_mb());
+    watch_stop.store(true, Ordering::Relaxed);
+    let (anon, file) = watch.join().unwrap();
+    println!(
+        "peak_rss_mb_server_sampled anon {anon:.0} file {file:.0} (file = mmap'd index and other file pages)"
+    );
+    server.stop();
+    let db = std::fs::metadata(dir_path.join("traces.db"))
         .map(|m| m.len())
         .unwrap_or(0);
-    let index = dir_size(&dir.path().join("index"));
+    let index = dir_size(&dir_path.join("index"));
     println!("stored_spans {stored}");
     println!(
         "disk_bytes_per_span {:.1} (sqlite {:.1} + index {:.1})",
@@ -383,11 +512,20 @@ async fn main() {
         index as f64 / stored as f64
     );
 
-    // Queries against the reopened store, as after a restart.
-    let server = sightline::app::start(cfg).await.unwrap();
+    let samples = load.samples.lock().clone();
+    if keep.is_some() {
+        let text: String = samples.iter().map(|id| hex_id(id) + "\n").collect();
+        std::fs::write(&samples_file, text).unwrap();
+        std::fs::write(dir_path.join("bench-spans.txt"), stored.to_string()).unwrap();
+    }
+    queries_phase(&dir_path, samples, stored, queries).await;
+}
+
+/// Trace-by-id and tag-search latency against the reopened store, as after a restart.
+async fn queries_phase(dir: &std::path::Path, samples: Vec<[u8; 16]>, stored: u64, queries: u64) {
+    let server = Server::start(dir);
     let api = format!("http://{}", server.http);
     let client = reqwest::Client::new();
-    let samples = load.samples.lock().clone();
     let mut rng = Rng(42);
     let mut by_id = Vec::new();
     for _ in 0..queries {
@@ -435,7 +573,8 @@ async fn main() {
         pct(&tag, 0.5),
         pct(&tag, 0.99)
     );
-    server.stop().await.unwrap();
+    println!("peak_rss_mb_server_queries {:.0}", server.peak_rss_mb());
+    server.stop();
 }
 
 fn hex_id(id: &[u8; 16]) -> String {

@@ -432,5 +432,29 @@ async fn over_the_memory_budget_is_429_with_retry_after() {
     }
     assert!(ok >= 1 && throttled >= 1, "ok {ok}, throttled {throttled}");
     still_serving(&url, 31).await;
+
+    // gRPC: UNAVAILABLE with a RetryInfo detail.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (endpoint, body) = (server.otlp_grpc(), body.clone());
+        tasks.push(tokio::spawn(async move { grpc_raw(&endpoint, body).await }));
+    }
+    let (mut ok, mut throttled) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                use tonic_types::StatusExt;
+                let retry = status.get_details_retry_info().expect("RetryInfo detail");
+                assert_eq!(retry.retry_delay, Some(Duration::from_secs(1)));
+                throttled += 1;
+            }
+        }
+    }
+    assert!(
+        ok >= 1 && throttled >= 1,
+        "grpc: ok {ok}, throttled {throttled}"
+    );
     server.stop().await;
 }

@@ -187,6 +187,22 @@ impl SearchIndex {
         self.fields
     }
 
+    /// Live documents over all documents (deleted ones included until merged); 1 when empty.
+    pub fn live_fraction(&self) -> f64 {
+        let searcher = self.reader.searcher();
+        let (live, all) = searcher
+            .segment_readers()
+            .iter()
+            .fold((0u64, 0u64), |(l, a), s| {
+                (l + u64::from(s.num_docs()), a + u64::from(s.max_doc()))
+            });
+        if all == 0 {
+            1.0
+        } else {
+            live as f64 / all as f64
+        }
+    }
+
     pub fn fields_chunk(&self) -> Field {
         self.fields.chunk
     }

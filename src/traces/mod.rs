@@ -98,7 +98,7 @@ pub struct StoredLog {
 struct Inner {
     writer_tx: parking_lot::Mutex<Option<Sender<WriteOp>>>,
     reads: db::ReadPool,
-    index: SearchIndex,
+    index: Arc<SearchIndex>,
     pending: Arc<Pending>,
 }
 
@@ -134,6 +134,7 @@ impl TraceStore {
         let index_path = data_dir.join("index");
         let conn = db::open_writer(&db_path)?;
         let (search, mut index_writer) = SearchIndex::open(&index_path)?;
+        let search = Arc::new(search);
         let builder = DocBuilder {
             fields: search.fields(),
             max_value_len: cfg.max_indexed_value_length,
@@ -163,6 +164,7 @@ impl TraceStore {
             },
             deps: Default::default(),
             known_ops,
+            index: search.clone(),
         };
         let inner = Arc::new(Inner {
             writer_tx: parking_lot::Mutex::new(Some(writer_tx)),
@@ -286,14 +288,11 @@ impl TraceStore {
     ) -> Result<Vec<Vec<StoredSpan>>, StoreError> {
         self.blocking(move |inner| {
             let ids = inner.index.search_traces(&search)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let spans = inner.trace(&id)?;
-                if !spans.is_empty() {
-                    out.push(spans);
-                }
-            }
-            Ok(out)
+            Ok(inner
+                .traces(&ids)?
+                .into_iter()
+                .filter(|spans| !spans.is_empty())
+                .collect())
         })
         .await
     }
@@ -399,12 +398,26 @@ impl Inner {
     }
 
     fn trace(&self, id: &[u8; 16]) -> Result<Vec<StoredSpan>, StoreError> {
-        let mut chunks = self.index.chunks_for_trace(id)?;
-        chunks.extend(self.pending.chunks_with(id));
+        Ok(self.traces(&[*id])?.pop().unwrap_or_default())
+    }
+
+    /// The stored spans of each trace in `ids` (same order; empty where unknown). Each chunk
+    /// is read and decoded once, however many of the traces it holds.
+    fn traces(&self, ids: &[[u8; 16]]) -> Result<Vec<Vec<StoredSpan>>, StoreError> {
+        let mut chunks = Vec::new();
+        for id in ids {
+            chunks.extend(self.index.chunks_for_trace(id)?);
+            chunks.extend(self.pending.chunks_with(id));
+        }
         chunks.sort_unstable();
         chunks.dedup();
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
+        let slot: std::collections::HashMap<&[u8], usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_slice(), i))
+            .collect();
+        let mut out: Vec<Vec<StoredSpan>> = vec![Vec::new(); ids.len()];
+        let mut seen: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); ids.len()];
         for (_, blob) in self.load_chunks(&chunks)? {
             let data = chunk::decode_spans(&blob).map_err(|e| StoreError::Read(e.to_string()))?;
             for rs in data.resource_spans {
@@ -412,9 +425,12 @@ impl Inner {
                 for ss in rs.scope_spans {
                     let scope = Arc::new(ss.scope);
                     for span in ss.spans {
+                        let Some(&i) = slot.get(span.trace_id.as_slice()) else {
+                            continue;
+                        };
                         // A retried export may store a span twice; show it once.
-                        if span.trace_id.as_slice() == id && seen.insert(span.span_id.clone()) {
-                            out.push(StoredSpan {
+                        if seen[i].insert(span.span_id.clone()) {
+                            out[i].push(StoredSpan {
                                 resource: resource.clone(),
                                 scope: scope.clone(),
                                 span,

@@ -56,6 +56,8 @@ pub struct Writer {
     pub retention: RetentionPolicy,
     pub deps: DependencyTracker,
     pub known_ops: HashSet<(String, String, i32)>,
+    /// Read only to count the live share of the index's bytes for size retention.
+    pub index: Arc<super::index::SearchIndex>,
 }
 
 /// A chunk ready to insert.
@@ -246,6 +248,9 @@ impl Writer {
         let r = &self.retention;
         let db_bytes = super::db::disk_bytes(&r.db_path);
         let index_bytes = dir_bytes(&r.index_path);
+        // Deleted documents keep their bytes until Tantivy merges their segments; counting them
+        // would make one pass over the limit delete everything. Count the live share only.
+        let index_live_bytes = (index_bytes as f64 * self.index.live_fraction()) as u64;
         self.metrics
             .database_bytes
             .store(db_bytes, std::sync::atomic::Ordering::Relaxed);
@@ -256,7 +261,7 @@ impl Writer {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let cutoff = now.saturating_sub(r.max_age).as_nanos() as i64;
-        let total = db_bytes + index_bytes;
+        let total = db_bytes + index_live_bytes;
         let result = (|| -> rusqlite::Result<Vec<i64>> {
             let mut doomed: Vec<i64> = {
                 let mut stmt = self
