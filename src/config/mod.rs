@@ -104,6 +104,11 @@ pub fn load(
                 path: path.to_path_buf(),
                 source,
             })?;
+            // Typed first, for errors that point at the line and name the section.
+            toml::from_str::<RawConfig>(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string().trim().to_string(),
+            })?;
             text.parse::<toml::Table>()
                 .map_err(|e| ConfigError::Parse {
                     path: path.to_path_buf(),
