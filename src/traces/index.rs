@@ -156,6 +156,7 @@ impl SearchIndex {
             .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
         let index = Index::open_or_create(mmap, schema)?;
         let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        // Note: the writer's single thread keeps indexing to one of the two cores.
         // Manual reload: the indexer reloads right after each commit, then drops the chunks it
         // covered from `Pending`; a delayed reload would leave a window where neither has them.
         let reader = index
@@ -170,6 +171,11 @@ impl SearchIndex {
             },
             writer,
         ))
+    }
+
+    /// A new writer, after the previous one died (its lock must be released first).
+    pub fn new_writer(&self) -> tantivy::Result<IndexWriter> {
+        self.index.writer_with_num_threads(1, WRITER_HEAP)
     }
 
     /// The highest chunk id the last commit covers (0 for a new index).

@@ -522,11 +522,15 @@ fn catch_up(
 
 /// The indexer thread: tails SQLite for new chunks, applies retention's deletions, and commits
 /// at most `interval` apart. Ends (after a last commit) when the writer has stopped.
+///
+/// Any indexing failure (a full disk kills Tantivy's writer for good) drops the writer and what
+/// it held; a fresh writer is opened as soon as one can be, and indexing resumes from the last
+/// committed watermark. SQLite still has every chunk, so nothing stays unsearchable.
 #[allow(clippy::too_many_arguments)]
 fn run_indexer(
     conn: rusqlite::Connection,
     search: &SearchIndex,
-    mut writer: tantivy::IndexWriter,
+    writer: tantivy::IndexWriter,
     builder: DocBuilder,
     rx: Receiver<IndexOp>,
     pending: &Pending,
@@ -535,36 +539,69 @@ fn run_indexer(
     metrics: &Metrics,
 ) {
     let poll = interval.min(Duration::from_millis(50));
+    let mut writer = Some(writer);
     let mut dirty = false;
     let mut last_commit = Instant::now();
+    let mut last_reopen_try = Instant::now();
     loop {
         let stop = match rx.recv_timeout(poll) {
             Ok(IndexOp::Delete(chunks)) => {
-                for c in chunks {
-                    builder.delete_chunk(&writer, c);
+                if let Some(w) = &writer {
+                    for c in chunks {
+                        builder.delete_chunk(w, c);
+                    }
+                    dirty = true;
                 }
-                dirty = true;
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
-        let until = (!stop).then(|| last_commit + interval);
-        match index_new_chunks(&conn, &writer, &builder, watermark, until) {
-            Ok(w) => {
-                dirty |= w != watermark;
-                watermark = w;
+        if writer.is_none() && (stop || last_reopen_try.elapsed() >= Duration::from_secs(1)) {
+            last_reopen_try = Instant::now();
+            match search.new_writer() {
+                Ok(w) => {
+                    watermark = search.watermark();
+                    tracing::info!(
+                        watermark,
+                        "search index writer reopened; re-indexing from the last commit"
+                    );
+                    writer = Some(w);
+                }
+                Err(e) => tracing::warn!(error = %e, "search index writer cannot reopen yet"),
             }
-            Err(e) => tracing::error!(error = %e, "indexing new chunks failed"),
         }
-        if dirty && (stop || last_commit.elapsed() >= interval) {
-            if let Err(e) = search.commit(&mut writer, watermark, pending) {
-                tracing::error!(error = %e, "search index commit failed");
+        let mut failed = false;
+        if let Some(w) = &mut writer {
+            let until = (!stop).then(|| last_commit + interval);
+            match index_new_chunks(&conn, w, &builder, watermark, until) {
+                Ok(next) => {
+                    dirty |= next != watermark;
+                    watermark = next;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "indexing new chunks failed");
+                    failed = true;
+                }
             }
+            if !failed && dirty && (stop || last_commit.elapsed() >= interval) {
+                match search.commit(w, watermark, pending) {
+                    Ok(()) => dirty = false,
+                    Err(e) => {
+                        tracing::error!(error = %e, "search index commit failed");
+                        failed = true;
+                    }
+                }
+                last_commit = Instant::now();
+            } else if last_commit.elapsed() >= interval {
+                last_commit = Instant::now();
+            }
+        }
+        if failed {
+            // Dropping the writer releases its lock; the next pass opens a new one.
+            writer = None;
             dirty = false;
-            last_commit = Instant::now();
-        } else if last_commit.elapsed() >= interval {
-            last_commit = Instant::now();
+            last_reopen_try = Instant::now();
         }
         metrics
             .index_lag_chunks
@@ -573,7 +610,9 @@ fn run_indexer(
             break;
         }
     }
-    if let Err(e) = writer.wait_merging_threads() {
+    if let Some(w) = writer
+        && let Err(e) = w.wait_merging_threads()
+    {
         tracing::warn!(error = %e, "search index merge did not finish");
     }
     tracing::info!("search indexer stopped");
