@@ -185,6 +185,10 @@ async fn retention_by_age_and_by_size() {
         .await,
         200
     );
+    // A span without timestamps counts as received now, not as 1970 (it must not expire at once).
+    let untimed = trace_id(98, 11);
+    let zero = vec![span(&untimed, 1, None, "zero", 0, 0)];
+    assert_eq!(post_proto(&url, &request("untimed", zero)).await, 200);
     let db = server.dir.path().join("traces.db");
     let full = std::fs::metadata(&db).unwrap().len()
         + std::fs::metadata(db.with_extension("db-wal"))
@@ -214,6 +218,9 @@ async fn retention_by_age_and_by_size() {
             .0,
         200
     );
+    let (status, _) =
+        get_json(&server.api(&format!("/api/traces/{}", hex::encode(&untimed)))).await;
+    assert_eq!(status, 200, "a span without timestamps expired at once");
     let after = std::fs::metadata(&db).unwrap().len();
     assert!(
         after < full / 2,

@@ -166,8 +166,9 @@ impl Writer {
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
                     items += 1;
-                    min_time = min_time.min(span.start_time_unix_nano);
-                    max_time = max_time.max(span.end_time_unix_nano.max(span.start_time_unix_nano));
+                    let start = or_now(span.start_time_unix_nano);
+                    min_time = min_time.min(start);
+                    max_time = max_time.max(span.end_time_unix_nano.max(start));
                     let Some(tid) = model::trace_id(&span.trace_id) else {
                         continue;
                     };
@@ -338,11 +339,11 @@ fn log_chunk(resource_logs: Vec<ResourceLogs>) -> NewChunk {
         for sl in &rl.scope_logs {
             for rec in &sl.log_records {
                 items += 1;
-                let t = if rec.time_unix_nano != 0 {
+                let t = or_now(if rec.time_unix_nano != 0 {
                     rec.time_unix_nano
                 } else {
                     rec.observed_time_unix_nano
-                };
+                });
                 min_time = min_time.min(t);
                 max_time = max_time.max(t);
             }
@@ -357,6 +358,17 @@ fn log_chunk(resource_logs: Vec<ResourceLogs>) -> NewChunk {
         blob: chunk::encode_logs(&data),
         traces: HashSet::new(),
     }
+}
+
+/// A missing (zero) timestamp counts as now for a chunk's time range, so retention by age does
+/// not delete data from a client that left times unset the moment it arrives.
+fn or_now(t: u64) -> u64 {
+    if t != 0 {
+        return t;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 pub fn dir_bytes(path: &std::path::Path) -> u64 {
