@@ -5,7 +5,9 @@
 -- Lookups by trace id go through the Tantivy index (index/), which maps ids to chunk ids.
 
 CREATE TABLE chunks (
-    id       INTEGER PRIMARY KEY,     -- commit order; the search index's watermark refers to it
+    -- Commit order. AUTOINCREMENT: ids are never reused, even after retention deletes the newest
+    -- chunk, because the search index's watermark ("indexed through id N") depends on it.
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
     signal   INTEGER NOT NULL,        -- 1 spans, 2 logs
     min_time INTEGER NOT NULL,        -- unix ns, earliest span start / log time in the chunk
     max_time INTEGER NOT NULL,        -- unix ns, latest span end / log time in the chunk

@@ -90,3 +90,28 @@ pub fn disk_bytes(path: &Path) -> u64 {
         .map(|m| m.len())
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunk ids must never be reused: the index watermark says "indexed through id N".
+    #[test]
+    fn chunk_ids_are_not_reused_after_deleting_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db")).unwrap();
+        let insert = |c: &Connection| {
+            c.execute(
+                "INSERT INTO chunks (signal, min_time, max_time, items, data) VALUES (1, 0, 0, 0, x'')",
+                [],
+            )
+            .unwrap();
+            c.last_insert_rowid()
+        };
+        let first = insert(&conn);
+        conn.execute("DELETE FROM chunks WHERE id = ?1", [first])
+            .unwrap();
+        let second = insert(&conn);
+        assert!(second > first, "id {first} reused as {second}");
+    }
+}

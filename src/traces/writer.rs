@@ -299,6 +299,15 @@ impl Writer {
             doomed.sort_unstable();
             doomed.dedup();
             if doomed.is_empty() {
+                // Pages freed earlier go back once no reader holds an old snapshot.
+                let free: i64 = self
+                    .conn
+                    .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+                if free > 0 {
+                    self.conn.execute_batch(
+                        "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);",
+                    )?;
+                }
                 return Ok(doomed);
             }
             let tx = self.conn.transaction()?;
