@@ -287,6 +287,11 @@ async fn round_trip(t: Transport) {
     let end = micros(SystemTime::now()) + 1_000_000;
     let q = |extra: &str| server.api(&format!("/api/traces?start={started}&end={end}&{extra}"));
     // By service: all six.
+    // Each service's exporter sends on its own, so their spans may land in different index
+    // commits: wait until all three are searchable.
+    for svc in ["backend", "postgres"] {
+        wait_json(&q(&format!("service={svc}")), |v| data_len(v) == 6).await;
+    }
     let all = wait_json(&q("service=frontend"), |v| data_len(v) == 6).await;
     assert_eq!(trace_ids(&all), root_of(&|_| true));
     // By operation.

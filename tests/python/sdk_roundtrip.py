@@ -184,7 +184,10 @@ def run(transport, args):
         q = urllib.parse.urlencode(params)
         return sorted(t["traceID"] for t in get(args.api, f"/api/traces?{q}")[1]["data"])
 
-    wait(args.api, f"/api/traces?service={fe_name}&start={start_us}&end={end_us}", lambda b: len(b["data"]) == 6)
+    # Each service's exporter sends on its own, so their spans may land in different index
+    # commits (search lags the store by at most the commit interval): wait for all three.
+    for svc in (fe_name, be_name, db_name):
+        wait(args.api, f"/api/traces?service={svc}&start={start_us}&end={end_us}", lambda b: len(b["data"]) == 6)
     check(search(service=fe_name) == ids(lambda s: True), "search by service")
     check(search(service=fe_name, operation="GET /a") == ids(lambda s: s.name == "GET /a"), "search by operation")
     err = search(service=be_name, tags=json.dumps({"error": "true"}))
