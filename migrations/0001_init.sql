@@ -22,7 +22,6 @@ CREATE TABLE operations (
     service TEXT    NOT NULL,
     name    TEXT    NOT NULL,
     kind    INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,      -- unix ns of the newest span start seen
     PRIMARY KEY (service, name, kind)
 ) WITHOUT ROWID;
 

@@ -141,11 +141,14 @@ impl TraceStore {
         };
         let pending = Arc::new(Pending::default());
         let watermark = catch_up(&conn, &search, &mut index_writer, &builder, &pending)?;
-        let known_ops = {
+        let mut known_ops = writer::OpSet::default();
+        {
             let mut stmt = conn.prepare("SELECT service, name, kind FROM operations")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<HashSet<_>>>()?
-        };
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                known_ops.insert(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?, r.get(2)?);
+            }
+        }
         let (writer_tx, writer_rx) = std::sync::mpsc::channel();
         // Only retention's deletions travel here; new chunks are read from SQLite by the indexer.
         let (index_tx, index_rx) = std::sync::mpsc::channel();
@@ -616,9 +619,4 @@ fn run_indexer(
         tracing::warn!(error = %e, "search index merge did not finish");
     }
     tracing::info!("search indexer stopped");
-}
-
-/// Paths of the stores under a data directory.
-pub fn paths(data_dir: &std::path::Path) -> (PathBuf, PathBuf) {
-    (data_dir.join("traces.db"), data_dir.join("index"))
 }

@@ -47,6 +47,40 @@ pub struct RetentionPolicy {
     pub index_path: std::path::PathBuf,
 }
 
+/// Every (service, span name, kind) already in the `operations` table, looked up with borrowed
+/// strings so the per-span check allocates nothing.
+#[derive(Default)]
+pub struct OpSet(std::collections::HashMap<String, std::collections::HashMap<String, Vec<i32>>>);
+
+impl OpSet {
+    fn contains(&self, service: &str, name: &str, kind: i32) -> bool {
+        self.0
+            .get(service)
+            .and_then(|names| names.get(name))
+            .is_some_and(|kinds| kinds.contains(&kind))
+    }
+
+    /// Adds; returns false if it was there already.
+    pub fn insert(&mut self, service: &str, name: &str, kind: i32) -> bool {
+        if self.contains(service, name, kind) {
+            return false;
+        }
+        self.0
+            .entry(service.to_string())
+            .or_default()
+            .entry(name.to_string())
+            .or_default()
+            .push(kind);
+        true
+    }
+
+    fn remove(&mut self, service: &str, name: &str, kind: i32) {
+        if let Some(kinds) = self.0.get_mut(service).and_then(|n| n.get_mut(name)) {
+            kinds.retain(|k| *k != kind);
+        }
+    }
+}
+
 pub struct Writer {
     pub conn: Connection,
     pub rx: Receiver<WriteOp>,
@@ -55,7 +89,7 @@ pub struct Writer {
     pub metrics: Arc<Metrics>,
     pub retention: RetentionPolicy,
     pub deps: DependencyTracker,
-    pub known_ops: HashSet<(String, String, i32)>,
+    pub known_ops: OpSet,
     /// Read only to count the live share of the index's bytes for size retention.
     pub index: Arc<super::index::SearchIndex>,
 }
@@ -130,9 +164,6 @@ impl Writer {
         let result = self.write(&mut chunks, &edges, &new_ops);
         match result {
             Ok(ids) => {
-                for key in new_ops {
-                    self.known_ops.insert(key);
-                }
                 for (id, c) in ids.into_iter().zip(chunks) {
                     self.pending.add(id, Arc::new(c.traces));
                 }
@@ -142,6 +173,10 @@ impl Writer {
                 }
             }
             Err(e) => {
+                // Not stored: forget them so the next batch that has them inserts them.
+                for (service, name, kind) in &new_ops {
+                    self.known_ops.remove(service, name, *kind);
+                }
                 let err = StoreError::from_sqlite(e);
                 tracing::error!(error = %err, "trace store commit failed");
                 for ack in acks {
@@ -173,9 +208,8 @@ impl Writer {
                         continue;
                     };
                     traces.insert(tid);
-                    let key = (service.to_string(), span.name.clone(), span.kind);
-                    if !self.known_ops.contains(&key) && !new_ops.contains(&key) {
-                        new_ops.push(key);
+                    if self.known_ops.insert(&service, &span.name, span.kind) {
+                        new_ops.push((service.to_string(), span.name.clone(), span.kind));
                     }
                     if let Some(sid) = model::span_id(&span.span_id) {
                         let parent = model::span_id(&span.parent_span_id).map(u64::from_be_bytes);
@@ -226,7 +260,7 @@ impl Writer {
                 ids.push(tx.last_insert_rowid());
             }
             let mut op = tx.prepare_cached(
-                "INSERT OR IGNORE INTO operations (service, name, kind, last_seen) VALUES (?1, ?2, ?3, 0)",
+                "INSERT OR IGNORE INTO operations (service, name, kind) VALUES (?1, ?2, ?3)",
             )?;
             for (service, name, kind) in new_ops {
                 op.execute(params![service, name, kind])?;
