@@ -40,3 +40,4 @@ pub mod error;
 pub mod ingest;
 pub mod telemetry;
 pub mod traces;
+pub mod tsdb;

@@ -1,0 +1,366 @@
+//! The codec for sealed head chunks and persisted blocks, chosen by measurement (see
+//! `BENCHMARKS.md`): timestamps as delta-of-delta, values as scaled decimal integers where every
+//! value in the chunk is a short decimal (ALP's observation: most metrics are), coded as deltas or
+//! deltas-of-deltas with frame-of-reference bit packing in 64-value mini-blocks; chunks with values
+//! that are not short decimals (NaN, staleness markers, arbitrary floats) fall back to Gorilla XOR
+//! for the values. Lossless to the bit. Byte layout in `FORMAT.md`.
+
+use super::xor::{BitReader, BitWriter, XorValues};
+
+const TAG: u8 = 0x01;
+const MINI: usize = 64;
+/// The largest decimal exponent tried: values with more fractional digits use XOR.
+const MAX_EXP: u32 = 12;
+const POW10: [f64; 13] = [
+    1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("corrupt chunk: {0}")]
+pub struct CodecError(pub &'static str);
+
+/// Encodes samples (timestamps strictly increasing) into a self-describing chunk.
+pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + samples.len() * 2);
+    out.push(TAG);
+    put_uvarint(&mut out, samples.len() as u64);
+    if samples.is_empty() {
+        return out;
+    }
+    // Timestamps.
+    put_varint(&mut out, samples[0].0);
+    if samples.len() > 1 {
+        let d0 = samples[1].0.wrapping_sub(samples[0].0);
+        put_varint(&mut out, d0);
+        let dods: Vec<i64> = samples
+            .windows(3)
+            .map(|w| (w[2].0.wrapping_sub(w[1].0)).wrapping_sub(w[1].0.wrapping_sub(w[0].0)))
+            .collect();
+        pack(&mut out, &dods);
+    }
+    // Values.
+    let first = samples[0].1.to_bits();
+    if samples.iter().all(|s| s.1.to_bits() == first) {
+        out.push(0);
+        out.extend_from_slice(&first.to_le_bytes());
+        return out;
+    }
+    if let Some((exp, ints)) = as_decimals(samples) {
+        let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        let mut a = Vec::new();
+        pack(&mut a, &deltas);
+        let mut b = Vec::new();
+        if deltas.len() > 1 {
+            let dods: Vec<i64> = deltas.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+            put_varint(&mut b, deltas[0]);
+            pack(&mut b, &dods);
+        }
+        let use_dod = deltas.len() > 1 && b.len() < a.len();
+        out.push(if use_dod { 2 } else { 1 });
+        out.push(exp as u8);
+        put_varint(&mut out, ints[0]);
+        out.extend_from_slice(if use_dod { &b } else { &a });
+        return out;
+    }
+    out.push(3);
+    let mut w = BitWriter::default();
+    w.write_bits(first, 64);
+    let mut xv = XorValues::new(samples[0].1);
+    for s in &samples[1..] {
+        xv.write(&mut w, s.1);
+    }
+    out.extend_from_slice(&w.into_bytes());
+    out
+}
+
+/// The smallest decimal exponent at which every value is an exact integer (to the bit), and the
+/// integers; `None` if there is none up to [`MAX_EXP`].
+fn as_decimals(samples: &[(i64, f64)]) -> Option<(u32, Vec<i64>)> {
+    'exp: for e in 0..=MAX_EXP {
+        let p = POW10[e as usize];
+        let mut ints = Vec::with_capacity(samples.len());
+        for s in samples {
+            let x = (s.1 * p).round();
+            if !x.is_finite() || x.abs() > 9.007_199_254_740_992e15 {
+                return None;
+            }
+            let i = x as i64;
+            if (i as f64 / p).to_bits() != s.1.to_bits() {
+                continue 'exp;
+            }
+            ints.push(i);
+        }
+        return Some((e, ints));
+    }
+    None
+}
+
+/// Decodes a chunk written by [`encode`]; never panics on arbitrary bytes.
+pub fn decode(buf: &[u8]) -> Result<Vec<(i64, f64)>, CodecError> {
+    let mut r = Cursor { buf, pos: 0 };
+    if r.byte()? != TAG {
+        return Err(CodecError("unknown chunk encoding"));
+    }
+    let n = r.uvarint()? as usize;
+    // Every sample costs at least a bit somewhere; refuse counts the bytes cannot hold.
+    if n > buf.len().saturating_mul(64) + 2 {
+        return Err(CodecError("sample count larger than the chunk"));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut ts = Vec::with_capacity(n);
+    let t0 = r.varint()?;
+    ts.push(t0);
+    if n > 1 {
+        let mut d = r.varint()?;
+        let mut t = t0.wrapping_add(d);
+        ts.push(t);
+        let dods = r.unpack(n - 2)?;
+        for dod in dods {
+            d = d.wrapping_add(dod);
+            t = t.wrapping_add(d);
+            ts.push(t);
+        }
+    }
+    let kind = r.byte()?;
+    let vals: Vec<f64> = match kind {
+        0 => {
+            let v = f64::from_bits(u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes")));
+            vec![v; n]
+        }
+        1 | 2 => {
+            let exp = r.byte()? as usize;
+            if exp > MAX_EXP as usize {
+                return Err(CodecError("decimal exponent out of range"));
+            }
+            let p = POW10[exp];
+            let mut x = r.varint()?;
+            let mut out = Vec::with_capacity(n);
+            out.push(x as f64 / p);
+            let deltas = if kind == 1 {
+                r.unpack(n - 1)?
+            } else if n > 1 {
+                let mut d = r.varint()?;
+                let mut deltas = vec![d];
+                for dod in r.unpack(n.saturating_sub(2))? {
+                    d = d.wrapping_add(dod);
+                    deltas.push(d);
+                }
+                deltas
+            } else {
+                Vec::new()
+            };
+            for d in deltas {
+                x = x.wrapping_add(d);
+                out.push(x as f64 / p);
+            }
+            out
+        }
+        3 => {
+            let mut br = BitReader::new(&buf[r.pos..]);
+            let first = f64::from_bits(br.read_bits(64).ok_or(CodecError("short values"))?);
+            let mut xv = XorValues::new(first);
+            let mut out = Vec::with_capacity(n);
+            out.push(first);
+            for _ in 1..n {
+                out.push(xv.read(&mut br).ok_or(CodecError("short values"))?);
+            }
+            out
+        }
+        _ => return Err(CodecError("unknown value encoding")),
+    };
+    if vals.len() != n {
+        return Err(CodecError("value count mismatch"));
+    }
+    Ok(ts.into_iter().zip(vals).collect())
+}
+
+/// Frame-of-reference bit packing in mini-blocks: per block a zigzag-varint minimum, a width
+/// byte, then `len * width` bits, LSB first.
+fn pack(out: &mut Vec<u8>, vals: &[i64]) {
+    for block in vals.chunks(MINI) {
+        let min = *block.iter().min().expect("chunks are non-empty");
+        let max_off = block
+            .iter()
+            .map(|&v| (v as i128 - min as i128) as u64)
+            .max()
+            .unwrap_or(0);
+        let width = 64 - max_off.leading_zeros() as u8;
+        put_varint(out, min);
+        out.push(width);
+        if width == 0 {
+            continue;
+        }
+        let mut acc: u128 = 0;
+        let mut nbits = 0u32;
+        for &v in block {
+            let off = (v as i128 - min as i128) as u64;
+            acc |= (off as u128) << nbits;
+            nbits += width as u32;
+            while nbits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                nbits -= 8;
+            }
+        }
+        if nbits > 0 {
+            out.push(acc as u8);
+        }
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Result<u8, CodecError> {
+        let b = *self.buf.get(self.pos).ok_or(CodecError("unexpected end"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(CodecError("unexpected end"))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(CodecError("unexpected end"))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn uvarint(&mut self) -> Result<u64, CodecError> {
+        let (v, n) = get_uvarint(&self.buf[self.pos..]).ok_or(CodecError("bad varint"))?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    fn varint(&mut self) -> Result<i64, CodecError> {
+        Ok(unzigzag(self.uvarint()?))
+    }
+
+    fn unpack(&mut self, n: usize) -> Result<Vec<i64>, CodecError> {
+        let mut out = Vec::with_capacity(n.min(self.buf.len() * 8));
+        let mut left = n;
+        while left > 0 {
+            let len = left.min(MINI);
+            let min = self.varint()?;
+            let width = self.byte()? as u32;
+            if width > 64 {
+                return Err(CodecError("bit width over 64"));
+            }
+            if width == 0 {
+                out.extend(std::iter::repeat_n(min, len));
+            } else {
+                let bytes = self.take((len * width as usize).div_ceil(8))?;
+                let mut acc: u128 = 0;
+                let mut nbits = 0u32;
+                let mut it = bytes.iter();
+                let mask: u128 = (1u128 << width) - 1;
+                for _ in 0..len {
+                    while nbits < width {
+                        acc |= (*it.next().ok_or(CodecError("unexpected end"))? as u128) << nbits;
+                        nbits += 8;
+                    }
+                    let off = (acc & mask) as u64;
+                    acc >>= width;
+                    nbits -= width;
+                    out.push((min as i128 + off as i128) as i64);
+                }
+            }
+            left -= len;
+        }
+        Ok(out)
+    }
+}
+
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+pub fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// Reads a uvarint; `None` if it is cut short or longer than 10 bytes.
+pub fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in buf.iter().enumerate().take(10) {
+        v |= ((b & 0x7f) as u64) << (7 * i);
+        if b < 0x80 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(s: &[(i64, f64)]) -> usize {
+        let b = encode(s);
+        let d = decode(&b).unwrap();
+        assert_eq!(d.len(), s.len());
+        for (x, y) in d.iter().zip(s) {
+            assert_eq!(x.0, y.0);
+            assert_eq!(x.1.to_bits(), y.1.to_bits(), "{} vs {}", x.1, y.1);
+        }
+        b.len()
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        let ts = |i: i64| 1_700_000_000_000 + i * 15_000;
+        // Constant.
+        let c: Vec<_> = (0..120).map(|i| (ts(i), 42.0)).collect();
+        assert!(round_trip(&c) < 32);
+        // Counter with two decimals.
+        let mut v = 1000.0f64;
+        let ctr: Vec<_> = (0..120)
+            .map(|i| {
+                v = ((v * 100.0).round() + (i % 7) as f64 * 3.0 + 11.0) / 100.0;
+                (ts(i), v)
+            })
+            .collect();
+        assert!(round_trip(&ctr) < 120);
+        // Arbitrary floats, NaN and staleness markers fall back to XOR.
+        let f: Vec<_> = (0..100)
+            .map(|i| (ts(i) + i % 3, (i as f64).sin()))
+            .chain([
+                (ts(200), f64::NAN),
+                (ts(201), f64::from_bits(0x7ff0000000000002)),
+            ])
+            .collect();
+        round_trip(&f);
+        round_trip(&[(5, -0.0), (6, 0.0)]);
+        round_trip(&[(5, 1e15), (6, -1e15), (7, 9e15)]);
+        round_trip(&[(i64::MIN, 1.0), (i64::MAX, 2.5)]);
+        round_trip(&[]);
+        round_trip(&[(1, 0.1)]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let good = encode(&[(1, 1.5), (2, 2.5), (3, 7.25)]);
+        for cut in 0..good.len() {
+            let _ = decode(&good[..cut]);
+        }
+        assert!(decode(&[TAG, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(decode(&[9]).is_err());
+    }
+}

@@ -1,0 +1,744 @@
+//! The head: every series that has had samples since the last block was cut, its label set
+//! interned as symbol ids, its recent samples in compressed chunks (an open Gorilla chunk that
+//! takes appends, sealed chunks re-coded by [`super::codec`]), its out-of-order samples, and its
+//! latest exemplar; plus the series index (label hash -> id, inverted postings). The head does not
+//! log or persist anything: the WAL (`wal.rs`) and blocks (`block.rs`) do, driven by `mod.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::codec;
+use super::labels::{Label, Labels, MatchOp, Matcher};
+use super::xor::XorChunk;
+
+/// Samples per chunk before the open chunk is sealed.
+pub const CHUNK_SAMPLES: usize = 120;
+
+/// Prometheus's staleness marker: a NaN with this exact bit pattern.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// The latest exemplar of a series: what a chart links to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub value: f64,
+    pub t: i64,
+}
+
+/// Interned strings, ids dense from 0.
+#[derive(Default)]
+pub struct Symbols {
+    ids: HashMap<Arc<str>, u32>,
+    strs: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let a: Arc<str> = Arc::from(s);
+        let id = self.strs.len() as u32;
+        self.strs.push(a.clone());
+        self.ids.insert(a, id);
+        id
+    }
+
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    pub fn str(&self, id: u32) -> &str {
+        &self.strs[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.strs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strs.is_empty()
+    }
+}
+
+struct Sealed {
+    min_t: i64,
+    max_t: i64,
+    data: Box<[u8]>,
+}
+
+pub struct MemSeries {
+    /// name, value symbol ids, sorted by name.
+    labels: Box<[u32]>,
+    sealed: Vec<Sealed>,
+    open: XorChunk,
+    ooo: Option<Box<Vec<(i64, f64)>>>,
+    exemplar: Option<Box<Exemplar>>,
+    /// Whether the WAL holds this series' record (so samples for it can be replayed).
+    pub logged: bool,
+}
+
+impl MemSeries {
+    fn last_t(&self) -> Option<i64> {
+        self.open
+            .last_t()
+            .or_else(|| self.sealed.last().map(|c| c.max_t))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.sealed.is_empty() && self.ooo.is_none()
+    }
+
+    fn seal(&mut self) {
+        let samples = self.open.samples();
+        if let (Some(a), Some(b)) = (samples.first(), samples.last()) {
+            self.sealed.push(Sealed {
+                min_t: a.0,
+                max_t: b.0,
+                data: codec::encode(&samples).into_boxed_slice(),
+            });
+        }
+        self.open = XorChunk::new();
+    }
+
+    /// In-order samples in `[mint, maxt]`, then out-of-order ones, merged and deduplicated.
+    fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        for c in &self.sealed {
+            if c.max_t >= mint && c.min_t <= maxt {
+                if let Ok(s) = codec::decode(&c.data) {
+                    out.extend(s.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
+                }
+            }
+        }
+        if self
+            .open
+            .first_t()
+            .is_some_and(|f| f <= maxt && self.open.last_t().unwrap_or(f) >= mint)
+        {
+            out.extend(
+                self.open
+                    .samples()
+                    .into_iter()
+                    .filter(|s| s.0 >= mint && s.0 <= maxt),
+            );
+        }
+        if let Some(ooo) = &self.ooo {
+            let before = out.len();
+            out.extend(ooo.iter().copied().filter(|s| s.0 >= mint && s.0 <= maxt));
+            if out.len() > before {
+                sort_dedup(&mut out);
+            }
+        }
+        out
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.labels.len() * 4
+            + self.sealed.capacity() * std::mem::size_of::<Sealed>()
+            + self.sealed.iter().map(|c| c.data.len()).sum::<usize>()
+            + self.open.heap_bytes()
+            + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16 + 24)
+            + self
+                .exemplar
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<Exemplar>())
+    }
+}
+
+/// Sorts by timestamp and keeps the first sample of each timestamp (in-order data comes first).
+pub fn sort_dedup(v: &mut Vec<(i64, f64)>) {
+    v.sort_by_key(|s| s.0);
+    v.dedup_by_key(|s| s.0);
+}
+
+/// What happened to one appended sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored (and to be logged).
+    Appended,
+    /// The same timestamp and value as a stored sample: nothing to store, but still acknowledged
+    /// (and logged, so a retried export is durable even if its first attempt's log write failed).
+    Duplicate,
+    /// Same timestamp, different value: refused, as Prometheus does.
+    Conflict,
+    /// Older than the out-of-order window allows.
+    TooOld,
+}
+
+pub struct Head {
+    pub syms: Symbols,
+    series: Vec<Option<Box<MemSeries>>>,
+    by_hash: HashMap<u64, u32>,
+    /// Label-set hashes shared by more than one series (rare).
+    collisions: HashMap<u64, Vec<u32>>,
+    postings: HashMap<u32, HashMap<u32, Vec<u32>>>,
+    live: usize,
+    /// In-order samples must be at or after this (the end of the last cut block).
+    pub min_valid_t: i64,
+    /// The newest sample timestamp seen.
+    pub max_t: i64,
+    ooo_window_ms: i64,
+    /// Metric metadata: name -> (type, help, unit), as last reported.
+    pub metadata: HashMap<String, Metadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Metadata {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
+impl Head {
+    pub fn new(ooo_window_ms: i64) -> Head {
+        Head {
+            syms: Symbols::default(),
+            series: Vec::new(),
+            by_hash: HashMap::new(),
+            collisions: HashMap::new(),
+            postings: HashMap::new(),
+            live: 0,
+            min_valid_t: i64::MIN,
+            max_t: i64::MIN,
+            ooo_window_ms,
+            metadata: HashMap::new(),
+        }
+    }
+
+    pub fn num_series(&self) -> usize {
+        self.live
+    }
+
+    pub fn next_id(&self) -> u32 {
+        self.series.len() as u32
+    }
+
+    fn same_labels(&self, id: u32, l: &Labels) -> bool {
+        let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) else {
+            return false;
+        };
+        s.labels.len() == l.len() * 2
+            && l.iter()
+                .zip(s.labels.chunks_exact(2))
+                .all(|(lab, p)| self.syms.str(p[0]) == lab.name && self.syms.str(p[1]) == lab.value)
+    }
+
+    /// The id of a series with exactly these labels.
+    pub fn lookup(&self, l: &Labels, hash: u64) -> Option<u32> {
+        if let Some(&id) = self.by_hash.get(&hash) {
+            if self.same_labels(id, l) {
+                return Some(id);
+            }
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|&id| self.same_labels(id, l))
+    }
+
+    /// Adds a series under `id` (a fresh id from [`Self::next_id`], or the WAL's id on replay).
+    pub fn create(&mut self, id: u32, l: &Labels, hash: u64, logged: bool) {
+        let mut syms = Vec::with_capacity(l.len() * 2);
+        for lab in l.iter() {
+            let n = self.syms.intern(&lab.name);
+            let v = self.syms.intern(&lab.value);
+            syms.push(n);
+            syms.push(v);
+            let p = self.postings.entry(n).or_default().entry(v).or_default();
+            if p.last().is_none_or(|&last| last < id) {
+                p.push(id);
+            } else if let Err(pos) = p.binary_search(&id) {
+                p.insert(pos, id);
+            }
+        }
+        if self.series.len() <= id as usize {
+            self.series.resize_with(id as usize + 1, || None);
+        }
+        if self.series[id as usize].is_none() {
+            self.live += 1;
+        }
+        self.series[id as usize] = Some(Box::new(MemSeries {
+            labels: syms.into_boxed_slice(),
+            sealed: Vec::new(),
+            open: XorChunk::new(),
+            ooo: None,
+            exemplar: None,
+            logged,
+        }));
+        match self.by_hash.get(&hash) {
+            Some(&other) if other != id => self.collisions.entry(hash).or_default().push(id),
+            _ => {
+                self.by_hash.insert(hash, id);
+            }
+        }
+    }
+
+    pub fn exists(&self, id: u32) -> bool {
+        self.series.get(id as usize).is_some_and(|s| s.is_some())
+    }
+
+    pub fn series_mut(&mut self, id: u32) -> Option<&mut MemSeries> {
+        self.series.get_mut(id as usize)?.as_deref_mut()
+    }
+
+    pub fn labels_of(&self, id: u32) -> Option<Labels> {
+        let s = self.series.get(id as usize)?.as_ref()?;
+        Some(self.labels_from_syms(&s.labels))
+    }
+
+    fn labels_from_syms(&self, syms: &[u32]) -> Labels {
+        Labels::from_sorted(
+            syms.chunks_exact(2)
+                .map(|p| Label {
+                    name: self.syms.str(p[0]).to_string(),
+                    value: self.syms.str(p[1]).to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Appends one sample to series `id`.
+    pub fn append(&mut self, id: u32, t: i64, v: f64) -> AppendOutcome {
+        let min_valid = self.min_valid_t;
+        let ooo_floor = self.max_t.saturating_sub(self.ooo_window_ms);
+        let Some(s) = self
+            .series
+            .get_mut(id as usize)
+            .and_then(|s| s.as_deref_mut())
+        else {
+            return AppendOutcome::TooOld;
+        };
+        match s.last_t() {
+            Some(last) if t == last => {
+                return if s.open.last_value().map(f64::to_bits) == Some(v.to_bits())
+                    || s.open.is_empty()
+                {
+                    // A sealed chunk's last value is not at hand cheaply: equal timestamps after a
+                    // seal are rare and treated as duplicates.
+                    AppendOutcome::Duplicate
+                } else {
+                    AppendOutcome::Conflict
+                };
+            }
+            Some(last) if t < last => {}
+            _ if t >= min_valid => {
+                if s.open.len() >= CHUNK_SAMPLES {
+                    s.seal();
+                }
+                s.open.append(t, v);
+                if t > self.max_t {
+                    self.max_t = t;
+                }
+                return AppendOutcome::Appended;
+            }
+            _ => {}
+        }
+        // Out of order.
+        if t < ooo_floor || self.ooo_window_ms == 0 && t < min_valid {
+            return AppendOutcome::TooOld;
+        }
+        let ooo = s.ooo.get_or_insert_with(Default::default);
+        if let Some(&(_, old)) = ooo.iter().find(|x| x.0 == t) {
+            return if old.to_bits() == v.to_bits() {
+                AppendOutcome::Duplicate
+            } else {
+                AppendOutcome::Conflict
+            };
+        }
+        ooo.push((t, v));
+        AppendOutcome::Appended
+    }
+
+    pub fn set_exemplar(&mut self, id: u32, e: Exemplar) {
+        if let Some(s) = self.series_mut(id) {
+            if s.exemplar.as_ref().is_none_or(|old| old.t <= e.t) {
+                s.exemplar = Some(Box::new(e));
+            }
+        }
+    }
+
+    /// Series ids matching every matcher (at least one matcher must not match the empty string
+    /// for the result to be narrower than "all series").
+    pub fn matching(&self, ms: &[Matcher]) -> Vec<u32> {
+        let mut acc: Option<Vec<u32>> = None;
+        let mut subtract: Vec<Vec<u32>> = Vec::new();
+        for m in ms {
+            let name = self.syms.get(&m.name);
+            if m.matches_empty() {
+                // Selects series without the label, minus those whose value fails.
+                let Some(n) = name else { continue };
+                let mut bad: Vec<u32> = Vec::new();
+                for (pv, ids) in self.postings.get(&n).into_iter().flatten() {
+                    if !m.matches(self.syms.str(*pv)) {
+                        bad.extend_from_slice(ids);
+                    }
+                }
+                bad.sort_unstable();
+                subtract.push(bad);
+                continue;
+            }
+            let Some(n) = name else { return Vec::new() };
+            let mut ids: Vec<u32> = match m.op {
+                MatchOp::Equal => match self.syms.get(&m.value) {
+                    Some(v) => self
+                        .postings
+                        .get(&n)
+                        .and_then(|p| p.get(&v))
+                        .cloned()
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                },
+                _ => {
+                    let mut u = Vec::new();
+                    for (pv, ids) in self.postings.get(&n).into_iter().flatten() {
+                        if m.matches(self.syms.str(*pv)) {
+                            u.extend_from_slice(ids);
+                        }
+                    }
+                    u.sort_unstable();
+                    u.dedup();
+                    u
+                }
+            };
+            ids.sort_unstable();
+            acc = Some(match acc {
+                None => ids,
+                Some(a) => intersect(&a, &ids),
+            });
+        }
+        let mut out = match acc {
+            Some(a) => a,
+            None => (0..self.series.len() as u32)
+                .filter(|&i| self.exists(i))
+                .collect(),
+        };
+        for s in subtract {
+            out.retain(|id| s.binary_search(id).is_err());
+        }
+        out
+    }
+
+    /// Labels and samples in `[mint, maxt]` of the given series; series with no such samples
+    /// are left out.
+    pub fn read(&self, ids: &[u32], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        let mut out = Vec::new();
+        for &id in ids {
+            if let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) {
+                let samples = s.samples(mint, maxt);
+                if !samples.is_empty() {
+                    out.push((self.labels_from_syms(&s.labels), samples));
+                }
+            }
+        }
+        out
+    }
+
+    /// Label sets of the given series that have samples in `[mint, maxt]` (cheap time check
+    /// on chunk bounds).
+    pub fn series_labels(&self, ids: &[u32], mint: i64, maxt: i64) -> Vec<Labels> {
+        ids.iter()
+            .filter_map(|&id| self.series.get(id as usize)?.as_ref())
+            .filter(|s| s.overlaps(mint, maxt))
+            .map(|s| self.labels_from_syms(&s.labels))
+            .collect()
+    }
+
+    pub fn exemplar(&self, id: u32) -> Option<Exemplar> {
+        self.series
+            .get(id as usize)?
+            .as_ref()?
+            .exemplar
+            .as_deref()
+            .copied()
+    }
+
+    /// The oldest in-order sample time in the head.
+    pub fn min_t(&self) -> Option<i64> {
+        self.series
+            .iter()
+            .flatten()
+            .filter_map(|s| {
+                s.sealed
+                    .first()
+                    .map(|c| c.min_t)
+                    .or_else(|| s.open.first_t())
+            })
+            .min()
+    }
+
+    /// Every live series id, sorted by label set.
+    pub fn ids_by_labels(&self) -> Vec<(Labels, u32)> {
+        let mut v: Vec<(Labels, u32)> = self
+            .series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((self.labels_from_syms(&s.as_ref()?.labels), i as u32)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// In-order samples of `id` before `before`, for writing a block.
+    pub fn in_order_before(&self, id: u32, before: i64) -> Vec<(i64, f64)> {
+        let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for c in &s.sealed {
+            if c.min_t < before {
+                if let Ok(x) = codec::decode(&c.data) {
+                    out.extend(x.into_iter().filter(|s| s.0 < before));
+                }
+            }
+        }
+        if s.open.first_t().is_some_and(|f| f < before) {
+            out.extend(s.open.samples().into_iter().filter(|s| s.0 < before));
+        }
+        out
+    }
+
+    /// Takes every series' out-of-order samples (they go into the next block).
+    pub fn take_ooo(&mut self) -> HashMap<u32, Vec<(i64, f64)>> {
+        let mut out = HashMap::new();
+        for (i, s) in self.series.iter_mut().enumerate() {
+            if let Some(s) = s {
+                if let Some(mut o) = s.ooo.take() {
+                    sort_dedup(&mut o);
+                    out.insert(i as u32, *o);
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops in-order samples before `before` (they are in a block now) and series left empty
+    /// that have not been written to since; rebuilds the index and symbols when series went.
+    pub fn truncate(&mut self, before: i64) {
+        let mut removed = false;
+        for slot in self.series.iter_mut() {
+            let Some(s) = slot else { continue };
+            s.sealed.retain(|c| c.max_t >= before);
+            if let Some(first) = s.sealed.first_mut() {
+                if first.min_t < before {
+                    if let Ok(x) = codec::decode(&first.data) {
+                        let keep: Vec<_> = x.into_iter().filter(|x| x.0 >= before).collect();
+                        first.min_t = keep.first().map_or(before, |x| x.0);
+                        first.data = codec::encode(&keep).into_boxed_slice();
+                    }
+                }
+            }
+            if s.open.first_t().is_some_and(|f| f < before) {
+                let keep: Vec<_> = s
+                    .open
+                    .samples()
+                    .into_iter()
+                    .filter(|x| x.0 >= before)
+                    .collect();
+                let mut c = XorChunk::new();
+                for (t, v) in keep {
+                    c.append(t, v);
+                }
+                s.open = c;
+            }
+            if s.is_empty() && s.last_t().is_none() {
+                *slot = None;
+                self.live -= 1;
+                removed = true;
+            }
+        }
+        if removed {
+            self.rebuild_index();
+        }
+    }
+
+    fn rebuild_index(&mut self) {
+        let mut syms = Symbols::default();
+        let mut postings: HashMap<u32, HashMap<u32, Vec<u32>>> = HashMap::new();
+        let mut by_hash = HashMap::new();
+        let mut collisions: HashMap<u64, Vec<u32>> = HashMap::new();
+        let old = std::mem::take(&mut self.syms);
+        for (i, slot) in self.series.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
+            let mut pairs = Vec::with_capacity(s.labels.len() / 2);
+            for p in s.labels.chunks_exact_mut(2) {
+                let (n, v) = (old.str(p[0]), old.str(p[1]));
+                pairs.push(Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                });
+                p[0] = syms.intern(n);
+                p[1] = syms.intern(v);
+                postings
+                    .entry(p[0])
+                    .or_default()
+                    .entry(p[1])
+                    .or_default()
+                    .push(i as u32);
+            }
+            let h = Labels::from_sorted(pairs).hash64();
+            if by_hash.contains_key(&h) {
+                collisions.entry(h).or_default().push(i as u32);
+            } else {
+                by_hash.insert(h, i as u32);
+            }
+        }
+        self.syms = syms;
+        self.postings = postings;
+        self.by_hash = by_hash;
+        self.collisions = collisions;
+    }
+
+    /// Label names and (name, value) pairs present among the given series.
+    pub fn label_pairs(&self, ids: &[u32]) -> Vec<(String, String)> {
+        let mut set = std::collections::BTreeSet::new();
+        for &id in ids {
+            if let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) {
+                for p in s.labels.chunks_exact(2) {
+                    set.insert((p[0], p[1]));
+                }
+            }
+        }
+        set.into_iter()
+            .map(|(n, v)| (self.syms.str(n).to_string(), self.syms.str(v).to_string()))
+            .collect()
+    }
+
+    /// Approximate heap bytes held by the head (series, chunks, index), for `/metrics`.
+    pub fn approx_bytes(&self) -> usize {
+        let series: usize = self
+            .series
+            .iter()
+            .flatten()
+            .map(|s| std::mem::size_of::<MemSeries>() + s.heap_bytes())
+            .sum();
+        series
+            + self.series.capacity() * 8
+            + self.by_hash.capacity() * 16
+            + self
+                .postings
+                .values()
+                .flat_map(|m| m.values())
+                .map(|p| p.capacity() * 4 + 40)
+                .sum::<usize>()
+            + self.syms.strs.iter().map(|s| s.len() + 48).sum::<usize>()
+    }
+
+    /// Every live series' id, labels and samples (for the WAL checkpoint and tests).
+    pub fn each_series(&self) -> impl Iterator<Item = (u32, Labels)> + '_ {
+        self.series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, self.labels_from_syms(&s.as_ref()?.labels))))
+    }
+}
+
+impl MemSeries {
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        let first = self
+            .sealed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.open.first_t());
+        let last = self.last_t();
+        let in_order = matches!((first, last), (Some(f), Some(l)) if f <= maxt && l >= mint);
+        in_order
+            || self
+                .ooo
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|s| s.0 >= mint && s.0 <= maxt))
+    }
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(name: &str, job: &str) -> Labels {
+        Labels::from_pairs([("__name__", name), ("job", job)])
+    }
+
+    #[test]
+    fn append_read_and_rules() {
+        let mut h = Head::new(3_600_000);
+        let l = lab("up", "a");
+        let id = h.next_id();
+        h.create(id, &l, l.hash64(), true);
+        assert_eq!(h.lookup(&l, l.hash64()), Some(id));
+        for i in 0..300 {
+            assert_eq!(
+                h.append(id, 1000 + i * 15_000, i as f64),
+                AppendOutcome::Appended
+            );
+        }
+        let last = 1000 + 299 * 15_000;
+        assert_eq!(h.append(id, last, 299.0), AppendOutcome::Duplicate);
+        assert_eq!(h.append(id, last, 1.0), AppendOutcome::Conflict);
+        // Out of order within the window.
+        assert_eq!(h.append(id, last - 7_500, 7.5), AppendOutcome::Appended);
+        assert_eq!(h.append(id, last - 7_500, 7.5), AppendOutcome::Duplicate);
+        assert_eq!(h.append(id, last - 4_000_000, 1.0), AppendOutcome::TooOld);
+        let got = h.read(&[id], 0, i64::MAX);
+        assert_eq!(got[0].1.len(), 301);
+        assert!(got[0].1.windows(2).all(|w| w[0].0 < w[1].0));
+        // Truncation drops what a block took.
+        h.take_ooo();
+        h.truncate(1000 + 150 * 15_000);
+        let got = h.read(&[id], 0, i64::MAX);
+        assert_eq!(got[0].1.len(), 150);
+        assert_eq!(got[0].1[0].0, 1000 + 150 * 15_000);
+    }
+
+    #[test]
+    fn matchers_on_postings() {
+        let mut h = Head::new(0);
+        for (n, j) in [("up", "a"), ("up", "b"), ("x", "a")] {
+            let l = lab(n, j);
+            let id = h.next_id();
+            h.create(id, &l, l.hash64(), true);
+        }
+        let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+        assert_eq!(
+            h.matching(&[m(MatchOp::Equal, "__name__", "up")]),
+            vec![0, 1]
+        );
+        assert_eq!(
+            h.matching(&[
+                m(MatchOp::Equal, "__name__", "up"),
+                m(MatchOp::NotEqual, "job", "a")
+            ]),
+            vec![1]
+        );
+        assert_eq!(
+            h.matching(&[m(MatchOp::Regex, "job", "a|b")]),
+            vec![0, 1, 2]
+        );
+        assert_eq!(h.matching(&[m(MatchOp::NotRegex, "job", "a")]), vec![1]);
+        assert_eq!(h.matching(&[m(MatchOp::Equal, "env", "")]), vec![0, 1, 2]);
+        assert!(h.matching(&[m(MatchOp::Equal, "env", "x")]).is_empty());
+    }
+}
