@@ -18,10 +18,12 @@ use crate::config::Config;
 use crate::ingest::{self, Ingest};
 use crate::telemetry::Metrics;
 use crate::traces::TraceStore;
+use crate::tsdb::Tsdb;
 
 #[derive(Clone)]
 struct AppState {
     store: TraceStore,
+    tsdb: Tsdb,
     metrics: Arc<Metrics>,
     base_path: String,
 }
@@ -30,6 +32,7 @@ struct AppState {
 /// all under `base_path`; the Jaeger API also at the root (Grafana drops sub-paths on search).
 pub fn router(
     store: TraceStore,
+    tsdb: Tsdb,
     ingest: Arc<Ingest>,
     metrics: Arc<Metrics>,
     base_path: &str,
@@ -39,6 +42,7 @@ pub fn router(
     };
     let state = AppState {
         store,
+        tsdb: tsdb.clone(),
         metrics,
         base_path: base_path.to_string(),
     };
@@ -52,6 +56,7 @@ pub fn router(
         .with_state(state)
         .merge(api::jaeger::router(api_state.clone()))
         .merge(api::logs::router(api_state.clone()))
+        .merge(api::prom::router(tsdb))
         .merge(ingest::http::router(ingest));
     if base_path.is_empty() {
         inner
@@ -67,14 +72,20 @@ async fn root_redirect(State(s): State<AppState>) -> Redirect {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    if s.store.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    if !s.store.ready() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "trace store is not taking writes\n",
         )
             .into_response()
+    } else if !s.tsdb.ready() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics store is not taking writes\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 
@@ -98,7 +109,8 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
          What this build serves:</p><ul>\
          <li><a href=\"{b}/api/services\">{b}/api/services</a>, {b}/api/traces, {b}/api/dependencies: Jaeger-compatible query API</li>\
          <li><a href=\"{b}/api/logs\">{b}/api/logs</a>: log search</li>\
-         <li>{b}/v1/traces, {b}/v1/logs: OTLP/HTTP (also on port 4318; gRPC on 4317)</li>\
+         <li>{b}/v1/traces, {b}/v1/metrics, {b}/v1/logs: OTLP/HTTP (also on port 4318; gRPC on 4317)</li>\
+         <li><a href=\"{b}/api/v1/labels\">{b}/api/v1/labels</a>, {b}/api/v1/series, {b}/api/v1/label/NAME/values, {b}/api/v1/metadata, {b}/api/v1/export: Prometheus metadata API and raw export (PromQL queries are not built yet)</li>\
          <li><a href=\"{b}/metrics\">{b}/metrics</a>: Sightline's own metrics</li></ul></body></html>"
     ))
 }
@@ -147,7 +159,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                     config.data_dir.display()
                 )
             })?;
-    let ingest = Arc::new(Ingest::new(store.clone(), &config.ingest, metrics.clone()));
+    let tsdb_dir = config.data_dir.join("tsdb");
+    let tsdb_cfg = config.metrics.tsdb.clone();
+    let counters = metrics.tsdb.clone();
+    let (tsdb, tsdb_threads) =
+        tokio::task::spawn_blocking(move || Tsdb::open(&tsdb_dir, tsdb_cfg, counters))
+            .await
+            .context("metrics store open task panicked")?
+            .with_context(|| {
+                format!(
+                    "cannot open the metrics store in {}",
+                    config.data_dir.join("tsdb").display()
+                )
+            })?;
+    let ingest = Arc::new(Ingest::new(
+        store.clone(),
+        tsdb.clone(),
+        &config.ingest,
+        &config.metrics,
+        metrics.clone(),
+    ));
 
     let http_l = bind(config.listen_http, "main HTTP").await?;
     let grpc_l = bind(config.listen_otlp_grpc, "OTLP gRPC").await?;
@@ -162,11 +193,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let main_router = router(
         store.clone(),
+        tsdb.clone(),
         ingest.clone(),
         metrics.clone(),
         &config.base_path,
     );
     let otlp_router = ingest::http::router(ingest.clone());
+    let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         let t1 = token.clone();
@@ -188,6 +221,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         token.cancelled().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let (a, b, c) = tokio::join!(main_srv, otlp_srv, grpc_srv);
+        for s in scrapers {
+            let _ = s.await;
+        }
         for (name, r) in [
             ("main http", a.map(|r| r.map_err(anyhow::Error::from))),
             ("otlp http", b.map(|r| r.map_err(anyhow::Error::from))),
@@ -202,7 +238,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         }
         store.close();
-        tokio::task::spawn_blocking(move || threads.join()).await?;
+        tsdb.close();
+        tokio::task::spawn_blocking(move || {
+            threads.join();
+            tsdb_threads.join();
+        })
+        .await?;
         tracing::info!("stores closed; bye");
         Ok(())
     });

@@ -38,6 +38,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod samplers;
 pub mod telemetry;
 pub mod traces;
 pub mod tsdb;

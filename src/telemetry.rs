@@ -36,6 +36,8 @@ pub struct Metrics {
     pub retention_deleted_chunks: AtomicU64,
     pub truncated_values: AtomicU64,
     pub dropped_attributes: AtomicU64,
+    /// The metrics store's counters and gauges.
+    pub tsdb: std::sync::Arc<crate::tsdb::TsdbCounters>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +174,7 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        self.tsdb.render(&mut out);
         out
     }
 }

@@ -5,6 +5,8 @@
 pub mod jaeger;
 pub mod logs;
 pub mod params;
+pub mod prom;
+pub mod selector;
 
 use crate::traces::TraceStore;
 

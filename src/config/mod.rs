@@ -45,6 +45,8 @@ pub struct Config {
     pub listen_otlp_http: SocketAddr,
     pub ingest: IngestConfig,
     pub traces: TracesConfig,
+    pub metrics: MetricsConfig,
+    pub scrape: Vec<ScrapeConfig>,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -65,6 +67,26 @@ pub struct TracesConfig {
     pub index_commit_interval: Duration,
     pub retention_check_interval: Duration,
     pub max_indexed_value_length: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    pub tsdb: crate::tsdb::TsdbConfig,
+    pub scope_labels: bool,
+    pub delta_max_streams: usize,
+    pub delta_stream_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScrapeConfig {
+    pub job: String,
+    /// `host:port` each.
+    pub targets: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub path: String,
+    pub scheme: String,
+    pub honor_labels: bool,
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
@@ -142,6 +164,8 @@ fn known_keys() -> Vec<(String, String, toml::Value)> {
                         out.push((k.clone(), k2, v2));
                     }
                 }
+                // Arrays of tables (`[[scrape]]`) are set in the file only.
+                toml::Value::Array(_) => {}
                 other => out.push((String::new(), k, other)),
             }
         }
@@ -352,8 +376,106 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             },
             max_indexed_value_length: raw.traces.max_indexed_value_length as usize,
         },
+        metrics: metrics_config(&raw.metrics)?,
+        scrape: raw
+            .scrape
+            .iter()
+            .enumerate()
+            .map(|(i, s)| scrape_config(i, s))
+            .collect::<Result<_, _>>()?,
         log_level: raw.log.level.clone(),
         log_json,
+    })
+}
+
+fn nonzero_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let d = duration(key, value)?;
+    if d.is_zero() {
+        return Err(invalid(key, value, "expected a duration greater than zero"));
+    }
+    Ok(d)
+}
+
+fn metrics_config(m: &raw::RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let block = nonzero_duration("metrics.block_duration", &m.block_duration)?;
+    if block.as_millis() % 60_000 != 0 {
+        return Err(invalid(
+            "metrics.block_duration",
+            &m.block_duration,
+            "expected whole minutes, such as \"2h\"",
+        ));
+    }
+    Ok(MetricsConfig {
+        tsdb: crate::tsdb::TsdbConfig {
+            retention: nonzero_duration("metrics.retention", &m.retention)?,
+            max_size_bytes: size("metrics.max_size", &m.max_size)?,
+            block_duration: block,
+            out_of_order_window: duration("metrics.out_of_order_window", &m.out_of_order_window)?,
+            max_series: positive("metrics.max_series", m.max_series)? as usize,
+            wal_segment_bytes: positive(
+                "metrics.wal_segment_size",
+                size("metrics.wal_segment_size", &m.wal_segment_size)?,
+            )?,
+            maintenance_interval: nonzero_duration(
+                "metrics.maintenance_interval",
+                &m.maintenance_interval,
+            )?,
+        },
+        scope_labels: m.scope_labels,
+        delta_max_streams: positive("metrics.delta_max_streams", m.delta_max_streams)? as usize,
+        delta_stream_ttl: nonzero_duration("metrics.delta_stream_ttl", &m.delta_stream_ttl)?,
+    })
+}
+
+fn scrape_config(i: usize, s: &raw::RawScrape) -> Result<ScrapeConfig, ConfigError> {
+    let key = |k: &str| format!("scrape[{i}].{k}");
+    if s.job.trim().is_empty() {
+        return Err(invalid(&key("job"), &s.job, "expected a job name"));
+    }
+    if s.targets.is_empty() {
+        return Err(invalid(
+            &key("targets"),
+            "[]",
+            "expected at least one \"host:port\"",
+        ));
+    }
+    for t in &s.targets {
+        let ok = t
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            && !t.contains('/');
+        if !ok {
+            return Err(invalid(
+                &key("targets"),
+                t,
+                "expected \"host:port\", such as \"localhost:9100\"",
+            ));
+        }
+    }
+    if s.scheme != "http" {
+        return Err(invalid(
+            &key("scheme"),
+            &s.scheme,
+            "only \"http\" is supported: scraping over TLS is not built yet",
+        ));
+    }
+    if !s.path.starts_with('/') {
+        return Err(invalid(
+            &key("path"),
+            &s.path,
+            "expected a path starting with /",
+        ));
+    }
+    let interval = nonzero_duration(&key("interval"), &s.interval)?;
+    let timeout = nonzero_duration(&key("timeout"), &s.timeout)?;
+    Ok(ScrapeConfig {
+        job: s.job.clone(),
+        targets: s.targets.clone(),
+        interval,
+        timeout: timeout.min(interval),
+        path: s.path.clone(),
+        scheme: s.scheme.clone(),
+        honor_labels: s.honor_labels,
     })
 }
 

@@ -12,6 +12,8 @@ pub struct RawConfig {
     pub listen: RawListen,
     pub ingest: RawIngest,
     pub traces: RawTraces,
+    pub metrics: RawMetrics,
+    pub scrape: Vec<RawScrape>,
     pub log: RawLog,
 }
 
@@ -55,6 +57,62 @@ pub struct RawTraces {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    /// Samples older than this (behind the newest sample) are deleted with their block.
+    pub retention: String,
+    /// Past this size (blocks + WAL) the oldest blocks are deleted; 0 means no size limit.
+    pub max_size: SizeOrString,
+    /// Time range of a block cut from the head.
+    pub block_duration: String,
+    /// How far behind the newest sample a sample may arrive and still be stored.
+    pub out_of_order_window: String,
+    /// Active series past which new series are refused.
+    pub max_series: u64,
+    /// WAL segment size before a new segment is started.
+    pub wal_segment_size: SizeOrString,
+    /// How often compaction and retention run.
+    pub maintenance_interval: String,
+    /// Add `otel_scope_name` / `otel_scope_version` labels to OTLP metrics.
+    pub scope_labels: bool,
+    /// Delta streams converted to cumulative at most at once.
+    pub delta_max_streams: u64,
+    /// A delta stream without points for this long is forgotten (its next point starts over).
+    pub delta_stream_ttl: String,
+}
+
+/// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrape {
+    pub job: String,
+    pub targets: Vec<String>,
+    #[serde(default = "default_scrape_interval")]
+    pub interval: String,
+    #[serde(default = "default_scrape_timeout")]
+    pub timeout: String,
+    #[serde(default = "default_scrape_path")]
+    pub path: String,
+    #[serde(default = "default_scrape_scheme")]
+    pub scheme: String,
+    #[serde(default)]
+    pub honor_labels: bool,
+}
+
+fn default_scrape_interval() -> String {
+    "15s".into()
+}
+fn default_scrape_timeout() -> String {
+    "10s".into()
+}
+fn default_scrape_path() -> String {
+    "/metrics".into()
+}
+fn default_scrape_scheme() -> String {
+    "http".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawLog {
     /// tracing filter, e.g. "info" or "sightline=debug,info".
     pub level: String,
@@ -78,6 +136,8 @@ impl Default for RawConfig {
             listen: RawListen::default(),
             ingest: RawIngest::default(),
             traces: RawTraces::default(),
+            metrics: RawMetrics::default(),
+            scrape: Vec::new(),
             log: RawLog::default(),
         }
     }
@@ -113,6 +173,23 @@ impl Default for RawTraces {
             index_commit_interval: "1s".into(),
             retention_check_interval: "30s".into(),
             max_indexed_value_length: 256,
+        }
+    }
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self {
+            retention: "15d".into(),
+            max_size: SizeOrString::Text("0".into()),
+            block_duration: "2h".into(),
+            out_of_order_window: "1h".into(),
+            max_series: 1_000_000,
+            wal_segment_size: SizeOrString::Text("64MiB".into()),
+            maintenance_interval: "30s".into(),
+            scope_labels: true,
+            delta_max_streams: 100_000,
+            delta_stream_ttl: "1h".into(),
         }
     }
 }

@@ -219,6 +219,9 @@ pub fn write_block(
     }
 }
 
+/// A label set with samples.
+pub type SeriesSamples = (Labels, Vec<(i64, f64)>);
+
 /// A chunk reference inside a block.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkRef {
@@ -468,10 +471,10 @@ impl Block {
             let Some(n) = name else { return Vec::new() };
             let mut ids = Vec::new();
             if m.op == MatchOp::Equal {
-                if let Some(v) = self.find_symbol(&m.value) {
-                    if let Ok(i) = self.postings.binary_search_by(|e| (e.0, e.1).cmp(&(n, v))) {
-                        ids = self.postings_list(&self.postings[i]);
-                    }
+                if let Some(v) = self.find_symbol(&m.value)
+                    && let Ok(i) = self.postings.binary_search_by(|e| (e.0, e.1).cmp(&(n, v)))
+                {
+                    ids = self.postings_list(&self.postings[i]);
                 }
             } else {
                 for e in self.entries_for_name(n) {
@@ -503,7 +506,7 @@ impl Block {
         ords: &[u32],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, BlockError> {
+    ) -> Result<Vec<SeriesSamples>, BlockError> {
         let mut out = Vec::new();
         for &o in ords {
             let (l, refs) = self.series(o)?;

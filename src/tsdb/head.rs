@@ -77,6 +77,8 @@ pub struct MemSeries {
     labels: Box<[u32]>,
     sealed: Vec<Sealed>,
     open: XorChunk,
+    // Boxed: 8 bytes per series instead of 24 for a buffer most series never use.
+    #[allow(clippy::box_collection)]
     ooo: Option<Box<Vec<(i64, f64)>>>,
     exemplar: Option<Box<Exemplar>>,
     /// Whether the WAL holds this series' record (so samples for it can be replayed).
@@ -110,10 +112,11 @@ impl MemSeries {
     fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
         for c in &self.sealed {
-            if c.max_t >= mint && c.min_t <= maxt {
-                if let Ok(s) = codec::decode(&c.data) {
-                    out.extend(s.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
-                }
+            if c.max_t >= mint
+                && c.min_t <= maxt
+                && let Ok(s) = codec::decode(&c.data)
+            {
+                out.extend(s.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
             }
         }
         if self
@@ -232,10 +235,10 @@ impl Head {
 
     /// The id of a series with exactly these labels.
     pub fn lookup(&self, l: &Labels, hash: u64) -> Option<u32> {
-        if let Some(&id) = self.by_hash.get(&hash) {
-            if self.same_labels(id, l) {
-                return Some(id);
-            }
+        if let Some(&id) = self.by_hash.get(&hash)
+            && self.same_labels(id, l)
+        {
+            return Some(id);
         }
         self.collisions
             .get(&hash)?
@@ -358,10 +361,10 @@ impl Head {
     }
 
     pub fn set_exemplar(&mut self, id: u32, e: Exemplar) {
-        if let Some(s) = self.series_mut(id) {
-            if s.exemplar.as_ref().is_none_or(|old| old.t <= e.t) {
-                s.exemplar = Some(Box::new(e));
-            }
+        if let Some(s) = self.series_mut(id)
+            && s.exemplar.as_ref().is_none_or(|old| old.t <= e.t)
+        {
+            s.exemplar = Some(Box::new(e));
         }
     }
 
@@ -493,10 +496,10 @@ impl Head {
         };
         let mut out = Vec::new();
         for c in &s.sealed {
-            if c.min_t < before {
-                if let Ok(x) = codec::decode(&c.data) {
-                    out.extend(x.into_iter().filter(|s| s.0 < before));
-                }
+            if c.min_t < before
+                && let Ok(x) = codec::decode(&c.data)
+            {
+                out.extend(x.into_iter().filter(|s| s.0 < before));
             }
         }
         if s.open.first_t().is_some_and(|f| f < before) {
@@ -509,11 +512,11 @@ impl Head {
     pub fn take_ooo(&mut self) -> HashMap<u32, Vec<(i64, f64)>> {
         let mut out = HashMap::new();
         for (i, s) in self.series.iter_mut().enumerate() {
-            if let Some(s) = s {
-                if let Some(mut o) = s.ooo.take() {
-                    sort_dedup(&mut o);
-                    out.insert(i as u32, *o);
-                }
+            if let Some(s) = s
+                && let Some(mut o) = s.ooo.take()
+            {
+                sort_dedup(&mut o);
+                out.insert(i as u32, *o);
             }
         }
         out
@@ -526,14 +529,13 @@ impl Head {
         for slot in self.series.iter_mut() {
             let Some(s) = slot else { continue };
             s.sealed.retain(|c| c.max_t >= before);
-            if let Some(first) = s.sealed.first_mut() {
-                if first.min_t < before {
-                    if let Ok(x) = codec::decode(&first.data) {
-                        let keep: Vec<_> = x.into_iter().filter(|x| x.0 >= before).collect();
-                        first.min_t = keep.first().map_or(before, |x| x.0);
-                        first.data = codec::encode(&keep).into_boxed_slice();
-                    }
-                }
+            if let Some(first) = s.sealed.first_mut()
+                && first.min_t < before
+                && let Ok(x) = codec::decode(&first.data)
+            {
+                let keep: Vec<_> = x.into_iter().filter(|x| x.0 >= before).collect();
+                first.min_t = keep.first().map_or(before, |x| x.0);
+                first.data = codec::encode(&keep).into_boxed_slice();
             }
             if s.open.first_t().is_some_and(|f| f < before) {
                 let keep: Vec<_> = s
@@ -584,10 +586,10 @@ impl Head {
                     .push(i as u32);
             }
             let h = Labels::from_sorted(pairs).hash64();
-            if by_hash.contains_key(&h) {
-                collisions.entry(h).or_default().push(i as u32);
+            if let std::collections::hash_map::Entry::Vacant(e) = by_hash.entry(h) {
+                e.insert(i as u32);
             } else {
-                by_hash.insert(h, i as u32);
+                collisions.entry(h).or_default().push(i as u32);
             }
         }
         self.syms = syms;

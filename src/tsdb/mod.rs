@@ -94,10 +94,10 @@ pub struct Batch {
 impl Batch {
     /// Adds a series (or finds the one just added with the same labels) and returns its index.
     pub fn series_index(&mut self, l: Labels) -> u32 {
-        if let Some(last) = self.series.last() {
-            if *last == l {
-                return self.series.len() as u32 - 1;
-            }
+        if let Some(last) = self.series.last()
+            && *last == l
+        {
+            return self.series.len() as u32 - 1;
         }
         self.series.push(l);
         self.series.len() as u32 - 1
@@ -533,10 +533,10 @@ impl Tsdb {
     pub fn maintain_blocking(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         let jobs = self.inner.jobs.lock().clone();
-        if let Some(j) = jobs {
-            if j.send(Job::Maintain(tx)).is_ok() {
-                let _ = rx.recv();
-            }
+        if let Some(j) = jobs
+            && j.send(Job::Maintain(tx)).is_ok()
+        {
+            let _ = rx.recv();
         }
     }
 
@@ -675,10 +675,10 @@ impl Queryable for Tsdb {
     ) -> Result<Vec<String>, TsdbError> {
         let mut set = std::collections::BTreeSet::new();
         for l in self.matching_labels(mint, maxt, ms)? {
-            if let Some(v) = l.get(name) {
-                if !set.contains(v) {
-                    set.insert(v.to_string());
-                }
+            if let Some(v) = l.get(name)
+                && !set.contains(v)
+            {
+                set.insert(v.to_string());
             }
         }
         Ok(set.into_iter().collect())
@@ -846,10 +846,10 @@ fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cmd>) {
                     _ => None,
                 }
             };
-            if let Some(cut_t) = due {
-                if !start_cut(&inner, &mut wal, cut_t, None) {
-                    retry_cut_after = std::time::Instant::now() + Duration::from_secs(30);
-                }
+            if let Some(cut_t) = due
+                && !start_cut(&inner, &mut wal, cut_t, None)
+            {
+                retry_cut_after = std::time::Instant::now() + Duration::from_secs(30);
             }
         }
     }
@@ -918,12 +918,12 @@ fn apply(
                 continue;
             }
         }
-        if let Some(s) = head.series_mut(id) {
-            if !s.logged {
-                s.logged = true;
-                newly_logged.push(id);
-                series_rec.push((id, &batch.series[i as usize]));
-            }
+        if let Some(s) = head.series_mut(id)
+            && !s.logged
+        {
+            s.logged = true;
+            newly_logged.push(id);
+            series_rec.push((id, &batch.series[i as usize]));
         }
         logged.push((id, t, v));
     }

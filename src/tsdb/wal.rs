@@ -536,10 +536,9 @@ pub fn write_checkpoint(
         if let Some(c) = name
             .strip_prefix("checkpoint.")
             .and_then(|c| c.parse::<u32>().ok())
+            && c < n
         {
-            if c < n {
-                let _ = fs::remove_file(e.path());
-            }
+            let _ = fs::remove_file(e.path());
         }
     }
     for s in drop_segments {

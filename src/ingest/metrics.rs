@@ -1,0 +1,902 @@
+//! OTLP metrics -> Prometheus series, by the OpenTelemetry "Prometheus and OpenMetrics
+//! compatibility" rules: names from the metric name, unit and type (`_total`, `_seconds`,
+//! `_ratio` ...), labels from data-point attributes (sanitised, collisions joined with `;`),
+//! `job`/`instance` from `service.namespace`/`service.name`/`service.instance.id`, the other
+//! resource attributes on `target_info`, scope name and version as `otel_scope_name` /
+//! `otel_scope_version`, histograms as `_bucket{le}`/`_sum`/`_count`, summaries as
+//! `{quantile}`/`_sum`/`_count`, exponential histograms as classic buckets at their own bucket
+//! boundaries (lossless for counts: every exponential bucket becomes one `le` bucket), the
+//! `NoRecordedValue` flag as a staleness marker. Delta sums and histograms become cumulative
+//! with per-stream state, bounded by `max_streams` (new streams past it are rejected) and
+//! forgotten after `stream_ttl` without points. This module does not store anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Exemplar as OtlpExemplar, ExponentialHistogramDataPoint,
+    HistogramDataPoint, NumberDataPoint, SummaryDataPoint, exemplar, metric::Data,
+    number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use parking_lot::Mutex;
+
+use crate::traces::model::any_to_text;
+use crate::tsdb::{Batch, Exemplar, Labels, Metadata, STALE_NAN_BITS};
+
+const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
+/// What a conversion did, for the partial-success answer.
+#[derive(Debug, Default)]
+pub struct Converted {
+    pub points: u64,
+    pub rejected: u64,
+    pub reasons: Vec<&'static str>,
+}
+
+impl Converted {
+    fn reject(&mut self, why: &'static str) {
+        self.rejected += 1;
+        if !self.reasons.contains(&why) {
+            self.reasons.push(why);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+    Summary,
+}
+
+/// The Prometheus metric name for an OTLP metric.
+pub fn metric_name(name: &str, unit: &str, kind: Kind) -> String {
+    let mut tokens: Vec<String> = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    let (main, per) = match unit.split_once('/') {
+        Some((m, p)) => (m.trim(), Some(p.trim())),
+        None => (unit.trim(), None),
+    };
+    if let Some(u) = unit_word(main, false)
+        && !tokens.contains(&u)
+    {
+        tokens.push(u);
+    }
+    if let Some(p) = per.and_then(|p| unit_word(p, true))
+        && !tokens.contains(&p)
+    {
+        tokens.push("per".into());
+        tokens.push(p);
+    }
+    if kind == Kind::Counter {
+        tokens.retain(|t| t != "total");
+        tokens.push("total".into());
+    }
+    if unit == "1" && kind == Kind::Gauge {
+        tokens.retain(|t| t != "ratio");
+        tokens.push("ratio".into());
+    }
+    let mut out = tokens.join("_");
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The word a UCUM unit contributes to a name; units in braces are annotations and dropped.
+fn unit_word(u: &str, per: bool) -> Option<String> {
+    if u.is_empty() || u.contains('{') || u.contains('}') {
+        return None;
+    }
+    let mapped = if per {
+        match u {
+            "s" => "second",
+            "m" => "minute",
+            "h" => "hour",
+            "d" => "day",
+            "w" => "week",
+            "mo" => "month",
+            "y" => "year",
+            other => other,
+        }
+    } else {
+        match u {
+            "d" => "days",
+            "h" => "hours",
+            "min" => "minutes",
+            "s" => "seconds",
+            "ms" => "milliseconds",
+            "us" => "microseconds",
+            "ns" => "nanoseconds",
+            "By" => "bytes",
+            "KiBy" => "kibibytes",
+            "MiBy" => "mebibytes",
+            "GiBy" => "gibibytes",
+            "TiBy" => "tibibytes",
+            "KBy" => "kilobytes",
+            "MBy" => "megabytes",
+            "GBy" => "gigabytes",
+            "TBy" => "terabytes",
+            "m" => "meters",
+            "V" => "volts",
+            "A" => "amperes",
+            "J" => "joules",
+            "W" => "watts",
+            "g" => "grams",
+            "Cel" => "celsius",
+            "Hz" => "hertz",
+            "%" => "percent",
+            "1" => return None,
+            other => other,
+        }
+    };
+    let clean: String = mapped
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_string();
+    (!clean.is_empty()).then_some(clean)
+}
+
+/// A Prometheus label name for an attribute key.
+pub fn label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "key_");
+    } else if s.starts_with('_') && !s.starts_with("__") {
+        s.insert_str(0, "key");
+    }
+    s
+}
+
+/// Attribute pairs -> sanitised label pairs; keys that collide after sanitising have their
+/// values joined with `;` in the order of the original keys.
+fn attr_labels(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+    let mut sorted: Vec<(&str, String)> = kvs
+        .iter()
+        .filter(|kv| !kv.key.is_empty())
+        .map(|kv| {
+            (
+                kv.key.as_str(),
+                kv.value.as_ref().map(any_to_text).unwrap_or_default(),
+            )
+        })
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in sorted {
+        if v.is_empty() {
+            continue;
+        }
+        let name = label_name(k);
+        match out.get_mut(&name) {
+            Some(existing) => {
+                existing.push(';');
+                existing.push_str(&v);
+            }
+            None => {
+                out.insert(name, v);
+            }
+        }
+    }
+    out
+}
+
+/// Prometheus's float formatting for `le` and `quantile` values: shortest form, `+Inf`.
+pub fn format_float(f: f64) -> String {
+    if f == f64::INFINITY {
+        "+Inf".into()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else if f.is_nan() {
+        "NaN".into()
+    } else {
+        let s = format!("{f}");
+        // Rust prints 1e21 as "1000000000000000000000"; Prometheus prints "1e+21".
+        if f.abs() >= 1e21 || (f != 0.0 && f.abs() < 1e-4) {
+            let e = format!("{f:e}");
+            match e.split_once('e') {
+                Some((m, x)) if !x.starts_with('-') => format!("{m}e+{x:0>2}"),
+                Some((m, x)) => format!("{m}e-{:0>2}", &x[1..]),
+                None => e,
+            }
+        } else {
+            s
+        }
+    }
+}
+
+/// Cumulative state for one delta stream.
+enum Acc {
+    Sum {
+        total: f64,
+    },
+    Buckets {
+        counts: BTreeMap<OrdF64, f64>,
+        sum: f64,
+        count: f64,
+    },
+}
+
+struct Stream {
+    acc: Acc,
+    last_t: u64,
+    seen: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct OrdF64(f64);
+impl Eq for OrdF64 {}
+#[allow(clippy::derive_ord_xor_partial_ord)]
+impl Ord for OrdF64 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// OTLP -> series converter with the delta-to-cumulative state.
+pub struct Converter {
+    streams: Mutex<HashMap<u64, Stream>>,
+    pub max_streams: usize,
+    pub stream_ttl: Duration,
+    pub scope_labels: bool,
+}
+
+/// Labels shared by a resource's series.
+struct ResourceCtx {
+    job: Option<String>,
+    instance: Option<String>,
+    info: Option<BTreeMap<String, String>>,
+}
+
+fn resource_ctx(r: Option<&Resource>) -> ResourceCtx {
+    let attrs = r.map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_ref())
+            .map(any_to_text)
+            .filter(|s| !s.is_empty())
+    };
+    let name = get("service.name");
+    let ns = get("service.namespace");
+    let job = match (ns, name) {
+        (Some(ns), Some(n)) => Some(format!("{ns}/{n}")),
+        (None, Some(n)) => Some(n),
+        (Some(ns), None) => Some(format!("{ns}/unknown_service")),
+        (None, None) => None,
+    };
+    let instance = get("service.instance.id");
+    let others: Vec<KeyValue> = attrs
+        .iter()
+        .filter(|kv| {
+            !matches!(
+                kv.key.as_str(),
+                "service.name" | "service.namespace" | "service.instance.id"
+            )
+        })
+        .cloned()
+        .collect();
+    let info = (!others.is_empty()).then(|| attr_labels(&others));
+    ResourceCtx {
+        job,
+        instance,
+        info,
+    }
+}
+
+fn ms(nanos: u64, now_ms: i64) -> i64 {
+    if nanos == 0 {
+        now_ms
+    } else {
+        (nanos / 1_000_000) as i64
+    }
+}
+
+fn exemplar_of(e: &OtlpExemplar, now_ms: i64) -> Option<Exemplar> {
+    let value = match e.value? {
+        exemplar::Value::AsDouble(d) => d,
+        exemplar::Value::AsInt(i) => i as f64,
+    };
+    Some(Exemplar {
+        trace_id: e.trace_id.as_slice().try_into().ok()?,
+        span_id: e.span_id.as_slice().try_into().ok()?,
+        value,
+        t: ms(e.time_unix_nano, now_ms),
+    })
+}
+
+fn number(p: &NumberDataPoint) -> Option<f64> {
+    match p.value? {
+        number_data_point::Value::AsDouble(d) => Some(d),
+        number_data_point::Value::AsInt(i) => Some(i as f64),
+    }
+}
+
+struct Ctx<'a> {
+    res: &'a ResourceCtx,
+    scope: Option<&'a InstrumentationScope>,
+    scope_labels: bool,
+    now_ms: i64,
+}
+
+impl Ctx<'_> {
+    /// The label set for `name` with the point's attributes and `extra` (le, quantile).
+    fn labels(
+        &self,
+        name: &str,
+        attrs: &BTreeMap<String, String>,
+        extra: Option<(&str, String)>,
+    ) -> Labels {
+        let mut pairs: Vec<(String, String)> =
+            attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if self.scope_labels
+            && let Some(s) = self.scope
+        {
+            pairs.push(("otel_scope_name".into(), s.name.clone()));
+            pairs.push(("otel_scope_version".into(), s.version.clone()));
+        }
+        if let Some(j) = &self.res.job {
+            pairs.push(("job".into(), j.clone()));
+        }
+        if let Some(i) = &self.res.instance {
+            pairs.push(("instance".into(), i.clone()));
+        }
+        if let Some((k, v)) = extra {
+            pairs.push((k.into(), v));
+        }
+        pairs.push(("__name__".into(), name.into()));
+        Labels::from_pairs(pairs)
+    }
+}
+
+impl Converter {
+    pub fn new(max_streams: usize, stream_ttl: Duration, scope_labels: bool) -> Converter {
+        Converter {
+            streams: Mutex::new(HashMap::new()),
+            max_streams,
+            stream_ttl,
+            scope_labels,
+        }
+    }
+
+    pub fn streams(&self) -> usize {
+        self.streams.lock().len()
+    }
+
+    /// Converts a whole export into `out`.
+    pub fn convert(&self, req: &ExportMetricsServiceRequest, out: &mut Batch) -> Converted {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut c = Converted::default();
+        let mut streams = self.streams.lock();
+        let now = Instant::now();
+        let ttl = self.stream_ttl;
+        if streams.len() >= self.max_streams {
+            streams.retain(|_, s| now.duration_since(s.seen) < ttl);
+        }
+        for rm in &req.resource_metrics {
+            let res = resource_ctx(rm.resource.as_ref());
+            let mut newest: Option<i64> = None;
+            for sm in &rm.scope_metrics {
+                let ctx = Ctx {
+                    res: &res,
+                    scope: sm.scope.as_ref().filter(|s| !s.name.is_empty()),
+                    scope_labels: self.scope_labels,
+                    now_ms,
+                };
+                for m in &sm.metrics {
+                    let before = out.samples.len();
+                    self.metric(m, &ctx, out, &mut c, &mut streams, now);
+                    if let Some(t) = out.samples[before..].iter().map(|s| s.1).max() {
+                        newest = Some(newest.map_or(t, |n: i64| n.max(t)));
+                    }
+                }
+            }
+            if let (Some(info), Some(t)) = (&res.info, newest) {
+                let ctx = Ctx {
+                    res: &res,
+                    scope: None,
+                    scope_labels: false,
+                    now_ms,
+                };
+                out.push(ctx.labels("target_info", info, None), t, 1.0);
+                out.metadata.push((
+                    "target_info".into(),
+                    Metadata {
+                        kind: "gauge".into(),
+                        help: "Target metadata".into(),
+                        unit: String::new(),
+                    },
+                ));
+            }
+        }
+        c
+    }
+
+    fn metric(
+        &self,
+        m: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        ctx: &Ctx,
+        out: &mut Batch,
+        c: &mut Converted,
+        streams: &mut HashMap<u64, Stream>,
+        now: Instant,
+    ) {
+        let Some(data) = &m.data else {
+            return;
+        };
+        let meta = |kind: &str, name: &str| {
+            (
+                name.to_string(),
+                Metadata {
+                    kind: kind.into(),
+                    help: m.description.clone(),
+                    unit: m.unit.clone(),
+                },
+            )
+        };
+        match data {
+            Data::Gauge(g) => {
+                let name = metric_name(&m.name, &m.unit, Kind::Gauge);
+                if name.is_empty() {
+                    c.points += g.data_points.len() as u64;
+                    (0..g.data_points.len()).for_each(|_| c.reject("metric name is empty"));
+                    return;
+                }
+                out.metadata.push(meta("gauge", &name));
+                for p in &g.data_points {
+                    c.points += 1;
+                    self.number_point(p, &name, ctx, out, c, None);
+                }
+            }
+            Data::Sum(s) => {
+                let kind = if s.is_monotonic {
+                    Kind::Counter
+                } else {
+                    Kind::Gauge
+                };
+                let name = metric_name(&m.name, &m.unit, kind);
+                if name.is_empty() {
+                    c.points += s.data_points.len() as u64;
+                    (0..s.data_points.len()).for_each(|_| c.reject("metric name is empty"));
+                    return;
+                }
+                out.metadata.push(meta(
+                    if s.is_monotonic { "counter" } else { "gauge" },
+                    &name,
+                ));
+                let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
+                for p in &s.data_points {
+                    c.points += 1;
+                    let state = delta.then_some(&mut *streams);
+                    self.number_point(p, &name, ctx, out, c, state.map(|s| (s, now)));
+                }
+            }
+            Data::Histogram(h) => {
+                let name = metric_name(&m.name, &m.unit, Kind::Histogram);
+                if name.is_empty() {
+                    c.points += h.data_points.len() as u64;
+                    (0..h.data_points.len()).for_each(|_| c.reject("metric name is empty"));
+                    return;
+                }
+                out.metadata.push(meta("histogram", &name));
+                let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                for p in &h.data_points {
+                    c.points += 1;
+                    let Some(b) = explicit_buckets(p) else {
+                        c.reject("histogram bucket_counts must be empty or one longer than explicit_bounds");
+                        continue;
+                    };
+                    let ex: Vec<Exemplar> = p
+                        .exemplars
+                        .iter()
+                        .filter_map(|e| exemplar_of(e, ctx.now_ms))
+                        .collect();
+                    self.buckets_point(
+                        &name,
+                        &p.attributes,
+                        p.time_unix_nano,
+                        p.flags,
+                        b,
+                        p.sum,
+                        p.count as f64,
+                        &ex,
+                        ctx,
+                        out,
+                        c,
+                        delta.then_some((&mut *streams, now)),
+                    );
+                }
+            }
+            Data::ExponentialHistogram(h) => {
+                let name = metric_name(&m.name, &m.unit, Kind::Histogram);
+                if name.is_empty() {
+                    c.points += h.data_points.len() as u64;
+                    (0..h.data_points.len()).for_each(|_| c.reject("metric name is empty"));
+                    return;
+                }
+                out.metadata.push(meta("histogram", &name));
+                let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                for p in &h.data_points {
+                    c.points += 1;
+                    let Some(b) = exponential_buckets(p) else {
+                        c.reject("exponential histogram scale out of range (-10..=20)");
+                        continue;
+                    };
+                    let ex: Vec<Exemplar> = p
+                        .exemplars
+                        .iter()
+                        .filter_map(|e| exemplar_of(e, ctx.now_ms))
+                        .collect();
+                    self.buckets_point(
+                        &name,
+                        &p.attributes,
+                        p.time_unix_nano,
+                        p.flags,
+                        b,
+                        p.sum,
+                        p.count as f64,
+                        &ex,
+                        ctx,
+                        out,
+                        c,
+                        delta.then_some((&mut *streams, now)),
+                    );
+                }
+            }
+            Data::Summary(s) => {
+                let name = metric_name(&m.name, &m.unit, Kind::Summary);
+                if name.is_empty() {
+                    c.points += s.data_points.len() as u64;
+                    (0..s.data_points.len()).for_each(|_| c.reject("metric name is empty"));
+                    return;
+                }
+                out.metadata.push(meta("summary", &name));
+                for p in &s.data_points {
+                    c.points += 1;
+                    self.summary_point(p, &name, ctx, out);
+                }
+            }
+        }
+    }
+
+    fn number_point(
+        &self,
+        p: &NumberDataPoint,
+        name: &str,
+        ctx: &Ctx,
+        out: &mut Batch,
+        c: &mut Converted,
+        delta: Option<(&mut HashMap<u64, Stream>, Instant)>,
+    ) {
+        let attrs = attr_labels(&p.attributes);
+        let labels = ctx.labels(name, &attrs, None);
+        let t = ms(p.time_unix_nano, ctx.now_ms);
+        let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
+        let mut v = if stale {
+            f64::from_bits(STALE_NAN_BITS)
+        } else {
+            match number(p) {
+                Some(v) => v,
+                None => {
+                    c.reject("number data point without a value");
+                    return;
+                }
+            }
+        };
+        if let (Some((streams, now)), false) = (delta, stale) {
+            let key = labels.hash64();
+            let full = streams.len() >= self.max_streams;
+            match streams.get_mut(&key) {
+                Some(s) => {
+                    if p.time_unix_nano <= s.last_t {
+                        c.reject("delta point not newer than the previous one of its stream");
+                        return;
+                    }
+                    if let Acc::Sum { total } = &mut s.acc {
+                        *total += v;
+                        v = *total;
+                    }
+                    s.last_t = p.time_unix_nano;
+                    s.seen = now;
+                }
+                None if full => {
+                    c.reject("too many delta streams to convert to cumulative (metrics.delta_max_streams)");
+                    return;
+                }
+                None => {
+                    streams.insert(
+                        key,
+                        Stream {
+                            acc: Acc::Sum { total: v },
+                            last_t: p.time_unix_nano,
+                            seen: now,
+                        },
+                    );
+                }
+            }
+        }
+        let i = out.series_index(labels);
+        out.samples.push((i, t, v));
+        if let Some(e) = p
+            .exemplars
+            .iter()
+            .rev()
+            .find_map(|e| exemplar_of(e, ctx.now_ms))
+        {
+            out.exemplars.push((i, e));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn buckets_point(
+        &self,
+        name: &str,
+        attributes: &[KeyValue],
+        time_nanos: u64,
+        flags: u32,
+        mut buckets: Vec<(f64, f64)>,
+        sum: Option<f64>,
+        mut count: f64,
+        exemplars: &[Exemplar],
+        ctx: &Ctx,
+        out: &mut Batch,
+        c: &mut Converted,
+        delta: Option<(&mut HashMap<u64, Stream>, Instant)>,
+    ) {
+        let attrs = attr_labels(attributes);
+        let t = ms(time_nanos, ctx.now_ms);
+        let stale = flags & FLAG_NO_RECORDED_VALUE != 0;
+        let mut sum = sum;
+        if let (Some((streams, now)), false) = (delta, stale) {
+            let key = ctx.labels(name, &attrs, None).hash64();
+            let full = streams.len() >= self.max_streams;
+            match streams.get_mut(&key) {
+                Some(s) => {
+                    if time_nanos <= s.last_t {
+                        c.reject("delta point not newer than the previous one of its stream");
+                        return;
+                    }
+                    if let Acc::Buckets {
+                        counts,
+                        sum: total_sum,
+                        count: total_count,
+                    } = &mut s.acc
+                    {
+                        for (le, n) in &buckets {
+                            *counts.entry(OrdF64(*le)).or_insert(0.0) += n;
+                        }
+                        *total_sum += sum.unwrap_or(0.0);
+                        *total_count += count;
+                        buckets = counts.iter().map(|(k, v)| (k.0, *v)).collect();
+                        sum = sum.map(|_| *total_sum);
+                        count = *total_count;
+                    }
+                    s.last_t = time_nanos;
+                    s.seen = now;
+                }
+                None if full => {
+                    c.reject("too many delta streams to convert to cumulative (metrics.delta_max_streams)");
+                    return;
+                }
+                None => {
+                    streams.insert(
+                        key,
+                        Stream {
+                            acc: Acc::Buckets {
+                                counts: buckets.iter().map(|(k, v)| (OrdF64(*k), *v)).collect(),
+                                sum: sum.unwrap_or(0.0),
+                                count,
+                            },
+                            last_t: time_nanos,
+                            seen: now,
+                        },
+                    );
+                }
+            }
+        }
+        let stale_v = f64::from_bits(STALE_NAN_BITS);
+        let bucket_name = format!("{name}_bucket");
+        // The latest exemplar of each bucket (index `buckets.len()` is `+Inf`).
+        let mut per_bucket: HashMap<usize, Exemplar> = HashMap::new();
+        for e in exemplars {
+            let k = buckets
+                .iter()
+                .position(|b| e.value <= b.0)
+                .unwrap_or(buckets.len());
+            per_bucket.insert(k, *e);
+        }
+        let mut cum = 0.0;
+        for (k, (le, n)) in buckets.iter().enumerate() {
+            cum += n;
+            let l = ctx.labels(&bucket_name, &attrs, Some(("le", format_float(*le))));
+            let i = out.series_index(l);
+            out.samples.push((i, t, if stale { stale_v } else { cum }));
+            if let Some(e) = per_bucket.get(&k) {
+                out.exemplars.push((i, *e));
+            }
+        }
+        let l = ctx.labels(&bucket_name, &attrs, Some(("le", "+Inf".into())));
+        let i = out.series_index(l);
+        out.samples
+            .push((i, t, if stale { stale_v } else { count }));
+        if let Some(e) = per_bucket.get(&buckets.len()) {
+            out.exemplars.push((i, *e));
+        }
+        if sum.is_some() || stale {
+            out.push(
+                ctx.labels(&format!("{name}_sum"), &attrs, None),
+                t,
+                if stale { stale_v } else { sum.unwrap_or(0.0) },
+            );
+        }
+        out.push(
+            ctx.labels(&format!("{name}_count"), &attrs, None),
+            t,
+            if stale { stale_v } else { count },
+        );
+    }
+
+    fn summary_point(&self, p: &SummaryDataPoint, name: &str, ctx: &Ctx, out: &mut Batch) {
+        let attrs = attr_labels(&p.attributes);
+        let t = ms(p.time_unix_nano, ctx.now_ms);
+        let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
+        let val = |v: f64| {
+            if stale {
+                f64::from_bits(STALE_NAN_BITS)
+            } else {
+                v
+            }
+        };
+        for q in &p.quantile_values {
+            out.push(
+                ctx.labels(name, &attrs, Some(("quantile", format_float(q.quantile)))),
+                t,
+                val(q.value),
+            );
+        }
+        out.push(
+            ctx.labels(&format!("{name}_sum"), &attrs, None),
+            t,
+            val(p.sum),
+        );
+        out.push(
+            ctx.labels(&format!("{name}_count"), &attrs, None),
+            t,
+            val(p.count as f64),
+        );
+    }
+}
+
+/// (upper bound, count) per finite bucket of an explicit-bounds histogram; the `+Inf` bucket is
+/// implied by the total count. `None` if the counts do not fit the bounds.
+fn explicit_buckets(p: &HistogramDataPoint) -> Option<Vec<(f64, f64)>> {
+    if p.bucket_counts.is_empty() {
+        return Some(Vec::new());
+    }
+    if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+        return None;
+    }
+    Some(
+        p.explicit_bounds
+            .iter()
+            .zip(&p.bucket_counts)
+            .map(|(b, n)| (*b, *n as f64))
+            .collect(),
+    )
+}
+
+/// Classic buckets at an exponential histogram's own boundaries: negative buckets (upper bound
+/// `-base^i`), the zero bucket (upper bound `zero_threshold`), positive buckets (upper bound
+/// `base^(i+1)`), ascending.
+fn exponential_buckets(p: &ExponentialHistogramDataPoint) -> Option<Vec<(f64, f64)>> {
+    if !(-10..=20).contains(&p.scale) {
+        return None;
+    }
+    let factor = (-(p.scale as f64)).exp2();
+    let bound = |i: i64| (i as f64 * factor).exp2();
+    let mut out = Vec::new();
+    if let Some(neg) = &p.negative {
+        for (k, n) in neg.bucket_counts.iter().enumerate().rev() {
+            let i = neg.offset as i64 + k as i64;
+            out.push((-bound(i), *n as f64));
+        }
+    }
+    out.push((p.zero_threshold.max(0.0), p.zero_count as f64));
+    if let Some(pos) = &p.positive {
+        for (k, n) in pos.bucket_counts.iter().enumerate() {
+            let i = pos.offset as i64 + k as i64;
+            out.push((bound(i + 1), *n as f64));
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_compatibility_rules() {
+        let cases = [
+            (
+                "worker.read.crashes",
+                "",
+                Kind::Counter,
+                "worker_read_crashes_total",
+            ),
+            (
+                "http.server.duration",
+                "s",
+                Kind::Histogram,
+                "http_server_duration_seconds",
+            ),
+            (
+                "system.memory.usage",
+                "By",
+                Kind::Gauge,
+                "system_memory_usage_bytes",
+            ),
+            ("cpu.utilization", "1", Kind::Gauge, "cpu_utilization_ratio"),
+            (
+                "cpu.utilization",
+                "1",
+                Kind::Counter,
+                "cpu_utilization_total",
+            ),
+            ("requests", "{requests}", Kind::Counter, "requests_total"),
+            ("requests.total", "", Kind::Counter, "requests_total"),
+            ("latency_seconds", "s", Kind::Gauge, "latency_seconds"),
+            (
+                "throughput",
+                "By/s",
+                Kind::Gauge,
+                "throughput_bytes_per_second",
+            ),
+            ("2xx.count", "", Kind::Gauge, "_2xx_count"),
+            ("temp", "Cel", Kind::Gauge, "temp_celsius"),
+            (
+                "foo__bar--baz",
+                "ms",
+                Kind::Counter,
+                "foo_bar_baz_milliseconds_total",
+            ),
+        ];
+        for (name, unit, kind, want) in cases {
+            assert_eq!(metric_name(name, unit, kind), want, "{name} {unit}");
+        }
+        assert_eq!(label_name("http.method"), "http_method");
+        assert_eq!(label_name("0day"), "key_0day");
+        assert_eq!(label_name("_x"), "key_x");
+        assert_eq!(label_name("__x"), "__x");
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v.into()),
+                ),
+            }),
+            ..Default::default()
+        };
+        let l = attr_labels(&[kv("a.b", "2"), kv("a_b", "1")]);
+        assert_eq!(l.get("a_b").map(String::as_str), Some("2;1"));
+        assert_eq!(format_float(0.005), "0.005");
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(1e21), "1e+21");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+    }
+}
