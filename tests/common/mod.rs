@@ -259,3 +259,53 @@ pub async fn post_proto(url: &str, req: &impl prost::Message) -> u16 {
         .status()
         .as_u16()
 }
+
+/// `/api/v1/export` as (labels -> (timestamps, values)); values that JSON cannot carry come
+/// back as NaN (staleness markers included).
+pub async fn export(
+    api: &str,
+    selector: &str,
+) -> std::collections::BTreeMap<Vec<(String, String)>, (Vec<i64>, Vec<f64>)> {
+    let url = format!(
+        "{api}/api/v1/export?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("match[]", selector)
+            .finish()
+    );
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let mut labels: Vec<(String, String)> = v["metric"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        labels.sort();
+        let ts = v["timestamps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect();
+        let vals = v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap_or(f64::NAN))
+            .collect();
+        out.insert(labels, (ts, vals));
+    }
+    out
+}
+
+/// A label set in the form [`export`] keys use.
+pub fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.sort();
+    v
+}
