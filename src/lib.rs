@@ -11,12 +11,17 @@
 //!   the same `Export*ServiceRequest` and call one export function per signal.
 //! - [`traces`]: the span and log store. SQLite (`traces.db`) holds zstd-compressed chunks of
 //!   OTLP data; Tantivy (`index/`) makes them searchable; dependency counts feed the service map.
-//! - [`api`]: query APIs: Jaeger-compatible (`/api/traces` ...) and log search (`/api/logs`).
+//! - [`tsdb`]: the metrics store: series index and head in memory, WAL, immutable blocks with
+//!   compaction and retention, and the narrow read seam [`tsdb::Queryable`] (`select`, label
+//!   names, label values). Formats in `src/tsdb/FORMAT.md`.
+//! - [`samplers`]: metrics Sightline pulls itself: scraping of Prometheus exposition endpoints.
+//! - [`api`]: query APIs: Jaeger-compatible (`/api/traces` ...), log search (`/api/logs`), and the
+//!   Prometheus series/label/metadata/exemplar endpoints plus raw export (`/api/v1/...`).
 //! - [`telemetry`]: Sightline's own metrics at `/metrics`.
 //! - [`error`]: the one mapping from error kinds to HTTP and gRPC status codes.
 //!
-//! Not built yet (their own issues): the metrics store and PromQL, host and GPU samplers, the web
-//! UI, the reverse proxy and auth, forwarding upstream, span metrics.
+//! Not built yet (their own issues): PromQL, host and GPU samplers, the web UI, the reverse proxy
+//! and auth, forwarding upstream, span metrics.
 //!
 //! # One span's path
 //!
@@ -32,6 +37,22 @@
 //!    recording the highest chunk id it covers; on restart it catches up from SQLite.
 //! 6. `GET /api/traces/{id}` asks the index (plus pending chunks) which chunks hold the trace,
 //!    decodes them, and `api::jaeger` renders Jaeger's JSON.
+//!
+//! # One sample's path
+//!
+//! 1. An SDK posts `ExportMetricsServiceRequest` to `/v1/metrics` (or gRPC), or a `[[scrape]]`
+//!    task (`samplers::scrape`) fetches and parses an exposition.
+//! 2. `ingest::metrics::Converter` turns each data point into Prometheus series (names and labels
+//!    by the compatibility rules, delta to cumulative) in a `tsdb::Batch`.
+//! 3. `Tsdb::append` hands the batch to the writer thread, which finds or creates each series in
+//!    the head (`tsdb::head`), appends the samples (in order, out of order within the window, or
+//!    rejected), frames WAL records and, once per group of waiting batches, writes and fsyncs the
+//!    WAL (`tsdb::wal`); then the export is acknowledged.
+//! 4. When the head spans 1.5 block ranges the writer fences it and the maintenance thread
+//!    writes a block (`tsdb::block`), truncates the head, checkpoints the WAL, compacts and
+//!    applies retention.
+//! 5. `GET /api/v1/series` (or the PromQL engine, later) calls `Queryable::select`, which merges
+//!    the blocks and the head and returns each series' samples in the range.
 
 pub mod api;
 pub mod app;

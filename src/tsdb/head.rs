@@ -11,8 +11,12 @@ use super::codec;
 use super::labels::{Label, Labels, MatchOp, Matcher};
 use super::xor::XorChunk;
 
-/// Samples per chunk before the open chunk is sealed.
-pub const CHUNK_SAMPLES: usize = 120;
+/// Samples in the open (Gorilla) chunk before it is sealed into the denser codec. Small, because
+/// the open chunk is the head's largest cost per series.
+pub const CHUNK_SAMPLES: usize = 32;
+/// Sealed chunks of equal size are merged (32 + 32 -> 64 ...) up to this many samples, so a
+/// series holds few chunks and each sample is re-coded only a few times.
+pub const MAX_SEALED_SAMPLES: usize = 512;
 
 /// Prometheus's staleness marker: a NaN with this exact bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -66,16 +70,96 @@ impl Symbols {
     }
 }
 
-struct Sealed {
-    min_t: i64,
+/// A series' sealed chunks in one buffer, oldest first: `[uvarint len][codec chunk]...`. One
+/// allocation per series instead of one per chunk.
+struct SealedChunks {
+    buf: Vec<u8>,
+    /// Offset of the newest chunk's length prefix.
+    last_start: u32,
+    /// Newest timestamp in the sealed chunks (`i64::MIN` when there are none).
     max_t: i64,
-    data: Box<[u8]>,
+}
+
+impl SealedChunks {
+    fn new() -> Self {
+        SealedChunks {
+            buf: Vec::new(),
+            last_start: 0,
+            max_t: i64::MIN,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// (offset of the length prefix, chunk bytes) of each chunk.
+    fn chunks(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        let mut pos = 0usize;
+        std::iter::from_fn(move || {
+            let start = pos;
+            let (len, n) = codec::get_uvarint(self.buf.get(pos..)?)?;
+            let data = self.buf.get(pos + n..pos + n + len as usize)?;
+            pos += n + len as usize;
+            Some((start, data))
+        })
+    }
+
+    fn last(&self) -> Option<&[u8]> {
+        self.chunks()
+            .find(|(s, _)| *s == self.last_start as usize)
+            .map(|(_, d)| d)
+    }
+
+    fn min_t(&self) -> Option<i64> {
+        self.chunks().next().and_then(|(_, d)| codec::first_t(d))
+    }
+
+    fn push(&mut self, samples: &[(i64, f64)]) {
+        let Some(last) = samples.last() else { return };
+        let data = codec::encode(samples);
+        let mut len = Vec::with_capacity(3);
+        codec::put_uvarint(&mut len, data.len() as u64);
+        // Exact growth: no doubling slack kept per series.
+        self.buf.reserve_exact(len.len() + data.len());
+        self.last_start = self.buf.len() as u32;
+        self.buf.extend_from_slice(&len);
+        self.buf.extend_from_slice(&data);
+        self.max_t = self.max_t.max(last.0);
+    }
+
+    /// Removes the newest chunk and returns its samples.
+    fn pop(&mut self) -> Option<Vec<(i64, f64)>> {
+        let samples = codec::decode(self.last()?).ok()?;
+        self.buf.truncate(self.last_start as usize);
+        self.last_start = self.chunks().last().map_or(0, |(s, _)| s as u32);
+        Some(samples)
+    }
+
+    fn all(&self) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        for (_, d) in self.chunks() {
+            if let Ok(s) = codec::decode(d) {
+                out.extend(s);
+            }
+        }
+        out
+    }
+
+    /// Replaces the contents with `samples`, in chunks of at most [`MAX_SEALED_SAMPLES`].
+    fn rebuild(&mut self, samples: &[(i64, f64)]) {
+        *self = SealedChunks::new();
+        for part in samples.chunks(MAX_SEALED_SAMPLES) {
+            self.push(part);
+        }
+        self.buf.shrink_to_fit();
+    }
 }
 
 pub struct MemSeries {
     /// name, value symbol ids, sorted by name.
     labels: Box<[u32]>,
-    sealed: Vec<Sealed>,
+    sealed: SealedChunks,
     open: XorChunk,
     // Boxed: 8 bytes per series instead of 24 for a buffer most series never use.
     #[allow(clippy::box_collection)]
@@ -89,7 +173,7 @@ impl MemSeries {
     fn last_t(&self) -> Option<i64> {
         self.open
             .last_t()
-            .or_else(|| self.sealed.last().map(|c| c.max_t))
+            .or_else(|| (!self.sealed.is_empty()).then_some(self.sealed.max_t))
     }
 
     fn is_empty(&self) -> bool {
@@ -97,26 +181,33 @@ impl MemSeries {
     }
 
     fn seal(&mut self) {
-        let samples = self.open.samples();
-        if let (Some(a), Some(b)) = (samples.first(), samples.last()) {
-            self.sealed.push(Sealed {
-                min_t: a.0,
-                max_t: b.0,
-                data: codec::encode(&samples).into_boxed_slice(),
-            });
-        }
+        let mut samples = self.open.samples();
         self.open = XorChunk::new();
+        // Binary merging: while the previous sealed chunk is no larger than this one, fold it in.
+        while let Some(prev) = self.sealed.last() {
+            let n = codec::count(prev);
+            if n > samples.len() || n + samples.len() > MAX_SEALED_SAMPLES {
+                break;
+            }
+            let Some(mut merged) = self.sealed.pop() else {
+                break;
+            };
+            merged.extend_from_slice(&samples);
+            samples = merged;
+        }
+        self.sealed.push(&samples);
     }
 
     /// In-order samples in `[mint, maxt]`, then out-of-order ones, merged and deduplicated.
     fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
-        for c in &self.sealed {
-            if c.max_t >= mint
-                && c.min_t <= maxt
-                && let Ok(s) = codec::decode(&c.data)
-            {
-                out.extend(s.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
+        if self.sealed.max_t >= mint {
+            for (_, c) in self.sealed.chunks() {
+                if codec::first_t(c).is_some_and(|f| f <= maxt)
+                    && let Ok(s) = codec::decode(c)
+                {
+                    out.extend(s.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
+                }
             }
         }
         if self
@@ -143,8 +234,7 @@ impl MemSeries {
 
     fn heap_bytes(&self) -> usize {
         self.labels.len() * 4
-            + self.sealed.capacity() * std::mem::size_of::<Sealed>()
-            + self.sealed.iter().map(|c| c.data.len()).sum::<usize>()
+            + self.sealed.buf.capacity()
             + self.open.heap_bytes()
             + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16 + 24)
             + self
@@ -186,6 +276,8 @@ pub struct Head {
     pub min_valid_t: i64,
     /// The newest sample timestamp seen.
     pub max_t: i64,
+    /// The oldest in-order sample time (kept up to date on append, recomputed on truncation).
+    min_t_cache: Option<i64>,
     ooo_window_ms: i64,
     /// Metric metadata: name -> (type, help, unit), as last reported.
     pub metadata: HashMap<String, Metadata>,
@@ -210,6 +302,7 @@ impl Head {
             live: 0,
             min_valid_t: i64::MIN,
             max_t: i64::MIN,
+            min_t_cache: None,
             ooo_window_ms,
             metadata: HashMap::new(),
         }
@@ -270,7 +363,7 @@ impl Head {
         }
         self.series[id as usize] = Some(Box::new(MemSeries {
             labels: syms.into_boxed_slice(),
-            sealed: Vec::new(),
+            sealed: SealedChunks::new(),
             open: XorChunk::new(),
             ooo: None,
             exemplar: None,
@@ -339,6 +432,9 @@ impl Head {
                 s.open.append(t, v);
                 if t > self.max_t {
                     self.max_t = t;
+                }
+                if self.min_t_cache.is_none_or(|m| t < m) {
+                    self.min_t_cache = Some(t);
                 }
                 return AppendOutcome::Appended;
             }
@@ -465,15 +561,14 @@ impl Head {
 
     /// The oldest in-order sample time in the head.
     pub fn min_t(&self) -> Option<i64> {
+        self.min_t_cache
+    }
+
+    fn scan_min_t(&self) -> Option<i64> {
         self.series
             .iter()
             .flatten()
-            .filter_map(|s| {
-                s.sealed
-                    .first()
-                    .map(|c| c.min_t)
-                    .or_else(|| s.open.first_t())
-            })
+            .filter_map(|s| s.sealed.min_t().or_else(|| s.open.first_t()))
             .min()
     }
 
@@ -495,9 +590,9 @@ impl Head {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for c in &s.sealed {
-            if c.min_t < before
-                && let Ok(x) = codec::decode(&c.data)
+        for (_, c) in s.sealed.chunks() {
+            if codec::first_t(c).is_some_and(|f| f < before)
+                && let Ok(x) = codec::decode(c)
             {
                 out.extend(x.into_iter().filter(|s| s.0 < before));
             }
@@ -528,14 +623,18 @@ impl Head {
         let mut removed = false;
         for slot in self.series.iter_mut() {
             let Some(s) = slot else { continue };
-            s.sealed.retain(|c| c.max_t >= before);
-            if let Some(first) = s.sealed.first_mut()
-                && first.min_t < before
-                && let Ok(x) = codec::decode(&first.data)
-            {
-                let keep: Vec<_> = x.into_iter().filter(|x| x.0 >= before).collect();
-                first.min_t = keep.first().map_or(before, |x| x.0);
-                first.data = codec::encode(&keep).into_boxed_slice();
+            if s.sealed.min_t().is_some_and(|m| m < before) {
+                let keep: Vec<_> = s
+                    .sealed
+                    .all()
+                    .into_iter()
+                    .filter(|x| x.0 >= before)
+                    .collect();
+                let max_t = s.sealed.max_t;
+                s.sealed.rebuild(&keep);
+                if !s.sealed.is_empty() {
+                    s.sealed.max_t = max_t;
+                }
             }
             if s.open.first_t().is_some_and(|f| f < before) {
                 let keep: Vec<_> = s
@@ -559,6 +658,7 @@ impl Head {
         if removed {
             self.rebuild_index();
         }
+        self.min_t_cache = self.scan_min_t();
     }
 
     fn rebuild_index(&mut self) {
@@ -644,11 +744,7 @@ impl Head {
 
 impl MemSeries {
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
-        let first = self
-            .sealed
-            .first()
-            .map(|c| c.min_t)
-            .or_else(|| self.open.first_t());
+        let first = self.sealed.min_t().or_else(|| self.open.first_t());
         let last = self.last_t();
         let in_order = matches!((first, last), (Some(f), Some(l)) if f <= maxt && l >= mint);
         in_order

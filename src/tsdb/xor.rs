@@ -87,17 +87,18 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// Timestamp delta-of-delta: `0` for 0, then ranges with 2-, 3-, 4-bit prefixes, else 64 bits.
+/// Timestamp delta-of-delta: `0` for 0; `10` + 7 bits for scrape jitter (-63..=64); `110` + 14
+/// bits; `1110` + 20 bits; else `1111` + 64 bits.
 fn write_dod(w: &mut BitWriter, dod: i64) {
     match dod {
         0 => w.write_bit(false),
-        -8191..=8192 => {
+        -63..=64 => {
             w.write_bits(0b10, 2);
-            w.write_bits((dod as u64) & ((1 << 14) - 1), 14);
+            w.write_bits((dod as u64) & ((1 << 7) - 1), 7);
         }
-        -65535..=65536 => {
+        -8191..=8192 => {
             w.write_bits(0b110, 3);
-            w.write_bits((dod as u64) & ((1 << 17) - 1), 17);
+            w.write_bits((dod as u64) & ((1 << 14) - 1), 14);
         }
         -524287..=524288 => {
             w.write_bits(0b1110, 4);
@@ -120,8 +121,8 @@ fn read_dod(r: &mut BitReader) -> Option<i64> {
     }
     let sz = match prefix {
         0 => return Some(0),
-        1 => 14,
-        2 => 17,
+        1 => 7,
+        2 => 14,
         3 => 20,
         _ => 64,
     };
@@ -129,7 +130,7 @@ fn read_dod(r: &mut BitReader) -> Option<i64> {
     if sz == 64 {
         return Some(bits as i64);
     }
-    // Sign-extend, with the range's top value (e.g. 8192) written as its negative twin.
+    // Sign-extend, with the range's top value (e.g. 64) written as its negative twin.
     let mut v = bits as i64;
     if v > (1 << (sz - 1)) {
         v -= 1 << sz;
@@ -212,7 +213,6 @@ impl XorValues {
 pub struct XorChunk {
     w: BitWriter,
     count: u32,
-    first_t: i64,
     last_t: i64,
     last_delta: i64,
     prev: u64,
@@ -225,7 +225,6 @@ impl XorChunk {
         XorChunk {
             w: BitWriter::default(),
             count: 0,
-            first_t: 0,
             last_t: 0,
             last_delta: 0,
             prev: 0,
@@ -242,8 +241,12 @@ impl XorChunk {
         self.count == 0
     }
 
+    /// The first timestamp: the stream's first 64 bits.
     pub fn first_t(&self) -> Option<i64> {
-        (self.count > 0).then_some(self.first_t)
+        if self.count == 0 {
+            return None;
+        }
+        Some(i64::from_be_bytes(self.w.buf.get(..8)?.try_into().ok()?))
     }
 
     pub fn last_t(&self) -> Option<i64> {
@@ -268,7 +271,6 @@ impl XorChunk {
             0 => {
                 self.w.write_bits(t as u64, 64);
                 self.w.write_bits(v.to_bits(), 64);
-                self.first_t = t;
                 self.prev = v.to_bits();
             }
             _ => {
