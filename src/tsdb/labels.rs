@@ -79,17 +79,18 @@ impl Labels {
         self.0
     }
 
-    /// Stable 64-bit hash of the set (FNV-1a over names and values with separators); used to
-    /// find a series and to spread work, never as an identity on its own.
+    /// 64-bit hash of the set (names and values with separators, eight bytes at a step); used
+    /// to find a series and to spread work, never as an identity on its own. Not persisted.
     pub fn hash64(&self) -> u64 {
-        let mut h = Fnv::new();
+        use std::hash::Hasher;
+        let mut h = rustc_hash::FxHasher::default();
         for l in &self.0 {
             h.write(l.name.as_bytes());
-            h.write(&[0xff]);
+            h.write_u8(0xff);
             h.write(l.value.as_bytes());
-            h.write(&[0xfe]);
+            h.write_u8(0xfe);
         }
-        h.0
+        h.finish()
     }
 
     /// Why this set cannot be stored, if it cannot.
@@ -121,20 +122,6 @@ impl fmt::Display for Labels {
             write!(f, "{}={:?}", l.name, l.value)?;
         }
         f.write_str("}")
-    }
-}
-
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf29ce484222325)
-    }
-    fn write(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= x as u64;
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
     }
 }
 

@@ -343,11 +343,11 @@ impl TsdbCounters {
     }
 }
 
+type Reply = tokio::sync::oneshot::Sender<(Result<AppendResult, TsdbError>, Batch)>;
+
 enum Cmd {
-    Append(
-        Batch,
-        tokio::sync::oneshot::Sender<Result<AppendResult, TsdbError>>,
-    ),
+    /// The batch comes back with the answer, so the caller's thread, not the writer, frees it.
+    Append(Batch, Reply),
     /// Cut everything in the head before `t` now (tests, benchmarks, shutdown flush).
     CutBefore(i64, std::sync::mpsc::Sender<()>),
 }
@@ -501,6 +501,7 @@ impl Tsdb {
         self.send(Cmd::Append(batch, tx))?;
         rx.await
             .map_err(|_| TsdbError::Unavailable("the store is shutting down".into()))?
+            .0
     }
 
     /// [`Self::append`] for threads outside the async runtime.
@@ -509,6 +510,7 @@ impl Tsdb {
         self.send(Cmd::Append(batch, tx))?;
         rx.blocking_recv()
             .map_err(|_| TsdbError::Unavailable("the store is shutting down".into()))?
+            .0
     }
 
     fn send(&self, c: Cmd) -> Result<(), TsdbError> {
@@ -789,7 +791,7 @@ fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cmd>) {
                         if let Some(m) = logged_samples.iter().map(|s| s.1).max() {
                             max_t = max_t.max(m);
                         }
-                        replies.push((reply, r));
+                        replies.push((reply, r, batch));
                     }
                     Cmd::CutBefore(t, done) => cuts.push((t, done)),
                 }
@@ -803,14 +805,14 @@ fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cmd>) {
                     c.wal_fsyncs.fetch_add(1, Relaxed);
                 }
                 inner.writable.store(true, Relaxed);
-                for (reply, r) in replies {
+                for (reply, r, batch) in replies {
                     c.samples_appended.fetch_add(r.appended, Relaxed);
                     c.samples_duplicate.fetch_add(r.duplicates, Relaxed);
                     c.rejected_conflict.fetch_add(r.conflicts, Relaxed);
                     c.rejected_too_old.fetch_add(r.too_old, Relaxed);
                     c.rejected_series_limit.fetch_add(r.series_limit, Relaxed);
                     c.rejected_invalid.fetch_add(r.invalid, Relaxed);
-                    let _ = reply.send(Ok(r));
+                    let _ = reply.send((Ok(r), batch));
                 }
             }
             Err(e) => {
@@ -825,10 +827,13 @@ fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cmd>) {
                         }
                     }
                 }
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(TsdbError::Unavailable(format!(
-                        "the write-ahead log cannot be written ({e}); retry later"
-                    ))));
+                for (reply, _, batch) in replies {
+                    let _ = reply.send((
+                        Err(TsdbError::Unavailable(format!(
+                            "the write-ahead log cannot be written ({e}); retry later"
+                        ))),
+                        batch,
+                    ));
                 }
             }
         }

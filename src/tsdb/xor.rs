@@ -11,24 +11,23 @@ pub struct BitWriter {
 }
 
 impl BitWriter {
-    pub fn write_bits(&mut self, mut v: u64, mut n: u8) {
-        while n > 0 {
-            if self.used == 0 {
-                self.buf.push(0);
-                self.used = 0;
-            }
-            let free = 8 - self.used;
-            let take = free.min(n);
-            let shift = n - take;
-            let bits = ((v >> shift) & ((1u64 << take) - 1)) as u8;
-            let last = self.buf.last_mut().expect("pushed above");
-            *last |= bits << (free - take);
-            self.used = (self.used + take) % 8;
-            n -= take;
-            if shift < 64 {
-                v &= (1u64 << shift).wrapping_sub(1);
-            }
+    pub fn write_bits(&mut self, v: u64, n: u8) {
+        if n == 0 {
+            return;
         }
+        // Left-align the n bits in a u128 behind the bits already used in the last byte.
+        let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+        let used = self.used as u32;
+        let total = used + n as u32;
+        let mut acc: u128 = (v as u128) << (128 - n as u32 - used);
+        if used > 0 {
+            let last = self.buf.pop().expect("used > 0 means a partial byte");
+            acc |= (last as u128) << 120;
+        }
+        let bytes = total.div_ceil(8) as usize;
+        let be = acc.to_be_bytes();
+        self.buf.extend_from_slice(&be[..bytes]);
+        self.used = (total % 8) as u8;
     }
 
     pub fn write_bit(&mut self, b: bool) {
@@ -269,6 +268,8 @@ impl XorChunk {
     pub fn append(&mut self, t: i64, v: f64) {
         match self.count {
             0 => {
+                // Room for a typical sealed-at-32 chunk without regrowing.
+                self.w.buf.reserve_exact(128);
                 self.w.write_bits(t as u64, 64);
                 self.w.write_bits(v.to_bits(), 64);
                 self.prev = v.to_bits();
