@@ -13,8 +13,8 @@ use super::xor::XorChunk;
 
 /// Samples in the open (Gorilla) chunk before it is sealed into the denser codec. Small, because
 /// the open chunk is the head's largest cost per series.
-pub const CHUNK_SAMPLES: usize = 32;
-/// Sealed chunks of equal size are merged (32 + 32 -> 64 ...) up to this many samples, so a
+pub const CHUNK_SAMPLES: usize = 16;
+/// Sealed chunks of equal size are merged (16 + 16 -> 32 ...) up to this many samples, so a
 /// series holds few chunks and each sample is re-coded only a few times.
 pub const MAX_SEALED_SAMPLES: usize = 512;
 

@@ -269,7 +269,7 @@ impl XorChunk {
         match self.count {
             0 => {
                 // Room for a typical sealed-at-32 chunk without regrowing.
-                self.w.buf.reserve_exact(128);
+                self.w.buf.reserve_exact(64);
                 self.w.write_bits(t as u64, 64);
                 self.w.write_bits(v.to_bits(), 64);
                 self.prev = v.to_bits();
