@@ -899,4 +899,202 @@ mod tests {
         assert_eq!(format_float(1e21), "1e+21");
         assert_eq!(format_float(f64::INFINITY), "+Inf");
     }
+
+    fn point_attrs() -> Vec<KeyValue> {
+        vec![KeyValue {
+            key: "gpu".into(),
+            value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                        "0".into(),
+                    ),
+                ),
+            }),
+            ..Default::default()
+        }]
+    }
+
+    fn request(
+        metrics: Vec<opentelemetry_proto::tonic::metrics::v1::Metric>,
+    ) -> ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                            value: Some(
+                                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                    "svc".into(),
+                                ),
+                            ),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// (series text, value) of every sample, values as bits to compare NaNs.
+    fn samples(b: &Batch) -> Vec<(String, u64)> {
+        b.samples
+            .iter()
+            .map(|(i, _, v)| (b.series[*i as usize].to_string(), v.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    fn exponential_histograms_summaries_and_staleness() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            ExponentialHistogram, Gauge, Metric, Summary,
+            exponential_histogram_data_point::Buckets, summary_data_point::ValueAtQuantile,
+        };
+        let c = Converter::new(10, Duration::from_secs(3600), false);
+        let exp = Metric {
+            name: "gpu.kernel.time".into(),
+            unit: "s".into(),
+            data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                data_points: vec![ExponentialHistogramDataPoint {
+                    attributes: point_attrs(),
+                    time_unix_nano: 1_000_000_000,
+                    count: 6,
+                    sum: Some(9.5),
+                    scale: 0,
+                    zero_count: 1,
+                    positive: Some(Buckets {
+                        offset: 0,
+                        bucket_counts: vec![2, 3],
+                    }),
+                    negative: None,
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        };
+        let summary = Metric {
+            name: "rpc.latency".into(),
+            unit: "ms".into(),
+            data: Some(Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    time_unix_nano: 1_000_000_000,
+                    count: 10,
+                    sum: 55.0,
+                    quantile_values: vec![ValueAtQuantile {
+                        quantile: 0.99,
+                        value: 9.9,
+                    }],
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        };
+        let gone = Metric {
+            name: "gpu.util".into(),
+            unit: "1".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: 1_000_000_000,
+                    flags: FLAG_NO_RECORDED_VALUE,
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        };
+        let mut b = Batch::default();
+        let r = c.convert(&request(vec![exp, summary, gone]), &mut b);
+        assert_eq!((r.points, r.rejected), (3, 0));
+        let got = samples(&b);
+        let want = [
+            // scale 0: base 2; zero bucket (le 0), then (1,2], (2,4] as le 2 and le 4.
+            (
+                "gpu_kernel_time_seconds_bucket{gpu=\"0\", job=\"svc\", le=\"0\"}",
+                1.0,
+            ),
+            (
+                "gpu_kernel_time_seconds_bucket{gpu=\"0\", job=\"svc\", le=\"2\"}",
+                3.0,
+            ),
+            (
+                "gpu_kernel_time_seconds_bucket{gpu=\"0\", job=\"svc\", le=\"4\"}",
+                6.0,
+            ),
+            (
+                "gpu_kernel_time_seconds_bucket{gpu=\"0\", job=\"svc\", le=\"+Inf\"}",
+                6.0,
+            ),
+            ("gpu_kernel_time_seconds_sum{gpu=\"0\", job=\"svc\"}", 9.5),
+            ("gpu_kernel_time_seconds_count{gpu=\"0\", job=\"svc\"}", 6.0),
+            (
+                "rpc_latency_milliseconds{job=\"svc\", quantile=\"0.99\"}",
+                9.9,
+            ),
+            ("rpc_latency_milliseconds_sum{job=\"svc\"}", 55.0),
+            ("rpc_latency_milliseconds_count{job=\"svc\"}", 10.0),
+        ];
+        for (series, v) in want.iter().map(|(s, v): &(&str, f64)| (*s, *v)) {
+            assert!(
+                got.contains(&(series.to_string(), v.to_bits())),
+                "{series} = {v} not in {got:#?}"
+            );
+        }
+        assert!(got.contains(&("gpu_util_ratio{job=\"svc\"}".to_string(), STALE_NAN_BITS)));
+        assert_eq!(got.len(), want.len() + 1);
+    }
+
+    #[test]
+    fn delta_state_is_bounded() {
+        use opentelemetry_proto::tonic::metrics::v1::{Metric, Sum};
+        let c = Converter::new(2, Duration::from_secs(3600), false);
+        let sum = |attr: &str, t: u64, v: f64| {
+            Metric {
+            name: "jobs".into(),
+            data: Some(Data::Sum(Sum {
+                aggregation_temporality: AggregationTemporality::Delta as i32,
+                is_monotonic: true,
+                data_points: vec![NumberDataPoint {
+                    attributes: vec![KeyValue {
+                        key: "q".into(),
+                        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                            value: Some(
+                                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                    attr.into(),
+                                ),
+                            ),
+                        }),
+                        ..Default::default()
+                    }],
+                    time_unix_nano: t,
+                    value: Some(number_data_point::Value::AsDouble(v)),
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        }
+        };
+        let mut b = Batch::default();
+        c.convert(&request(vec![sum("a", 10, 1.0), sum("b", 10, 1.0)]), &mut b);
+        c.convert(&request(vec![sum("a", 20, 2.0)]), &mut b);
+        // A third stream does not fit; a repeated or older point is refused.
+        let r = c.convert(&request(vec![sum("c", 20, 5.0), sum("a", 20, 9.0)]), &mut b);
+        assert_eq!(r.rejected, 2, "{:?}", r.reasons);
+        let got = samples(&b);
+        assert_eq!(
+            got[2],
+            (
+                "jobs_total{job=\"svc\", q=\"a\"}".to_string(),
+                3.0f64.to_bits()
+            )
+        );
+        assert_eq!(got.len(), 3);
+        assert_eq!(c.streams(), 2);
+    }
 }

@@ -1397,4 +1397,48 @@ mod tests {
         db.close();
         th.join();
     }
+
+    #[test]
+    fn blocks_are_cut_on_schedule_and_retention_deletes_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TsdbConfig {
+            retention: Duration::from_secs(4 * 3600),
+            ..TsdbConfig::default()
+        };
+        let (db, th) = Tsdb::open(dir.path(), cfg, Arc::new(TsdbCounters::default())).unwrap();
+        // 12 hours of one series, one sample a minute, in order, one export per sample.
+        let hour = 3_600_000i64;
+        for m in 0..(12 * 60) {
+            let mut b = Batch::default();
+            b.push(
+                Labels::from_pairs([("__name__", "r")]),
+                m * 60_000,
+                m as f64,
+            );
+            assert_eq!(db.append_blocking(b).unwrap().appended, 1);
+        }
+        db.maintain_blocking();
+        let blocks = db.blocks();
+        assert!(!blocks.is_empty(), "cuts happened on their own");
+        // Cut blocks are 2 h aligned; retention dropped those wholly older than newest - 4 h.
+        let newest = 12 * hour - 60_000;
+        assert!(
+            blocks.iter().all(|b| b.max_t >= newest - 4 * hour),
+            "{blocks:?}"
+        );
+        let all: Vec<Series> = db
+            .select(0, i64::MAX, &[Matcher::eq("__name__", "r")])
+            .unwrap()
+            .collect();
+        let first = all[0].samples[0].0;
+        assert!(
+            first >= 6 * hour && first <= 8 * hour,
+            "oldest kept sample at {first}"
+        );
+        // Everything after the oldest kept sample is there exactly once.
+        assert!(all[0].samples.windows(2).all(|w| w[1].0 - w[0].0 == 60_000));
+        assert_eq!(all[0].samples.last().unwrap().0, newest);
+        db.close();
+        th.join();
+    }
 }
