@@ -308,28 +308,8 @@ async fn retention_by_age_and_by_size() {
 /// nothing acknowledged is lost, and exports succeed again once space is freed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_is_503_and_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "this test needs root to mount a small tmpfs (CI runs as root)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let fs = common::SmallTmpfs::mount("6m");
+    let mnt = fs.path.clone();
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![1u8; 2 << 20]).unwrap();
     let data = mnt.join("data");

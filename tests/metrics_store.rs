@@ -288,28 +288,8 @@ async fn series_limit_is_partial_success() {
 /// cannot be written, everything acknowledged is kept, and exports succeed once space is freed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_is_503_and_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "this test needs root to mount a small tmpfs (CI runs as root)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let fs = common::SmallTmpfs::mount("4m");
+    let mnt = fs.path.clone();
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![1u8; 1 << 20]).unwrap();
     let data = mnt.join("data");

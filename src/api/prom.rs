@@ -200,6 +200,26 @@ async fn series(
     .await
 }
 
+/// The union of `f` over every `match[]` set (or over all series when there is none).
+fn union_over(
+    sets: Vec<Vec<Matcher>>,
+    f: impl Fn(&[Matcher]) -> Result<Vec<String>, crate::tsdb::TsdbError>,
+) -> Response {
+    let sets = if sets.is_empty() {
+        vec![Vec::new()]
+    } else {
+        sets
+    };
+    let mut all = std::collections::BTreeSet::new();
+    for ms in &sets {
+        match f(ms) {
+            Ok(v) => all.extend(v),
+            Err(e) => return internal(e),
+        }
+    }
+    success(json!(all))
+}
+
 async fn labels(
     State(db): State<Tsdb>,
     RawQuery(q): RawQuery,
@@ -215,22 +235,7 @@ async fn labels(
         Ok(s) => s,
         Err(e) => return bad_data(e),
     };
-    blocking(move || {
-        let sets = if sets.is_empty() {
-            vec![Vec::new()]
-        } else {
-            sets
-        };
-        let mut all = std::collections::BTreeSet::new();
-        for ms in &sets {
-            match db.label_names(start, end, ms) {
-                Ok(v) => all.extend(v),
-                Err(e) => return internal(e),
-            }
-        }
-        success(json!(all))
-    })
-    .await
+    blocking(move || union_over(sets, |ms| db.label_names(start, end, ms))).await
 }
 
 async fn label_values(
@@ -250,22 +255,7 @@ async fn label_values(
         Ok(s) => s,
         Err(e) => return bad_data(e),
     };
-    blocking(move || {
-        let sets = if sets.is_empty() {
-            vec![Vec::new()]
-        } else {
-            sets
-        };
-        let mut all = std::collections::BTreeSet::new();
-        for ms in &sets {
-            match db.label_values(&name, start, end, ms) {
-                Ok(v) => all.extend(v),
-                Err(e) => return internal(e),
-            }
-        }
-        success(json!(all))
-    })
-    .await
+    blocking(move || union_over(sets, |ms| db.label_values(&name, start, end, ms))).await
 }
 
 async fn metadata(State(db): State<Tsdb>, RawQuery(q): RawQuery) -> Response {

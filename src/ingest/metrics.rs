@@ -439,82 +439,66 @@ impl Converter {
         let Some(data) = &m.data else {
             return;
         };
-        let meta = |kind: &str, name: &str| {
-            (
-                name.to_string(),
-                Metadata {
-                    kind: kind.into(),
-                    help: m.description.clone(),
-                    unit: m.unit.clone(),
-                },
-            )
+        let (kind, prom_type, points) = match data {
+            Data::Gauge(g) => (Kind::Gauge, "gauge", g.data_points.len()),
+            Data::Sum(s) if s.is_monotonic => (Kind::Counter, "counter", s.data_points.len()),
+            Data::Sum(s) => (Kind::Gauge, "gauge", s.data_points.len()),
+            Data::Histogram(h) => (Kind::Histogram, "histogram", h.data_points.len()),
+            Data::ExponentialHistogram(h) => (Kind::Histogram, "histogram", h.data_points.len()),
+            Data::Summary(s) => (Kind::Summary, "summary", s.data_points.len()),
+        };
+        c.points += points as u64;
+        let name = metric_name(&m.name, &m.unit, kind);
+        if name.is_empty() {
+            (0..points).for_each(|_| c.reject("metric name is empty"));
+            return;
+        }
+        out.metadata.push((
+            name.clone(),
+            Metadata {
+                kind: prom_type.into(),
+                help: m.description.clone(),
+                unit: m.unit.clone(),
+            },
+        ));
+        let is_delta = |t: i32| t == AggregationTemporality::Delta as i32;
+        let exemplars = |ex: &[OtlpExemplar]| -> Vec<Exemplar> {
+            ex.iter()
+                .filter_map(|e| exemplar_of(e, ctx.now_ms))
+                .collect()
         };
         match data {
             Data::Gauge(g) => {
-                let name = metric_name(&m.name, &m.unit, Kind::Gauge);
-                if name.is_empty() {
-                    c.points += g.data_points.len() as u64;
-                    (0..g.data_points.len()).for_each(|_| c.reject("metric name is empty"));
-                    return;
-                }
-                out.metadata.push(meta("gauge", &name));
                 for p in &g.data_points {
-                    c.points += 1;
                     self.number_point(p, &name, ctx, out, c, None);
                 }
             }
             Data::Sum(s) => {
-                let kind = if s.is_monotonic {
-                    Kind::Counter
-                } else {
-                    Kind::Gauge
-                };
-                let name = metric_name(&m.name, &m.unit, kind);
-                if name.is_empty() {
-                    c.points += s.data_points.len() as u64;
-                    (0..s.data_points.len()).for_each(|_| c.reject("metric name is empty"));
-                    return;
-                }
-                out.metadata.push(meta(
-                    if s.is_monotonic { "counter" } else { "gauge" },
-                    &name,
-                ));
-                let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
+                let delta = is_delta(s.aggregation_temporality);
                 for p in &s.data_points {
-                    c.points += 1;
-                    let state = delta.then_some(&mut *streams);
-                    self.number_point(p, &name, ctx, out, c, state.map(|s| (s, now)));
+                    let state = delta.then_some((&mut *streams, now));
+                    self.number_point(p, &name, ctx, out, c, state);
                 }
             }
             Data::Histogram(h) => {
-                let name = metric_name(&m.name, &m.unit, Kind::Histogram);
-                if name.is_empty() {
-                    c.points += h.data_points.len() as u64;
-                    (0..h.data_points.len()).for_each(|_| c.reject("metric name is empty"));
-                    return;
-                }
-                out.metadata.push(meta("histogram", &name));
-                let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                let delta = is_delta(h.aggregation_temporality);
                 for p in &h.data_points {
-                    c.points += 1;
-                    let Some(b) = explicit_buckets(p) else {
+                    let Some(buckets) = explicit_buckets(p) else {
                         c.reject("histogram bucket_counts must be empty or one longer than explicit_bounds");
                         continue;
                     };
-                    let ex: Vec<Exemplar> = p
-                        .exemplars
-                        .iter()
-                        .filter_map(|e| exemplar_of(e, ctx.now_ms))
-                        .collect();
+                    let point = BucketPoint {
+                        attributes: &p.attributes,
+                        time_nanos: p.time_unix_nano,
+                        flags: p.flags,
+                        buckets,
+                        sum: p.sum,
+                        count: p.count as f64,
+                        exemplars: exemplars(&p.exemplars),
+                    };
                     self.buckets_point(
                         &name,
-                        &p.attributes,
-                        p.time_unix_nano,
-                        p.flags,
-                        b,
-                        p.sum,
-                        p.count as f64,
-                        &ex,
+                        point,
                         ctx,
                         out,
                         c,
@@ -523,34 +507,24 @@ impl Converter {
                 }
             }
             Data::ExponentialHistogram(h) => {
-                let name = metric_name(&m.name, &m.unit, Kind::Histogram);
-                if name.is_empty() {
-                    c.points += h.data_points.len() as u64;
-                    (0..h.data_points.len()).for_each(|_| c.reject("metric name is empty"));
-                    return;
-                }
-                out.metadata.push(meta("histogram", &name));
-                let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                let delta = is_delta(h.aggregation_temporality);
                 for p in &h.data_points {
-                    c.points += 1;
-                    let Some(b) = exponential_buckets(p) else {
+                    let Some(buckets) = exponential_buckets(p) else {
                         c.reject("exponential histogram scale out of range (-10..=20)");
                         continue;
                     };
-                    let ex: Vec<Exemplar> = p
-                        .exemplars
-                        .iter()
-                        .filter_map(|e| exemplar_of(e, ctx.now_ms))
-                        .collect();
+                    let point = BucketPoint {
+                        attributes: &p.attributes,
+                        time_nanos: p.time_unix_nano,
+                        flags: p.flags,
+                        buckets,
+                        sum: p.sum,
+                        count: p.count as f64,
+                        exemplars: exemplars(&p.exemplars),
+                    };
                     self.buckets_point(
                         &name,
-                        &p.attributes,
-                        p.time_unix_nano,
-                        p.flags,
-                        b,
-                        p.sum,
-                        p.count as f64,
-                        &ex,
+                        point,
                         ctx,
                         out,
                         c,
@@ -559,15 +533,7 @@ impl Converter {
                 }
             }
             Data::Summary(s) => {
-                let name = metric_name(&m.name, &m.unit, Kind::Summary);
-                if name.is_empty() {
-                    c.points += s.data_points.len() as u64;
-                    (0..s.data_points.len()).for_each(|_| c.reject("metric name is empty"));
-                    return;
-                }
-                out.metadata.push(meta("summary", &name));
                 for p in &s.data_points {
-                    c.points += 1;
                     self.summary_point(p, &name, ctx, out);
                 }
             }
@@ -642,22 +608,24 @@ impl Converter {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn buckets_point(
         &self,
         name: &str,
-        attributes: &[KeyValue],
-        time_nanos: u64,
-        flags: u32,
-        mut buckets: Vec<(f64, f64)>,
-        sum: Option<f64>,
-        mut count: f64,
-        exemplars: &[Exemplar],
+        point: BucketPoint,
         ctx: &Ctx,
         out: &mut Batch,
         c: &mut Converted,
         delta: Option<(&mut HashMap<u64, Stream>, Instant)>,
     ) {
+        let BucketPoint {
+            attributes,
+            time_nanos,
+            flags,
+            mut buckets,
+            sum,
+            mut count,
+            exemplars,
+        } = point;
         let attrs = attr_labels(attributes);
         let t = ms(time_nanos, ctx.now_ms);
         let stale = flags & FLAG_NO_RECORDED_VALUE != 0;
@@ -713,7 +681,7 @@ impl Converter {
         let bucket_name = format!("{name}_bucket");
         // The latest exemplar of each bucket (index `buckets.len()` is `+Inf`).
         let mut per_bucket: HashMap<usize, Exemplar> = HashMap::new();
-        for e in exemplars {
+        for e in &exemplars {
             let k = buckets
                 .iter()
                 .position(|b| e.value <= b.0)
@@ -780,6 +748,18 @@ impl Converter {
             val(p.count as f64),
         );
     }
+}
+
+/// One histogram data point, explicit or exponential, as classic buckets.
+struct BucketPoint<'a> {
+    attributes: &'a [KeyValue],
+    time_nanos: u64,
+    flags: u32,
+    /// (upper bound, count) per finite bucket, ascending.
+    buckets: Vec<(f64, f64)>,
+    sum: Option<f64>,
+    count: f64,
+    exemplars: Vec<Exemplar>,
 }
 
 /// (upper bound, count) per finite bucket of an explicit-bounds histogram; the `+Inf` bucket is

@@ -309,3 +309,36 @@ pub fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// A small tmpfs mounted under a temporary directory (needs root, as CI has), unmounted on drop.
+pub struct SmallTmpfs {
+    pub path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    pub fn mount(size: &str) -> SmallTmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small");
+        std::fs::create_dir(&path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "this test needs root to mount a small tmpfs (CI runs as root)"
+        );
+        SmallTmpfs { path, _dir: dir }
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
