@@ -158,6 +158,14 @@ fn matchers(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, String> {
     Ok(sets)
 }
 
+/// `start`/`end` and the `match[]` sets, as every selector endpoint takes them.
+type RangeAndSets = (i64, i64, Vec<Vec<Matcher>>);
+
+fn range_and_matchers(p: &Params, required: bool) -> Result<RangeAndSets, String> {
+    let (start, end) = range(p)?;
+    Ok((start, end, matchers(p, required)?))
+}
+
 fn labels_json(l: &crate::tsdb::Labels) -> Value {
     Value::Object(
         l.iter()
@@ -179,12 +187,8 @@ async fn series(
     body: Bytes,
 ) -> Response {
     let p = params(q, &headers, &body);
-    let (start, end) = match range(&p) {
+    let (start, end, sets) = match range_and_matchers(&p, true) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
-    };
-    let sets = match matchers(&p, true) {
-        Ok(s) => s,
         Err(e) => return bad_data(e),
     };
     blocking(move || {
@@ -227,12 +231,8 @@ async fn labels(
     body: Bytes,
 ) -> Response {
     let p = params(q, &headers, &body);
-    let (start, end) = match range(&p) {
+    let (start, end, sets) = match range_and_matchers(&p, false) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
-    };
-    let sets = match matchers(&p, false) {
-        Ok(s) => s,
         Err(e) => return bad_data(e),
     };
     blocking(move || union_over(sets, |ms| db.label_names(start, end, ms))).await
@@ -247,12 +247,8 @@ async fn label_values(
     if !crate::tsdb::labels::valid_label_name(&name) {
         return bad_data(format!("invalid label name: {name:?}"));
     }
-    let (start, end) = match range(&p) {
+    let (start, end, sets) = match range_and_matchers(&p, false) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
-    };
-    let sets = match matchers(&p, false) {
-        Ok(s) => s,
         Err(e) => return bad_data(e),
     };
     blocking(move || union_over(sets, |ms| db.label_values(&name, start, end, ms))).await
@@ -327,12 +323,8 @@ async fn export(
     body: Bytes,
 ) -> Response {
     let p = params(q, &headers, &body);
-    let (start, end) = match range(&p) {
+    let (start, end, sets) = match range_and_matchers(&p, true) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
-    };
-    let sets = match matchers(&p, true) {
-        Ok(s) => s,
         Err(e) => return bad_data(e),
     };
     blocking(move || {
