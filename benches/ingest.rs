@@ -19,6 +19,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 use prost::Message;
 
+mod common;
+use common::{Rng, dir_size, free_port};
+
 /// The `sightline` binary in its own process, so its memory is measured alone.
 struct Server {
     child: std::process::Child,
@@ -26,17 +29,9 @@ struct Server {
     otlp_http: String,
 }
 
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let (h, o, g) = (port(), port(), port());
+        let (h, o, g) = (free_port(), free_port(), free_port());
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
             .arg("--data-dir")
             .arg(dir)
@@ -135,19 +130,6 @@ const ROUTES: [&str; 12] = [
     "/api/infer",
     "/api/embed",
 ];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
@@ -327,23 +309,6 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| {
-                    let m = e.metadata().unwrap();
-                    if m.is_dir() {
-                        dir_size(&e.path())
-                    } else {
-                        m.len()
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 struct Load {

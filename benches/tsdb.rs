@@ -20,26 +20,12 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{Rng, dir_size, free_port};
 use sightline::tsdb::{Batch, Labels, Tsdb, TsdbConfig, TsdbCounters};
 
 // ---------------------------------------------------------------------------------------------
 // A node-exporter-like data generator.
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn f(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 #[derive(Clone)]
 enum Model {
@@ -535,21 +521,6 @@ fn rss_kb(pid: &str) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let m = e.metadata().unwrap();
-            n += if m.is_dir() {
-                dir_size(&e.path())
-            } else {
-                m.len()
-            };
-        }
-    }
-    n
 }
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -1063,14 +1034,6 @@ fn otlp_mode() {
     println!("server_rss_mb {rss}");
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn main() {

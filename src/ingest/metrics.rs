@@ -462,11 +462,6 @@ impl Converter {
             },
         ));
         let is_delta = |t: i32| t == AggregationTemporality::Delta as i32;
-        let exemplars = |ex: &[OtlpExemplar]| -> Vec<Exemplar> {
-            ex.iter()
-                .filter_map(|e| exemplar_of(e, ctx.now_ms))
-                .collect()
-        };
         match data {
             Data::Gauge(g) => {
                 for p in &g.data_points {
@@ -481,56 +476,17 @@ impl Converter {
                 }
             }
             Data::Histogram(h) => {
+                let points = h.data_points.iter().map(|p| explicit_point(p, ctx.now_ms));
                 let delta = is_delta(h.aggregation_temporality);
-                for p in &h.data_points {
-                    let Some(buckets) = explicit_buckets(p) else {
-                        c.reject("histogram bucket_counts must be empty or one longer than explicit_bounds");
-                        continue;
-                    };
-                    let point = BucketPoint {
-                        attributes: &p.attributes,
-                        time_nanos: p.time_unix_nano,
-                        flags: p.flags,
-                        buckets,
-                        sum: p.sum,
-                        count: p.count as f64,
-                        exemplars: exemplars(&p.exemplars),
-                    };
-                    self.buckets_point(
-                        &name,
-                        point,
-                        ctx,
-                        out,
-                        c,
-                        delta.then_some((&mut *streams, now)),
-                    );
-                }
+                self.bucket_points(&name, points, ctx, out, c, delta.then_some((streams, now)));
             }
             Data::ExponentialHistogram(h) => {
+                let points = h
+                    .data_points
+                    .iter()
+                    .map(|p| exponential_point(p, ctx.now_ms));
                 let delta = is_delta(h.aggregation_temporality);
-                for p in &h.data_points {
-                    let Some(buckets) = exponential_buckets(p) else {
-                        c.reject("exponential histogram scale out of range (-10..=20)");
-                        continue;
-                    };
-                    let point = BucketPoint {
-                        attributes: &p.attributes,
-                        time_nanos: p.time_unix_nano,
-                        flags: p.flags,
-                        buckets,
-                        sum: p.sum,
-                        count: p.count as f64,
-                        exemplars: exemplars(&p.exemplars),
-                    };
-                    self.buckets_point(
-                        &name,
-                        point,
-                        ctx,
-                        out,
-                        c,
-                        delta.then_some((&mut *streams, now)),
-                    );
-                }
+                self.bucket_points(&name, points, ctx, out, c, delta.then_some((streams, now)));
             }
             Data::Summary(s) => {
                 for p in &s.data_points {
@@ -605,6 +561,27 @@ impl Converter {
             .find_map(|e| exemplar_of(e, ctx.now_ms))
         {
             out.exemplars.push((i, e));
+        }
+    }
+
+    /// Histogram points of either kind; those that cannot be read are rejected with the reason.
+    fn bucket_points<'a>(
+        &self,
+        name: &str,
+        points: impl Iterator<Item = Result<BucketPoint<'a>, &'static str>>,
+        ctx: &Ctx,
+        out: &mut Batch,
+        c: &mut Converted,
+        mut delta: Option<(&mut HashMap<u64, Stream>, Instant)>,
+    ) {
+        for p in points {
+            match p {
+                Ok(point) => {
+                    let state = delta.as_mut().map(|(s, now)| (&mut **s, *now));
+                    self.buckets_point(name, point, ctx, out, c, state);
+                }
+                Err(why) => c.reject(why),
+            }
         }
     }
 
@@ -760,6 +737,43 @@ struct BucketPoint<'a> {
     sum: Option<f64>,
     count: f64,
     exemplars: Vec<Exemplar>,
+}
+
+fn explicit_point(p: &HistogramDataPoint, now_ms: i64) -> Result<BucketPoint<'_>, &'static str> {
+    Ok(BucketPoint {
+        attributes: &p.attributes,
+        time_nanos: p.time_unix_nano,
+        flags: p.flags,
+        buckets: explicit_buckets(p)
+            .ok_or("histogram bucket_counts must be empty or one longer than explicit_bounds")?,
+        sum: p.sum,
+        count: p.count as f64,
+        exemplars: p
+            .exemplars
+            .iter()
+            .filter_map(|e| exemplar_of(e, now_ms))
+            .collect(),
+    })
+}
+
+fn exponential_point(
+    p: &ExponentialHistogramDataPoint,
+    now_ms: i64,
+) -> Result<BucketPoint<'_>, &'static str> {
+    Ok(BucketPoint {
+        attributes: &p.attributes,
+        time_nanos: p.time_unix_nano,
+        flags: p.flags,
+        buckets: exponential_buckets(p)
+            .ok_or("exponential histogram scale out of range (-10..=20)")?,
+        sum: p.sum,
+        count: p.count as f64,
+        exemplars: p
+            .exemplars
+            .iter()
+            .filter_map(|e| exemplar_of(e, now_ms))
+            .collect(),
+    })
 }
 
 /// (upper bound, count) per finite bucket of an explicit-bounds histogram; the `+Inf` bucket is

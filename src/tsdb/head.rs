@@ -698,21 +698,6 @@ impl Head {
         self.collisions = collisions;
     }
 
-    /// Label names and (name, value) pairs present among the given series.
-    pub fn label_pairs(&self, ids: &[u32]) -> Vec<(String, String)> {
-        let mut set = std::collections::BTreeSet::new();
-        for &id in ids {
-            if let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) {
-                for p in s.labels.chunks_exact(2) {
-                    set.insert((p[0], p[1]));
-                }
-            }
-        }
-        set.into_iter()
-            .map(|(n, v)| (self.syms.str(n).to_string(), self.syms.str(v).to_string()))
-            .collect()
-    }
-
     /// Approximate heap bytes held by the head (series, chunks, index), for `/metrics`.
     pub fn approx_bytes(&self) -> usize {
         let series: usize = self

@@ -565,10 +565,6 @@ impl Tsdb {
             .collect()
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
-    }
-
     /// The latest exemplar of each matching series with one in `[mint, maxt]`.
     pub fn exemplars(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Vec<(Labels, Exemplar)> {
         let h = self.inner.head.read();
@@ -1127,26 +1123,15 @@ fn maintain(inner: &Inner) {
         }
     }
     apply_retention(inner);
-    inner
-        .counters
-        .wal_bytes
-        .store(dir_bytes(&inner.dir.join("wal")), Relaxed);
+    inner.counters.wal_bytes.store(
+        crate::traces::writer::dir_bytes(&inner.dir.join("wal")),
+        Relaxed,
+    );
     inner
         .counters
         .head_bytes
         .store(inner.head.read().approx_bytes() as u64, Relaxed);
     refresh_gauges(inner);
-}
-
-fn dir_bytes(d: &Path) -> u64 {
-    std::fs::read_dir(d)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn plan_compaction(inner: &Inner) -> Option<Vec<Arc<Block>>> {
@@ -1279,7 +1264,7 @@ fn apply_retention(inner: &Inner) {
             }
         });
         if inner.cfg.max_size_bytes > 0 {
-            let wal = dir_bytes(&inner.dir.join("wal"));
+            let wal = crate::traces::writer::dir_bytes(&inner.dir.join("wal"));
             let mut total: u64 = wal + blocks.iter().map(|b| b.meta.stats.bytes).sum::<u64>();
             while total > inner.cfg.max_size_bytes && !blocks.is_empty() {
                 let b = blocks.remove(0);

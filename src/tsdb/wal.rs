@@ -481,22 +481,6 @@ impl Wal {
         self.seg
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Bytes of WAL on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-
     /// The segments up to `upto` whose every sample is older than `before`.
     pub fn redundant_segments(&self, upto: u32, before: i64) -> Vec<u32> {
         self.seg_max_t
