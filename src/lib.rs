@@ -59,6 +59,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod promql;
 pub mod samplers;
 pub mod telemetry;
 pub mod traces;
