@@ -33,6 +33,7 @@ struct AppState {
 pub fn router(
     store: TraceStore,
     tsdb: Tsdb,
+    engine: crate::promql::Engine,
     ingest: Arc<Ingest>,
     metrics: Arc<Metrics>,
     base_path: &str,
@@ -56,7 +57,8 @@ pub fn router(
         .with_state(state)
         .merge(api::jaeger::router(api_state.clone()))
         .merge(api::logs::router(api_state.clone()))
-        .merge(api::prom::router(tsdb))
+        .merge(api::prom::router(tsdb.clone()))
+        .merge(api::query::router(tsdb, engine))
         .merge(ingest::http::router(ingest));
     if base_path.is_empty() {
         inner
@@ -194,6 +196,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let main_router = router(
         store.clone(),
         tsdb.clone(),
+        crate::promql::Engine::new(config.query.clone()),
         ingest.clone(),
         metrics.clone(),
         &config.base_path,

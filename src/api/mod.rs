@@ -6,6 +6,7 @@ pub mod jaeger;
 pub mod logs;
 pub mod params;
 pub mod prom;
+pub mod query;
 pub mod selector;
 
 use crate::traces::TraceStore;

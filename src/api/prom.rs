@@ -1,9 +1,9 @@
 //! The Prometheus HTTP API endpoints that read the store through the [`Queryable`] seam without
 //! PromQL: `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`,
-//! `/api/v1/metadata`, `/api/v1/query_exemplars` (selector queries), plus `/api/v1/export`,
+//! `/api/v1/metadata`, plus `/api/v1/export`,
 //! raw samples as JSON lines (VictoriaMetrics's export shape) for backups and tests. Answers use
-//! Prometheus's envelope `{status, data}` / `{status, errorType, error}`. Instant and range
-//! queries (`/api/v1/query`, `/api/v1/query_range`) belong to the PromQL engine.
+//! Prometheus's envelope `{status, data}` / `{status, errorType, error}`. The endpoints that
+//! evaluate PromQL live in `query.rs`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,18 +24,18 @@ pub fn router(db: Tsdb) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
-        .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
         .route("/api/v1/export", get(export).post(export))
         .with_state(db)
 }
 
-/// Prometheus's error envelope.
+/// Prometheus's error envelope, keys in Prometheus's order.
 pub fn error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({"status": "error", "errorType": error_type, "error": msg.into()})),
-    )
-        .into_response()
+    let body = format!(
+        "{{\"status\":\"error\",\"errorType\":{},\"error\":{}}}",
+        super::query::go_json_string(error_type),
+        super::query::go_json_string(&msg.into())
+    );
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn bad_data(msg: impl Into<String>) -> Response {
@@ -43,7 +43,12 @@ fn bad_data(msg: impl Into<String>) -> Response {
 }
 
 fn success(data: Value) -> Response {
-    axum::Json(json!({"status": "success", "data": data})).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{{\"status\":\"success\",\"data\":{data}}}"),
+    )
+        .into_response()
 }
 
 fn internal(e: crate::tsdb::TsdbError) -> Response {
@@ -56,7 +61,7 @@ fn internal(e: crate::tsdb::TsdbError) -> Response {
 }
 
 /// Query string plus, for form POSTs, the body's parameters.
-fn params(q: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+pub(crate) fn params(q: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
     let mut all = q.unwrap_or_default();
     let form = headers
         .get(header::CONTENT_TYPE)
@@ -166,7 +171,7 @@ fn range_and_matchers(p: &Params, required: bool) -> Result<RangeAndSets, String
     Ok((start, end, matchers(p, required)?))
 }
 
-fn labels_json(l: &crate::tsdb::Labels) -> Value {
+pub(crate) fn labels_json(l: &crate::tsdb::Labels) -> Value {
     Value::Object(
         l.iter()
             .map(|x| (x.name.clone(), Value::String(x.value.clone())))
@@ -273,45 +278,6 @@ async fn metadata(State(db): State<Tsdb>, RawQuery(q): RawQuery) -> Response {
         out.insert(name, json!([m]));
     }
     success(Value::Object(out))
-}
-
-async fn exemplars(
-    State(db): State<Tsdb>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
-    let (start, end) = match range(&p) {
-        Ok(r) => r,
-        Err(e) => return bad_data(e),
-    };
-    let Some(query) = p.get("query") else {
-        return bad_data("invalid parameter \"query\": no query given");
-    };
-    let ms = match selector::parse(query) {
-        Ok(m) => m,
-        Err(e) => {
-            return bad_data(format!(
-                "invalid parameter \"query\": {e} (this endpoint takes a series selector; PromQL expressions need the query engine)"
-            ));
-        }
-    };
-    let ex = db.exemplars(start, end, &ms);
-    let data: Vec<Value> = ex
-        .iter()
-        .map(|(l, e)| {
-            json!({
-                "seriesLabels": labels_json(l),
-                "exemplars": [{
-                    "labels": {"trace_id": hex::encode(e.trace_id), "span_id": hex::encode(e.span_id)},
-                    "value": crate::ingest::metrics::format_float(e.value),
-                    "timestamp": e.t as f64 / 1000.0,
-                }]
-            })
-        })
-        .collect();
-    success(Value::Array(data))
 }
 
 /// JSON lines: `{"metric":{...},"values":[...],"timestamps":[...]}`; values that JSON cannot

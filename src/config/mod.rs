@@ -46,6 +46,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub traces: TracesConfig,
     pub metrics: MetricsConfig,
+    pub query: crate::promql::EngineConfig,
     pub scrape: Vec<ScrapeConfig>,
     pub log_level: String,
     pub log_json: bool,
@@ -377,6 +378,13 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             max_indexed_value_length: raw.traces.max_indexed_value_length as usize,
         },
         metrics: metrics_config(&raw.metrics)?,
+        query: crate::promql::EngineConfig {
+            lookback: nonzero_duration("query.lookback_delta", &raw.query.lookback_delta)?
+                .as_millis() as i64,
+            timeout: nonzero_duration("query.timeout", &raw.query.timeout)?,
+            max_samples: positive("query.max_samples", raw.query.max_samples)? as usize,
+            max_concurrency: positive("query.max_concurrency", raw.query.max_concurrency)? as usize,
+        },
         scrape: raw
             .scrape
             .iter()

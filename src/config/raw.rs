@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub ingest: RawIngest,
     pub traces: RawTraces,
     pub metrics: RawMetrics,
+    pub query: RawQuery,
     pub scrape: Vec<RawScrape>,
     pub log: RawLog,
 }
@@ -80,6 +81,31 @@ pub struct RawMetrics {
     pub delta_stream_ttl: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQuery {
+    /// How far back an instant selector looks for the newest sample (Prometheus's
+    /// `--query.lookback-delta`).
+    pub lookback_delta: String,
+    /// Longest a PromQL query may run; a request's `timeout` parameter can only shorten it.
+    pub timeout: String,
+    /// Samples a query may load and produce before it is stopped.
+    pub max_samples: u64,
+    /// Queries evaluated at once; more wait for a slot.
+    pub max_concurrency: u64,
+}
+
+impl Default for RawQuery {
+    fn default() -> Self {
+        Self {
+            lookback_delta: "5m".into(),
+            timeout: "30s".into(),
+            max_samples: 50_000_000,
+            max_concurrency: 20,
+        }
+    }
+}
+
 /// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +163,7 @@ impl Default for RawConfig {
             ingest: RawIngest::default(),
             traces: RawTraces::default(),
             metrics: RawMetrics::default(),
+            query: RawQuery::default(),
             scrape: Vec::new(),
             log: RawLog::default(),
         }

@@ -103,17 +103,12 @@ impl BinOp {
         matches!(self, BinOp::And | BinOp::Or | BinOp::Unless)
     }
 
-    /// Arithmetic drops the metric name from its result; comparisons and set operators keep it.
+    /// Arithmetic drops the metric name from its result; comparisons and set operators keep
+    /// it, and so does `atan2` (as in Prometheus 2.x).
     pub fn drops_name(self) -> bool {
         matches!(
             self,
-            BinOp::Add
-                | BinOp::Sub
-                | BinOp::Mul
-                | BinOp::Div
-                | BinOp::Mod
-                | BinOp::Pow
-                | BinOp::Atan2
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow
         )
     }
 }

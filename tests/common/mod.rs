@@ -169,6 +169,8 @@ impl Drop for Child {
     }
 }
 
+pub mod promdiff;
+
 pub mod build {
     //! Hand-built OTLP requests with known ids and times.
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

@@ -1,0 +1,493 @@
+//! The PromQL endpoints of the Prometheus HTTP API: `/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/format_query`, `/api/v1/query_exemplars`, plus `/api/v1/status/buildinfo`,
+//! `/api/v1/rules` and `/api/v1/alerts` (empty: alerting does not exist yet). Answers are
+//! written byte for byte as Prometheus writes them: timestamps as seconds with up to three
+//! decimals, sample values as strings in Go's shortest form, Go's JSON string escaping.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::promql::{self, Engine, EvalError, Expr, QueryValue, ValueType};
+use crate::tsdb::{Labels, Matcher, Tsdb};
+
+use super::prom::{error, params, parse_time};
+
+#[derive(Clone)]
+pub struct QueryState {
+    pub db: Tsdb,
+    pub engine: Engine,
+}
+
+pub fn router(db: Tsdb, engine: Engine) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route(
+            "/api/v1/rules",
+            get(|| async { success_raw("{\"groups\":[]}".into()) }),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(|| async { success_raw("{\"alerts\":[]}".into()) }),
+        )
+        .with_state(QueryState { db, engine })
+}
+
+fn bad_data(msg: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_data", msg)
+}
+
+fn success_raw(data: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{{\"status\":\"success\",\"data\":{data}}}"),
+    )
+        .into_response()
+}
+
+/// A Prometheus duration parameter: float seconds or a duration string.
+fn parse_duration_param(s: &str) -> Option<i64> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = (f * 1000.0).round();
+        return (f.is_finite() && ms.abs() < 9.2e18).then_some(ms as i64);
+    }
+    promql::parse_duration(s)
+}
+
+fn time_param(p: &super::params::Params, key: &str) -> Result<Option<i64>, String> {
+    match p.get(key) {
+        None => Ok(None),
+        Some(v) => parse_time(v).map(Some).ok_or_else(|| {
+            format!("invalid parameter \"{key}\": cannot parse {v:?} to a valid timestamp")
+        }),
+    }
+}
+
+fn timeout_param(p: &super::params::Params) -> Result<Option<Duration>, String> {
+    match p.get("timeout") {
+        None => Ok(None),
+        Some(v) => match parse_duration_param(v) {
+            Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms as u64))),
+            _ => Err(format!(
+                "invalid parameter \"timeout\": cannot parse {v:?} to a valid duration"
+            )),
+        },
+    }
+}
+
+fn parse_query(p: &super::params::Params) -> Result<Expr, String> {
+    let Some(q) = p.get("query") else {
+        return Err(
+            "invalid parameter \"query\": 1:1: parse error: no expression found in input".into(),
+        );
+    };
+    promql::parse(q).map_err(|e| format!("invalid parameter \"query\": {e}"))
+}
+
+fn eval_error(e: EvalError) -> Response {
+    match e {
+        EvalError::Timeout(_) => error(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string()),
+        EvalError::TooManySamples | EvalError::Execution(_) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string())
+        }
+        EvalError::Storage(err) => {
+            tracing::error!(error = %err, "query failed reading the metrics store");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the metrics store could not answer; see the server log",
+            )
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn run<F>(st: &QueryState, f: F) -> Response
+where
+    F: FnOnce(&Tsdb, &Engine) -> Result<QueryValue, EvalError> + Send + 'static,
+{
+    let _slot = st.engine.acquire().await;
+    let (db, engine) = (st.db.clone(), st.engine.clone());
+    match tokio::task::spawn_blocking(move || f(&db, &engine)).await {
+        Ok(Ok(v)) => success_raw(result_json(&v)),
+        Ok(Err(e)) => eval_error(e),
+        Err(e) => {
+            tracing::error!(error = %e, "query task failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the query failed unexpectedly; see the server log",
+            )
+        }
+    }
+}
+
+async fn query(
+    State(st): State<QueryState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let expr = match parse_query(&p) {
+        Ok(e) => e,
+        Err(e) => return bad_data(e),
+    };
+    let t = match time_param(&p, "time") {
+        Ok(t) => t.unwrap_or_else(now_ms),
+        Err(e) => return bad_data(e),
+    };
+    let timeout = match timeout_param(&p) {
+        Ok(t) => t,
+        Err(e) => return bad_data(e),
+    };
+    run(&st, move |db, engine| engine.instant(db, &expr, t, timeout)).await
+}
+
+async fn query_range(
+    State(st): State<QueryState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let expr = match parse_query(&p) {
+        Ok(e) => e,
+        Err(e) => return bad_data(e),
+    };
+    let start = match time_param(&p, "start") {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return bad_data("invalid parameter \"start\": cannot parse \"\" to a valid timestamp");
+        }
+        Err(e) => return bad_data(e),
+    };
+    let end = match time_param(&p, "end") {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return bad_data("invalid parameter \"end\": cannot parse \"\" to a valid timestamp");
+        }
+        Err(e) => return bad_data(e),
+    };
+    if end < start {
+        return bad_data("invalid parameter \"end\": end timestamp must not be before start time");
+    }
+    let step = match p.get("step").map(|s| (s, parse_duration_param(s))) {
+        Some((_, Some(ms))) => ms,
+        Some((s, None)) => {
+            return bad_data(format!(
+                "invalid parameter \"step\": cannot parse {s:?} to a valid duration"
+            ));
+        }
+        None => {
+            return bad_data("invalid parameter \"step\": cannot parse \"\" to a valid duration");
+        }
+    };
+    if step <= 0 {
+        return bad_data(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        );
+    }
+    if (end - start) / step > promql::MAX_POINTS_PER_SERIES {
+        return bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        );
+    }
+    let t = expr.value_type();
+    if t != ValueType::Scalar && t != ValueType::Vector {
+        return bad_data(format!(
+            "invalid parameter \"query\": invalid expression type {:?} for range query, must be Scalar or instant Vector",
+            t.name()
+        ));
+    }
+    let timeout = match timeout_param(&p) {
+        Ok(t) => t,
+        Err(e) => return bad_data(e),
+    };
+    run(&st, move |db, engine| {
+        engine.range(db, &expr, start, end, step, timeout)
+    })
+    .await
+}
+
+async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let p = params(q, &headers, &body);
+    match parse_query(&p) {
+        Ok(e) => success_raw(go_json_string(&e.to_string())),
+        Err(e) => bad_data(e),
+    }
+}
+
+async fn buildinfo() -> Response {
+    // Grafana reads `version` to decide which Prometheus features to use: this is the
+    // Prometheus API level Sightline answers like. `revision` says what really runs.
+    success_raw(
+        json!({
+            "version": "2.42.0",
+            "revision": format!("sightline-{}", env!("CARGO_PKG_VERSION")),
+            "branch": "sightline",
+            "buildUser": "sightline",
+            "buildDate": "",
+            "goVersion": "none (Sightline is written in Rust)",
+        })
+        .to_string(),
+    )
+}
+
+/// Every vector selector in an expression, for the exemplar endpoint.
+fn selectors(e: &Expr, out: &mut Vec<Vec<Matcher>>) {
+    match e {
+        Expr::Number(_) | Expr::Str(_) => {}
+        Expr::Paren(x) | Expr::Unary { expr: x, .. } | Expr::Subquery { expr: x, .. } => {
+            selectors(x, out)
+        }
+        Expr::Binary { lhs, rhs, .. } => {
+            selectors(lhs, out);
+            selectors(rhs, out);
+        }
+        Expr::Aggregate { param, expr, .. } => {
+            if let Some(p) = param {
+                selectors(p, out);
+            }
+            selectors(expr, out);
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| selectors(a, out)),
+        Expr::Selector(vs) | Expr::Matrix { vs, .. } => out.push(vs.matchers.clone()),
+    }
+}
+
+async fn exemplars(
+    State(st): State<QueryState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let expr = match parse_query(&p) {
+        Ok(e) => e,
+        Err(e) => return bad_data(e),
+    };
+    let start = match time_param(&p, "start") {
+        Ok(t) => t.unwrap_or(i64::MIN / 2),
+        Err(e) => return bad_data(e),
+    };
+    let end = match time_param(&p, "end") {
+        Ok(t) => t.unwrap_or(i64::MAX / 2),
+        Err(e) => return bad_data(e),
+    };
+    if end < start {
+        return bad_data("invalid parameter \"end\": end timestamp must not be before start time");
+    }
+    let mut sets = Vec::new();
+    selectors(&expr, &mut sets);
+    let mut seen = std::collections::BTreeMap::new();
+    for ms in &sets {
+        for (l, e) in st.db.exemplars(start, end, ms) {
+            seen.entry(l).or_insert_with(Vec::new).push(e);
+        }
+    }
+    let data: Vec<Value> = seen
+        .into_iter()
+        .map(|(l, mut ex)| {
+            ex.sort_by_key(|e| e.t);
+            ex.dedup_by_key(|e| e.t);
+            json!({
+                "seriesLabels": super::prom::labels_json(&l),
+                "exemplars": ex.iter().map(|e| json!({
+                    "labels": {"trace_id": hex::encode(e.trace_id), "span_id": hex::encode(e.span_id)},
+                    "value": format_sample_value(e.value),
+                    "timestamp": e.t as f64 / 1000.0,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    success_raw(Value::Array(data).to_string())
+}
+
+/// Go's `encoding/json` string form: HTML-sensitive characters and U+2028/9 escaped.
+pub fn go_json_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            '<' => o.push_str("\\u003c"),
+            '>' => o.push_str("\\u003e"),
+            '&' => o.push_str("\\u0026"),
+            '\u{2028}' => o.push_str("\\u2028"),
+            '\u{2029}' => o.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A sample value as Prometheus writes it: Go's `strconv.FormatFloat(v, 'f' or 'e', -1)`,
+/// exponent form below 1e-6 and from 1e21.
+pub fn format_sample_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        promql::ast::go_exp(v)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Milliseconds as Prometheus writes timestamps: seconds, and `.ddd` when not whole.
+fn write_ts(o: &mut String, t: i64) {
+    let mut t = t;
+    if t < 0 {
+        o.push('-');
+        t = -t;
+    }
+    let _ = write!(o, "{}", t / 1000);
+    let frac = t % 1000;
+    if frac != 0 {
+        let _ = write!(o, ".{frac:03}");
+    }
+}
+
+fn write_point(o: &mut String, t: i64, v: &str) {
+    o.push('[');
+    write_ts(o, t);
+    o.push_str(",\"");
+    o.push_str(v);
+    o.push_str("\"]");
+}
+
+fn write_labels(o: &mut String, l: &Labels) {
+    o.push('{');
+    for (i, x) in l.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str(&go_json_string(&x.name));
+        o.push(':');
+        o.push_str(&go_json_string(&x.value));
+    }
+    o.push('}');
+}
+
+/// The `data` object of a query answer.
+pub fn result_json(v: &QueryValue) -> String {
+    let mut o = String::with_capacity(256);
+    match v {
+        QueryValue::Scalar(t, x) => {
+            // Prometheus writes scalars with 'f' formatting, never in exponent form.
+            o.push_str("{\"resultType\":\"scalar\",\"result\":");
+            let v = if x.is_finite() {
+                format!("{x}")
+            } else {
+                format_sample_value(*x)
+            };
+            write_point(&mut o, *t, &v);
+        }
+        QueryValue::Str(t, s) => {
+            o.push_str("{\"resultType\":\"string\",\"result\":[");
+            write_ts(&mut o, *t);
+            o.push(',');
+            o.push_str(&go_json_string(s));
+            o.push(']');
+        }
+        QueryValue::Vector(t, samples) => {
+            o.push_str("{\"resultType\":\"vector\",\"result\":[");
+            for (i, (l, x)) in samples.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push_str("{\"metric\":");
+                write_labels(&mut o, l);
+                o.push_str(",\"value\":");
+                write_point(&mut o, *t, &format_sample_value(*x));
+                o.push('}');
+            }
+            o.push(']');
+        }
+        QueryValue::Matrix(m) => {
+            o.push_str("{\"resultType\":\"matrix\",\"result\":[");
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push_str("{\"metric\":");
+                write_labels(&mut o, &s.labels);
+                o.push_str(",\"values\":[");
+                for (j, (t, x)) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        o.push(',');
+                    }
+                    write_point(&mut o, *t, &format_sample_value(*x));
+                }
+                o.push_str("]}");
+            }
+            o.push(']');
+        }
+    }
+    o.push('}');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_times_are_written_like_prometheus() {
+        assert_eq!(format_sample_value(1.0), "1");
+        assert_eq!(format_sample_value(0.1), "0.1");
+        assert_eq!(format_sample_value(1e21), "1e+21");
+        assert_eq!(format_sample_value(1e20), "100000000000000000000");
+        assert_eq!(format_sample_value(1.5e-7), "1.5e-07");
+        assert_eq!(format_sample_value(0.000001), "0.000001");
+        assert_eq!(format_sample_value(f64::NEG_INFINITY), "-Inf");
+        let mut o = String::new();
+        write_ts(&mut o, 1_435_781_451_780);
+        assert_eq!(o, "1435781451.780");
+        o.clear();
+        write_ts(&mut o, 1_000);
+        assert_eq!(o, "1");
+        o.clear();
+        write_ts(&mut o, 5);
+        assert_eq!(o, "0.005");
+        assert_eq!(
+            go_json_string("a<b>&\"\n"),
+            "\"a\\u003cb\\u003e\\u0026\\\"\\n\""
+        );
+    }
+}
