@@ -368,3 +368,113 @@ fn promql_test_files() {
         all.join("\n")
     );
 }
+
+fn counters(n_series: usize, n: usize) -> MemQueryable {
+    MemQueryable::new(
+        (0..n_series)
+            .map(|i| Series {
+                labels: Labels::from_pairs([("__name__", "x".to_string()), ("i", i.to_string())]),
+                samples: (0..n as i64).map(|k| (k * 15_000, k as f64)).collect(),
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn sample_limit_stops_a_query() {
+    let db = counters(50, 100);
+    let engine = Engine::new(EngineConfig {
+        max_samples: 1000,
+        ..EngineConfig::default()
+    });
+    let e = parse("sum(x)").unwrap();
+    let err = engine
+        .range(&db, &e, 0, 1_485_000, 15_000, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+    // Small enough, the same query runs.
+    let ok = engine.instant(&db, &parse("sum(x{i=\"1\"})").unwrap(), 60_000, None);
+    assert_eq!(
+        ok.unwrap(),
+        QueryValue::Vector(60_000, vec![(Labels::default(), 4.0)])
+    );
+    // A subquery with a step of one millisecond over a day is refused before it allocates.
+    let big = parse("count_over_time(vector(1)[1d:1ms])").unwrap();
+    let err = Engine::new(EngineConfig::default())
+        .instant(&db, &big, 0, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}
+
+#[test]
+fn timeout_stops_a_query() {
+    let db = counters(200, 400);
+    let engine = Engine::new(EngineConfig::default());
+    let e = parse("sum by (i) (rate(x[5m]))").unwrap();
+    let err = engine
+        .range(&db, &e, 0, 6_000_000, 15_000, Some(Duration::from_nanos(1)))
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(
+        engine
+            .range(&db, &e, 0, 6_000_000, 15_000, Some(Duration::from_secs(30)))
+            .is_ok()
+    );
+}
+
+#[test]
+fn hostile_regexes_are_refused_at_parse_time() {
+    // Compiles to far more than the size limit; refused instead of built.
+    let q = format!("x{{i=~\"{}\"}}", "((a{100}){100}){100}");
+    let err = parse(&q).unwrap_err().to_string();
+    assert!(err.contains("invalid regular expression"), "{err}");
+    let err = parse("label_replace(x, \"a\", \"b\", \"i\", \"((a{100}){100}){100}\")");
+    // label_replace's regex compiles at evaluation; the same limit applies there.
+    let db = counters(1, 1);
+    let err = Engine::new(EngineConfig::default())
+        .instant(&db, &err.unwrap(), 0, None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("invalid regular expression"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let engine = Engine::new(EngineConfig {
+        max_concurrency: 1,
+        ..EngineConfig::default()
+    });
+    let first = engine.acquire().await;
+    let e2 = engine.clone();
+    let waiter = tokio::spawn(async move { e2.acquire().await });
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "a second query ran beside the first");
+    drop(first);
+    waiter.await.unwrap();
+}
+
+#[test]
+fn printed_queries_parse_back_to_the_same_text() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql");
+    let mut n = 0;
+    for f in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| l.starts_with("eval")) {
+            let q = if let Some(i) = line.find(" instant at ") {
+                line[i + 12..].split_once(' ').unwrap().1
+            } else {
+                line.splitn(9, ' ').nth(8).unwrap_or("")
+            };
+            let Ok(e) = parse(q) else { continue };
+            let printed = e.to_string();
+            let again = parse(&printed)
+                .unwrap_or_else(|err| panic!("{q} printed as {printed}, which fails: {err}"));
+            assert_eq!(again.to_string(), printed, "{q}");
+            n += 1;
+        }
+    }
+    assert!(n > 200, "only {n} queries round-tripped");
+}

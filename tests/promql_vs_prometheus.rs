@@ -7,11 +7,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::promdiff::{Dataset, Prometheus, generate_mixed, load_sightline};
-use serde_json::Value;
+use common::promdiff::{Dataset, Prometheus, compare, generate_mixed, load_sightline, post};
 
 /// Instant and range queries, written the way dashboards and people write them.
 const QUERIES: &[&str] = &[
@@ -168,112 +166,6 @@ fn ranges() -> Vec<(i64, i64, &'static str)> {
         (T0, T0 + 10_800, "7m"),
         (T0 + 5000, T0 + 6000, "37"),
     ]
-}
-
-fn post(url: &str, form: &[(&str, String)]) -> Value {
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let r = reqwest::blocking::Client::new()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .unwrap();
-    r.json().unwrap()
-}
-
-fn num(v: &Value) -> f64 {
-    match v.as_str().unwrap() {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        s => s.parse().unwrap(),
-    }
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
-}
-
-fn point(p: &Value) -> (f64, f64) {
-    (p[0].as_f64().unwrap(), num(&p[1]))
-}
-
-/// Compares two API answers; `Err` says how they differ.
-fn compare(p: &Value, s: &Value) -> Result<(), String> {
-    if p["status"] != s["status"] {
-        return Err(format!("status: prometheus {p}, sightline {s}"));
-    }
-    if p["status"] == "error" {
-        return if p["errorType"] == s["errorType"] {
-            Ok(())
-        } else {
-            Err(format!("errorType: prometheus {p}, sightline {s}"))
-        };
-    }
-    let (pd, sd) = (&p["data"], &s["data"]);
-    if pd["resultType"] != sd["resultType"] {
-        return Err(format!(
-            "resultType: {} vs {}",
-            pd["resultType"], sd["resultType"]
-        ));
-    }
-    match pd["resultType"].as_str().unwrap() {
-        "scalar" | "string" => {
-            let (a, b) = (point(&pd["result"]), point(&sd["result"]));
-            if a.0 != b.0 || !close(a.1, b.1) {
-                return Err(format!("{a:?} vs {b:?}"));
-            }
-        }
-        kind => {
-            let by_labels = |d: &Value| -> BTreeMap<String, Value> {
-                d["result"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| (x["metric"].to_string(), x.clone()))
-                    .collect()
-            };
-            let (a, b) = (by_labels(pd), by_labels(sd));
-            if a.keys().ne(b.keys()) {
-                return Err(format!(
-                    "series differ: prometheus {:?}, sightline {:?}",
-                    a.keys().collect::<Vec<_>>(),
-                    b.keys().collect::<Vec<_>>()
-                ));
-            }
-            for (k, x) in &a {
-                let y = &b[k];
-                type Points = Vec<(f64, f64)>;
-                let (xs, ys): (Points, Points) = if kind == "vector" {
-                    (vec![point(&x["value"])], vec![point(&y["value"])])
-                } else {
-                    (
-                        x["values"].as_array().unwrap().iter().map(point).collect(),
-                        y["values"].as_array().unwrap().iter().map(point).collect(),
-                    )
-                };
-                if xs.len() != ys.len()
-                    || xs
-                        .iter()
-                        .zip(&ys)
-                        .any(|(u, v)| u.0 != v.0 || !close(u.1, v.1))
-                {
-                    let first = xs
-                        .iter()
-                        .zip(&ys)
-                        .find(|(u, v)| u.0 != v.0 || !close(u.1, v.1));
-                    return Err(format!(
-                        "{k}: {} vs {} points, first difference {first:?}",
-                        xs.len(),
-                        ys.len()
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn promtool(args: &[&str]) -> String {

@@ -218,6 +218,7 @@ impl Ev<'_> {
         let series = self.load(vs, lo - self.lookback, hi)?;
         let mut rows = Vec::with_capacity(series.len());
         for s in series {
+            self.account(self.n)?;
             let mut vals = vec![absent(); self.n];
             let mut j = 0;
             let mut any = false;
@@ -234,7 +235,6 @@ impl Ev<'_> {
                 }
             }
             if any {
-                self.account(self.n)?;
                 rows.push(Row {
                     labels: s.labels,
                     vals,
@@ -297,6 +297,11 @@ impl Ev<'_> {
                 } else {
                     ((end - start) / step) as usize + 1
                 };
+                // Every inner series needs a slot per step: refuse before allocating any.
+                if self.n > self.max_samples.saturating_sub(self.samples) {
+                    (self.start, self.end, self.step, self.n) = saved;
+                    return Err(EvalError::TooManySamples);
+                }
                 let res = if self.n == 0 {
                     Ok(Vec::new())
                 } else {
@@ -1064,6 +1069,7 @@ impl Ev<'_> {
     fn range_call(&mut self, name: &str, arg: &Expr, scalars: &[Option<Vec<f64>>]) -> R<Val> {
         let n = self.n;
         let (series, range, offset, at) = self.windows_source(arg)?;
+        self.check_deadline("expression evaluation")?;
         let refs = self.refs(at, offset);
         let scalar = |i: usize| scalars.get(i).cloned().flatten().unwrap_or_default();
         if name == "absent_over_time" {
@@ -1133,6 +1139,7 @@ impl Ev<'_> {
             } else {
                 Vec::new()
             };
+            self.account(n)?;
             let mut vals = vec![absent(); n];
             let mut any = false;
             let (mut lo, mut hi) = (0usize, 0usize);
@@ -1199,7 +1206,6 @@ impl Ev<'_> {
                 }
             }
             if any {
-                self.account(n)?;
                 rows.push(Row {
                     labels: if keep_name {
                         labels
