@@ -453,7 +453,7 @@ async fn concurrency_is_bounded() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished(), "a second query ran beside the first");
     drop(first);
-    waiter.await.unwrap();
+    let _second = waiter.await.unwrap();
 }
 
 #[test]
