@@ -620,6 +620,16 @@ impl Head {
     /// Drops in-order samples before `before` (they are in a block now) and series left empty
     /// that have not been written to since; rebuilds the index and symbols when series went.
     pub fn truncate(&mut self, before: i64) {
+        self.truncate_inner(before, true);
+    }
+
+    /// Drops in-order samples before `before` but keeps every series, empty or not: WAL replay
+    /// needs the series that records further on refer to by id.
+    pub fn truncate_samples(&mut self, before: i64) {
+        self.truncate_inner(before, false);
+    }
+
+    fn truncate_inner(&mut self, before: i64, gc: bool) {
         let mut removed = false;
         for slot in self.series.iter_mut() {
             let Some(s) = slot else { continue };
@@ -649,7 +659,7 @@ impl Head {
                 }
                 s.open = c;
             }
-            if s.is_empty() && s.last_t().is_none() {
+            if gc && s.is_empty() && s.last_t().is_none() {
                 *slot = None;
                 self.live -= 1;
                 removed = true;

@@ -450,12 +450,15 @@ impl Tsdb {
                     max_cut_seq = max_cut_seq.max(block);
                     if existing.contains(&block) {
                         head.take_ooo();
-                        head.truncate(cut_t);
+                        // Series stay: records later in the log still refer to them.
+                        head.truncate_samples(cut_t);
                         head.min_valid_t = head.min_valid_t.max(cut_t);
                     }
                 }
             }
         }
+        // Now drop the series the log left without samples (all of theirs are in blocks).
+        head.truncate(i64::MIN);
         if let Some(m) = blocks.iter().map(|b| b.meta.max_t).max() {
             // Nothing in-order may land inside a persisted block's range again.
             head.min_valid_t = head.min_valid_t.max(m + 1);

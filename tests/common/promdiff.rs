@@ -210,12 +210,14 @@ pub fn generate_mixed(seed: u64) -> Dataset {
     Dataset { series, start, end }
 }
 
-/// The benchmark's data: `n_series` counters `bench_requests_total{job, instance}` over
-/// `n` scrapes every `interval` ms.
-pub fn generate_counters(seed: u64, n_series: usize, n: usize, interval: i64) -> Dataset {
+/// The benchmark's data over `n` scrapes every `interval` ms: `n_series` counters
+/// `bench_requests_total{job, instance}` (ten jobs), a gauge `bench_cpu_usage` for every
+/// tenth of them, and a classic histogram `bench_latency_seconds_bucket` (eight buckets) for
+/// every fortieth.
+pub fn generate_bench(seed: u64, n_series: usize, n: usize, interval: i64) -> Dataset {
     let mut rng = Rng::new(seed);
     let start = 1_700_000_000_000;
-    let mut series = Vec::with_capacity(n_series);
+    let mut series = Vec::with_capacity(n_series + n_series / 10 + n_series / 5);
     for s in 0..n_series {
         let job = format!("job{}", s % 10);
         let inst = format!("host{s}");
@@ -234,18 +236,47 @@ pub fn generate_counters(seed: u64, n_series: usize, n: usize, interval: i64) ->
             ),
             samples,
         ));
-        let mut g = 50.0;
-        let samples = times(&mut rng, start, interval, n)
-            .into_iter()
-            .map(|t| {
-                g += rng.f() - 0.5;
-                (t, (g * 100.0).round() / 100.0)
-            })
-            .collect();
-        series.push((
-            labels("bench_cpu_usage", &[("job", &job), ("instance", &inst)]),
-            samples,
-        ));
+        if s % 10 == 0 {
+            let mut g = 50.0;
+            let samples = times(&mut rng, start, interval, n)
+                .into_iter()
+                .map(|t| {
+                    g += rng.f() - 0.5;
+                    (t, (g * 100.0).round() / 100.0)
+                })
+                .collect();
+            series.push((
+                labels("bench_cpu_usage", &[("job", &job), ("instance", &inst)]),
+                samples,
+            ));
+        }
+        if s % 40 == 0 {
+            let bounds = ["0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
+            let mut counts = [0.0f64; 8];
+            let mut rows: Vec<Vec<(i64, f64)>> = vec![Vec::new(); 8];
+            for t in times(&mut rng, start, interval, n) {
+                for _ in 0..rng.below(30) {
+                    let x = rng.f().powi(3) * 3.0;
+                    for (i, b) in bounds.iter().enumerate() {
+                        if *b == "+Inf" || x <= b.parse::<f64>().unwrap() {
+                            counts[i] += 1.0;
+                        }
+                    }
+                }
+                for i in 0..8 {
+                    rows[i].push((t, counts[i]));
+                }
+            }
+            for (i, b) in bounds.iter().enumerate() {
+                series.push((
+                    labels(
+                        "bench_latency_seconds_bucket",
+                        &[("job", &job), ("instance", &inst), ("le", b)],
+                    ),
+                    std::mem::take(&mut rows[i]),
+                ));
+            }
+        }
     }
     Dataset {
         series,
