@@ -450,13 +450,20 @@ impl Ev<'_> {
                             cands[row_group[ri]].push((ri, r.vals[k]));
                         }
                     }
+                    let cmp = if op == AggOp::Topk {
+                        |a: &(usize, f64), b: &(usize, f64)| cmp_desc_nan_last(a.1, b.1)
+                    } else {
+                        |a: &(usize, f64), b: &(usize, f64)| cmp_asc_nan_last(a.1, b.1)
+                    };
+                    let kk = kk.min(rows.len() as i64) as usize;
                     for c in &mut cands {
-                        if op == AggOp::Topk {
-                            c.sort_by(|a, b| cmp_desc_nan_last(a.1, b.1));
-                        } else {
-                            c.sort_by(|a, b| cmp_asc_nan_last(a.1, b.1));
+                        // Partition out the k best in linear time, then order just those.
+                        if c.len() > kk {
+                            c.select_nth_unstable_by(kk - 1, cmp);
+                            c.truncate(kk);
                         }
-                        for &(ri, v) in c.iter().take(kk as usize) {
+                        c.sort_by(cmp);
+                        for &(ri, v) in c.iter() {
                             let oi = *out_of.entry(ri).or_insert_with(|| {
                                 out.push(Row {
                                     labels: rows[ri].labels.clone(),
@@ -1118,7 +1125,10 @@ impl Ev<'_> {
                 }
             }
         }
-        let keep_name = name == "last_over_time";
+        let Some(f) = RangeFn::from_name(name) else {
+            return exec(format!("function {name:?} is not implemented"));
+        };
+        let keep_name = f == RangeFn::Last;
         let mut rows = Vec::new();
         let mut scratch: Vec<f64> = Vec::new();
         for (si, (labels, s)) in series.into_iter().enumerate() {
@@ -1126,7 +1136,7 @@ impl Ev<'_> {
                 self.check_deadline("expression evaluation")?;
             }
             // Counter resets before each index, for O(1) "any reset in window" checks.
-            let resets: Vec<u32> = if matches!(name, "rate" | "increase") {
+            let resets: Vec<u32> = if matches!(f, RangeFn::Rate | RangeFn::Increase) {
                 let mut acc = 0u32;
                 let mut v = Vec::with_capacity(s.len());
                 for i in 0..s.len() {
@@ -1159,46 +1169,47 @@ impl Ev<'_> {
                     continue;
                 }
                 let ts = self.ts(k);
-                let v = match name {
-                    "rate" | "increase" | "delta" => {
-                        let counter = name != "delta";
+                let v = match f {
+                    RangeFn::Rate | RangeFn::Increase | RangeFn::Delta => {
+                        let counter = f != RangeFn::Delta;
                         let has_reset = counter && resets[hi - 1] != resets[lo];
-                        extrapolated_rate(w, mint, r, range, counter, name == "rate", has_reset)
+                        extrapolated_rate(w, mint, r, range, counter, f == RangeFn::Rate, has_reset)
                     }
-                    "irate" | "idelta" => instant_value(w, name == "irate"),
-                    "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].0).0),
-                    "predict_linear" => (w.len() >= 2).then(|| {
+                    RangeFn::Irate | RangeFn::Idelta => instant_value(w, f == RangeFn::Irate),
+                    RangeFn::Deriv => (w.len() >= 2).then(|| linear_regression(w, w[0].0).0),
+                    RangeFn::PredictLinear => (w.len() >= 2).then(|| {
                         let (slope, icpt) = linear_regression(w, ts);
                         slope * p0[k] + icpt
                     }),
-                    "holt_winters" => holt_winters(w, p0[k], p1[k]),
-                    "resets" => Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64),
-                    "changes" => Some(
+                    RangeFn::HoltWinters => holt_winters(w, p0[k], p1[k]),
+                    RangeFn::Resets => {
+                        Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64)
+                    }
+                    RangeFn::Changes => Some(
                         w.windows(2)
                             .filter(|p| p[1].1 != p[0].1 && !(p[1].1.is_nan() && p[0].1.is_nan()))
                             .count() as f64,
                     ),
-                    "avg_over_time" => Some(avg_over_time(w)),
-                    "sum_over_time" => Some(kahan_sum(w.iter().map(|x| x.1))),
-                    "count_over_time" => Some(w.len() as f64),
-                    "last_over_time" => Some(w[w.len() - 1].1),
-                    "present_over_time" => Some(1.0),
-                    "max_over_time" => Some(
+                    RangeFn::Avg => Some(avg_over_time(w)),
+                    RangeFn::Sum => Some(kahan_sum(w.iter().map(|x| x.1))),
+                    RangeFn::Count => Some(w.len() as f64),
+                    RangeFn::Last => Some(w[w.len() - 1].1),
+                    RangeFn::Present => Some(1.0),
+                    RangeFn::Max => Some(
                         w.iter()
                             .fold(w[0].1, |m, x| if x.1 > m || m.is_nan() { x.1 } else { m }),
                     ),
-                    "min_over_time" => Some(
+                    RangeFn::Min => Some(
                         w.iter()
                             .fold(w[0].1, |m, x| if x.1 < m || m.is_nan() { x.1 } else { m }),
                     ),
-                    "stddev_over_time" => Some(stdvar_over_time(w).sqrt()),
-                    "stdvar_over_time" => Some(stdvar_over_time(w)),
-                    "quantile_over_time" => {
+                    RangeFn::Stddev => Some(stdvar_over_time(w).sqrt()),
+                    RangeFn::Stdvar => Some(stdvar_over_time(w)),
+                    RangeFn::Quantile => {
                         scratch.clear();
                         scratch.extend(w.iter().map(|x| x.1));
                         Some(quantile(p0[k], &mut scratch))
                     }
-                    _ => return exec(format!("function {name:?} is not implemented")),
                 };
                 if let Some(v) = v {
                     vals[k] = v;
@@ -1242,6 +1253,59 @@ fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
         (true, false) => std::cmp::Ordering::Greater,
         (false, true) => std::cmp::Ordering::Less,
         _ => a.partial_cmp(&b).expect("not NaN"),
+    }
+}
+
+/// The functions over a range vector, resolved once per call rather than per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    HoltWinters,
+    Resets,
+    Changes,
+    Avg,
+    Sum,
+    Count,
+    Last,
+    Present,
+    Max,
+    Min,
+    Stddev,
+    Stdvar,
+    Quantile,
+}
+
+impl RangeFn {
+    fn from_name(name: &str) -> Option<RangeFn> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "holt_winters" => RangeFn::HoltWinters,
+            "resets" => RangeFn::Resets,
+            "changes" => RangeFn::Changes,
+            "avg_over_time" => RangeFn::Avg,
+            "sum_over_time" => RangeFn::Sum,
+            "count_over_time" => RangeFn::Count,
+            "last_over_time" => RangeFn::Last,
+            "present_over_time" => RangeFn::Present,
+            "max_over_time" => RangeFn::Max,
+            "min_over_time" => RangeFn::Min,
+            "stddev_over_time" => RangeFn::Stddev,
+            "stdvar_over_time" => RangeFn::Stdvar,
+            "quantile_over_time" => RangeFn::Quantile,
+            _ => return None,
+        })
     }
 }
 

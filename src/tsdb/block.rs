@@ -512,11 +512,17 @@ impl Block {
             let (l, refs) = self.series(o)?;
             let mut samples = Vec::new();
             for r in refs.iter().filter(|r| r.max_t >= mint && r.min_t <= maxt) {
-                samples.extend(
-                    self.chunk(r)?
-                        .into_iter()
-                        .filter(|s| s.0 >= mint && s.0 <= maxt),
-                );
+                let c = self.chunk(r)?;
+                if r.min_t >= mint && r.max_t <= maxt {
+                    // The whole chunk is wanted: no filtering, and no copy for the first one.
+                    if samples.is_empty() {
+                        samples = c;
+                    } else {
+                        samples.extend_from_slice(&c);
+                    }
+                } else {
+                    samples.extend(c.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
+                }
             }
             if !samples.is_empty() {
                 out.push((l, samples));

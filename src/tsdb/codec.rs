@@ -318,6 +318,26 @@ impl Cursor<'_> {
             }
             if width == 0 {
                 out.extend(std::iter::repeat_n(min, len));
+            } else if width <= 56 {
+                // Fast path: one unaligned little-endian word load per value.
+                let bytes = self.take((len * width as usize).div_ceil(8))?;
+                let mask = (1u64 << width) - 1;
+                let mut bitpos = 0usize;
+                for _ in 0..len {
+                    let byte = bitpos >> 3;
+                    let word = match bytes.get(byte..byte + 8) {
+                        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+                        None => {
+                            let mut w = [0u8; 8];
+                            let tail = &bytes[byte.min(bytes.len())..];
+                            w[..tail.len()].copy_from_slice(tail);
+                            u64::from_le_bytes(w)
+                        }
+                    };
+                    let off = (word >> (bitpos & 7)) & mask;
+                    out.push(min.wrapping_add(off as i64));
+                    bitpos += width as usize;
+                }
             } else {
                 let bytes = self.take((len * width as usize).div_ceil(8))?;
                 let mut acc: u128 = 0;

@@ -628,12 +628,25 @@ impl Tsdb {
 
 impl Queryable for Tsdb {
     fn select(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Result<SeriesIter, TsdbError> {
-        let mut map: BTreeMap<Labels, (Vec<(i64, f64)>, u8)> = BTreeMap::new();
-        for b in self.overlapping_blocks(mint, maxt) {
-            for (l, s) in b.read(&b.matching(ms), mint, maxt)? {
-                let e = map.entry(l).or_default();
+        let mut map: BTreeMap<Labels, (Vec<(i64, f64)>, bool)> = BTreeMap::new();
+        // Parts append in time order when blocks do not overlap; only out-of-order parts make
+        // the merge sort.
+        let mut add = |l: Labels, s: Vec<(i64, f64)>| {
+            let e = map.entry(l).or_default();
+            if e.0.is_empty() {
+                e.0 = s;
+            } else if let (Some(last), Some(first)) = (e.0.last(), s.first()) {
+                if first.0 <= last.0 {
+                    e.1 = true;
+                }
                 e.0.extend(s);
-                e.1 += 1;
+            }
+        };
+        let mut blocks = self.overlapping_blocks(mint, maxt);
+        blocks.sort_by_key(|b| b.meta.min_t);
+        for b in blocks {
+            for (l, s) in b.read(&b.matching(ms), mint, maxt)? {
+                add(l, s);
             }
         }
         let from_head = {
@@ -641,13 +654,11 @@ impl Queryable for Tsdb {
             h.read(&h.matching(ms), mint, maxt)
         };
         for (l, s) in from_head {
-            let e = map.entry(l).or_default();
-            e.0.extend(s);
-            e.1 += 1;
+            add(l, s);
         }
         Ok(Box::new(map.into_iter().map(
-            |(labels, (mut samples, parts))| {
-                if parts > 1 {
+            |(labels, (mut samples, unordered))| {
+                if unordered {
                     head::sort_dedup(&mut samples);
                 }
                 Series { labels, samples }
