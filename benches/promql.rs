@@ -5,7 +5,8 @@
 //! times each query over HTTP (median of several runs, the servers taking turns).
 //!
 //! `cargo bench --bench promql` (needs `prometheus` and `promtool`: `apt-get install
-//! prometheus`). Options: `--series N` (2000), `--runs N` (7).
+//! prometheus`). Options: `--series N` (2000), `--runs N` (9). `--profile [--query Q]` runs
+//! one query in-process in a loop instead (for `perf record`), without Prometheus or HTTP.
 
 #[path = "../tests/common/promdiff.rs"]
 mod promdiff;
@@ -66,7 +67,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let n_series = arg("--series", 2000);
-    let runs = arg("--runs", 7);
+    let runs = arg("--runs", 9);
     let interval = 30_000;
     let steps = 1000;
     let step_s = 60;

@@ -379,7 +379,10 @@ fn write_ts(o: &mut String, t: i64) {
     let _ = write!(o, "{}", t / 1000);
     let frac = t % 1000;
     if frac != 0 {
-        let _ = write!(o, ".{frac:03}");
+        o.push('.');
+        o.push((b'0' + (frac / 100) as u8) as char);
+        o.push((b'0' + (frac / 10 % 10) as u8) as char);
+        o.push((b'0' + (frac % 10) as u8) as char);
     }
 }
 
@@ -389,6 +392,19 @@ fn write_point(o: &mut String, t: i64, v: &str) {
     o.push_str(",\"");
     o.push_str(v);
     o.push_str("\"]");
+}
+
+/// `write_point` for a sample value, formatted straight into the buffer (the common case
+/// needs no intermediate string).
+fn write_sample(o: &mut String, t: i64, v: f64) {
+    let a = v.abs();
+    if v.is_finite() && (a == 0.0 || (1e-6..1e21).contains(&a)) {
+        o.push('[');
+        write_ts(o, t);
+        let _ = write!(o, ",\"{v}\"]");
+    } else {
+        write_point(o, t, &format_sample_value(v));
+    }
 }
 
 fn write_labels(o: &mut String, l: &Labels) {
@@ -434,7 +450,7 @@ pub fn result_json(v: &QueryValue) -> String {
                 o.push_str("{\"metric\":");
                 write_labels(&mut o, l);
                 o.push_str(",\"value\":");
-                write_point(&mut o, *t, &format_sample_value(*x));
+                write_sample(&mut o, *t, *x);
                 o.push('}');
             }
             o.push(']');
@@ -452,7 +468,7 @@ pub fn result_json(v: &QueryValue) -> String {
                     if j > 0 {
                         o.push(',');
                     }
-                    write_point(&mut o, *t, &format_sample_value(*x));
+                    write_sample(&mut o, *t, *x);
                 }
                 o.push_str("]}");
             }
