@@ -203,6 +203,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     let otlp_router = ingest::http::router(ingest.clone());
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
+    let samplers = crate::samplers::start(
+        &config,
+        tsdb.clone(),
+        metrics.samplers.clone(),
+        shutdown.clone(),
+    );
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         let t1 = token.clone();
@@ -240,6 +246,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 Err(e) => tracing::warn!(server = name, error = %e, "server task failed"),
             }
         }
+        tokio::task::spawn_blocking(move || {
+            for s in samplers {
+                let _ = s.join();
+            }
+        })
+        .await?;
         store.close();
         tsdb.close();
         tokio::task::spawn_blocking(move || {

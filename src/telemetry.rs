@@ -38,6 +38,8 @@ pub struct Metrics {
     pub dropped_attributes: AtomicU64,
     /// The metrics store's counters and gauges.
     pub tsdb: std::sync::Arc<crate::tsdb::TsdbCounters>,
+    /// The host and GPU samplers' costs.
+    pub samplers: std::sync::Arc<crate::samplers::SamplerCounters>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +177,7 @@ impl Metrics {
             );
         }
         self.tsdb.render(&mut out);
+        self.samplers.render(&mut out);
         out
     }
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub traces: TracesConfig,
     pub metrics: MetricsConfig,
     pub query: crate::promql::EngineConfig,
+    pub host: HostConfig,
+    pub gpu: GpuConfig,
     pub scrape: Vec<ScrapeConfig>,
     pub log_level: String,
     pub log_json: bool,
@@ -76,6 +78,23 @@ pub struct MetricsConfig {
     pub scope_labels: bool,
     pub delta_max_streams: usize,
     pub delta_stream_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub proc_path: PathBuf,
+    pub sys_path: PathBuf,
+    pub rootfs_path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct GpuConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    /// `None`: the driver's `libnvidia-ml.so.1`.
+    pub library: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -384,6 +403,18 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             timeout: nonzero_duration("query.timeout", &raw.query.timeout)?,
             max_samples: positive("query.max_samples", raw.query.max_samples)? as usize,
             max_concurrency: positive("query.max_concurrency", raw.query.max_concurrency)? as usize,
+        },
+        host: HostConfig {
+            enabled: raw.host.enabled,
+            interval: nonzero_duration("host.interval", &raw.host.interval)?,
+            proc_path: raw.host.proc_path.clone().into(),
+            sys_path: raw.host.sys_path.clone().into(),
+            rootfs_path: raw.host.rootfs_path.clone().into(),
+        },
+        gpu: GpuConfig {
+            enabled: raw.gpu.enabled,
+            interval: nonzero_duration("gpu.interval", &raw.gpu.interval)?,
+            library: (!raw.gpu.library.is_empty()).then(|| raw.gpu.library.clone().into()),
         },
         scrape: raw
             .scrape

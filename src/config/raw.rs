@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub traces: RawTraces,
     pub metrics: RawMetrics,
     pub query: RawQuery,
+    pub host: RawHost,
+    pub gpu: RawGpu,
     pub scrape: Vec<RawScrape>,
     pub log: RawLog,
 }
@@ -106,6 +108,50 @@ impl Default for RawQuery {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHost {
+    /// Sample this machine under node-exporter's names (`job="node"`).
+    pub enabled: bool,
+    pub interval: String,
+    /// Where the host's /proc, /sys and / are (in a container: the read-only mounts).
+    pub proc_path: String,
+    pub sys_path: String,
+    pub rootfs_path: String,
+}
+
+impl Default for RawHost {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: "5s".into(),
+            proc_path: "/proc".into(),
+            sys_path: "/sys".into(),
+            rootfs_path: "/".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGpu {
+    /// Sample NVIDIA GPUs through NVML under dcgm-exporter's names (`job="dcgm"`).
+    pub enabled: bool,
+    pub interval: String,
+    /// The NVML library to load; empty means the driver's `libnvidia-ml.so.1`.
+    pub library: String,
+}
+
+impl Default for RawGpu {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: "5s".into(),
+            library: String::new(),
+        }
+    }
+}
+
 /// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +210,8 @@ impl Default for RawConfig {
             traces: RawTraces::default(),
             metrics: RawMetrics::default(),
             query: RawQuery::default(),
+            host: RawHost::default(),
+            gpu: RawGpu::default(),
             scrape: Vec::new(),
             log: RawLog::default(),
         }

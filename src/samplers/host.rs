@@ -1,0 +1,907 @@
+//! The host sampler: node-exporter's metrics, names and labels, read from `/proc` and `/sys`
+//! (and `statvfs` and `uname`) the way node-exporter 1.5 reads them, so dashboards built for
+//! node-exporter (Node Exporter Full) keep working. `sysinfo` gives the host name; it has no
+//! per-mode CPU seconds, meminfo fields, disk or interface counters in node-exporter's units, so
+//! those come from the kernel's files directly.
+//!
+//! In a container, mount the host's `/proc`, `/sys` and `/` read-only and point `[host]`
+//! `proc_path`, `sys_path` and `rootfs_path` at them; without that, CPU, memory and load are the
+//! host's anyway (they are not namespaced), while network interfaces, mounts and processes are
+//! the container's own.
+
+use std::path::{Path, PathBuf};
+
+use super::emit::Samples;
+
+/// Where the host's kernel files are.
+#[derive(Debug, Clone)]
+pub struct HostPaths {
+    pub proc: PathBuf,
+    pub sys: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        HostPaths {
+            proc: "/proc".into(),
+            sys: "/sys".into(),
+            rootfs: "/".into(),
+        }
+    }
+}
+
+fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+/// Clock ticks per second for `/proc/stat` (USER_HZ).
+fn user_hz() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// Collects one round of host metrics.
+pub fn collect(p: &HostPaths) -> Samples {
+    let mut s = Samples::default();
+    if let Some(t) = read(&p.proc.join("stat")) {
+        parse_stat(&t, user_hz(), &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("loadavg")) {
+        parse_loadavg(&t, &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("meminfo")) {
+        parse_meminfo(&t, &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("diskstats")) {
+        parse_diskstats(&t, &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("net/dev")) {
+        parse_netdev(&t, &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("vmstat")) {
+        parse_vmstat(&t, &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("sys/fs/file-nr")) {
+        parse_filefd(&t, &mut s);
+    }
+    if let Some(t) = read(&p.proc.join("net/sockstat")) {
+        parse_sockstat(&t, &mut s);
+    }
+    for f in ["net/snmp", "net/netstat"] {
+        if let Some(t) = read(&p.proc.join(f)) {
+            parse_netstat(&t, &mut s);
+        }
+    }
+    if let Some(t) = read(&p.proc.join("sys/kernel/random/entropy_avail"))
+        && let Ok(v) = t.trim().parse::<f64>()
+    {
+        {
+            s.gauge(
+                "node_entropy_available_bits",
+                "Bits of available entropy.",
+                &[],
+                v,
+            );
+        }
+    }
+    if let Some(t) = read(&p.proc.join("mounts")) {
+        filesystems(&t, &p.rootfs, &mut s);
+    }
+    uname(&mut s);
+    if let Some(t) = read(&p.rootfs.join("etc/os-release"))
+        .or_else(|| read(&p.rootfs.join("usr/lib/os-release")))
+    {
+        parse_os_release(&t, &mut s);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    s.gauge(
+        "node_time_seconds",
+        "System time in seconds since epoch (1970).",
+        &[],
+        now,
+    );
+    s
+}
+
+/// The host name as node-exporter's `nodename` gives it.
+pub fn host_name() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|_| "localhost".into())
+}
+
+pub fn parse_stat(text: &str, hz: f64, s: &mut Samples) {
+    const MODES: [&str; 8] = [
+        "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+    ];
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let Some(key) = f.next() else { continue };
+        let nums: Vec<f64> = f.filter_map(|x| x.parse().ok()).collect();
+        if let Some(cpu) = key.strip_prefix("cpu")
+            && !cpu.is_empty()
+        {
+            for (mode, v) in MODES.iter().zip(&nums) {
+                s.counter(
+                    "node_cpu_seconds_total",
+                    "Seconds the CPUs spent in each mode.",
+                    &[("cpu", cpu), ("mode", mode)],
+                    v / hz,
+                );
+            }
+            for (i, mode) in [(8, "user"), (9, "nice")] {
+                if let Some(v) = nums.get(i) {
+                    s.counter(
+                        "node_cpu_guest_seconds_total",
+                        "Seconds the CPUs spent in guests (VMs) for each mode.",
+                        &[("cpu", cpu), ("mode", mode)],
+                        v / hz,
+                    );
+                }
+            }
+            continue;
+        }
+        let first = nums.first().copied();
+        match (key, first) {
+            ("intr", Some(v)) => s.counter(
+                "node_intr_total",
+                "Total number of interrupts serviced.",
+                &[],
+                v,
+            ),
+            ("ctxt", Some(v)) => s.counter(
+                "node_context_switches_total",
+                "Total number of context switches.",
+                &[],
+                v,
+            ),
+            ("btime", Some(v)) => s.gauge(
+                "node_boot_time_seconds",
+                "Node boot time, in unixtime.",
+                &[],
+                v,
+            ),
+            ("processes", Some(v)) => {
+                s.counter("node_forks_total", "Total number of forks.", &[], v)
+            }
+            ("procs_running", Some(v)) => s.gauge(
+                "node_procs_running",
+                "Number of processes in runnable state.",
+                &[],
+                v,
+            ),
+            ("procs_blocked", Some(v)) => s.gauge(
+                "node_procs_blocked",
+                "Number of processes blocked waiting for I/O to complete.",
+                &[],
+                v,
+            ),
+            _ => {}
+        }
+    }
+}
+
+pub fn parse_loadavg(text: &str, s: &mut Samples) {
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    for (i, name) in ["node_load1", "node_load5", "node_load15"]
+        .iter()
+        .enumerate()
+    {
+        if let Some(v) = f.get(i) {
+            s.gauge(name, &format!("{}m load average.", [1, 5, 15][i]), &[], *v);
+        }
+    }
+}
+
+pub fn parse_meminfo(text: &str, s: &mut Samples) {
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let Some(v) = f.next().and_then(|x| x.parse::<f64>().ok()) else {
+            continue;
+        };
+        // "Active(anon)" -> "Active_anon", as node-exporter names it.
+        let key = key.replace('(', "_").replace(')', "");
+        let (name, v) = if f.next() == Some("kB") {
+            (format!("node_memory_{key}_bytes"), v * 1024.0)
+        } else {
+            (format!("node_memory_{key}"), v)
+        };
+        s.gauge(
+            &name,
+            &format!(
+                "Memory information field {}.",
+                name.trim_start_matches("node_memory_")
+            ),
+            &[],
+            v,
+        );
+    }
+}
+
+/// node-exporter's default: whole disks only, no RAM disks, loops or floppies.
+fn ignored_disk(dev: &str) -> bool {
+    let b = dev.as_bytes();
+    if ["ram", "loop", "fd"].iter().any(|p| {
+        dev.strip_prefix(p)
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|c| c.is_ascii_digit()))
+    }) {
+        return true;
+    }
+    // (h|s|v|xv)d[a-z]<digits>: partitions of classic disks.
+    for p in ["hd", "sd", "vd", "xvd"] {
+        if let Some(r) = dev.strip_prefix(p) {
+            let r = r.as_bytes();
+            if r.len() >= 2
+                && r[0].is_ascii_lowercase()
+                && r[1..].iter().all(|c| c.is_ascii_digit())
+            {
+                return true;
+            }
+        }
+    }
+    // nvme<d>n<d>p<d>: NVMe partitions.
+    if let Some(r) = dev.strip_prefix("nvme") {
+        let parts: Vec<&str> = r.split(['n', 'p']).collect();
+        if parts.len() == 3
+            && r.contains('p')
+            && parts
+                .iter()
+                .all(|x| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit()))
+        {
+            return true;
+        }
+    }
+    let _ = b;
+    false
+}
+
+pub fn parse_diskstats(text: &str, s: &mut Samples) {
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 14 {
+            continue;
+        }
+        let dev = f[2];
+        if ignored_disk(dev) {
+            continue;
+        }
+        let n = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
+        let l = [("device", dev)];
+        let c = |s: &mut Samples, name: &str, help: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                s.counter(name, help, &l, v);
+            }
+        };
+        c(
+            s,
+            "node_disk_reads_completed_total",
+            "The total number of reads completed successfully.",
+            n(3),
+        );
+        c(
+            s,
+            "node_disk_reads_merged_total",
+            "The total number of reads merged.",
+            n(4),
+        );
+        c(
+            s,
+            "node_disk_read_bytes_total",
+            "The total number of bytes read successfully.",
+            n(5).map(|v| v * 512.0),
+        );
+        c(
+            s,
+            "node_disk_read_time_seconds_total",
+            "The total number of seconds spent by all reads.",
+            n(6).map(|v| v / 1000.0),
+        );
+        c(
+            s,
+            "node_disk_writes_completed_total",
+            "The total number of writes completed successfully.",
+            n(7),
+        );
+        c(
+            s,
+            "node_disk_writes_merged_total",
+            "The number of writes merged.",
+            n(8),
+        );
+        c(
+            s,
+            "node_disk_written_bytes_total",
+            "The total number of bytes written successfully.",
+            n(9).map(|v| v * 512.0),
+        );
+        c(
+            s,
+            "node_disk_write_time_seconds_total",
+            "This is the total number of seconds spent by all writes.",
+            n(10).map(|v| v / 1000.0),
+        );
+        if let Some(v) = n(11) {
+            s.gauge(
+                "node_disk_io_now",
+                "The number of I/Os currently in progress.",
+                &l,
+                v,
+            );
+        }
+        c(
+            s,
+            "node_disk_io_time_seconds_total",
+            "Total seconds spent doing I/Os.",
+            n(12).map(|v| v / 1000.0),
+        );
+        c(
+            s,
+            "node_disk_io_time_weighted_seconds_total",
+            "The weighted # of seconds spent doing I/Os.",
+            n(13).map(|v| v / 1000.0),
+        );
+        if f.len() >= 18 {
+            c(
+                s,
+                "node_disk_discards_completed_total",
+                "The total number of discards completed successfully.",
+                n(14),
+            );
+            c(
+                s,
+                "node_disk_discards_merged_total",
+                "The total number of discards merged.",
+                n(15),
+            );
+            c(
+                s,
+                "node_disk_discarded_sectors_total",
+                "The total number of sectors discarded successfully.",
+                n(16),
+            );
+            c(
+                s,
+                "node_disk_discard_time_seconds_total",
+                "This is the total number of seconds spent by all discards.",
+                n(17).map(|v| v / 1000.0),
+            );
+        }
+        if f.len() >= 20 {
+            c(
+                s,
+                "node_disk_flush_requests_total",
+                "The total number of flush requests completed successfully",
+                n(18),
+            );
+            c(
+                s,
+                "node_disk_flush_requests_time_seconds_total",
+                "This is the total number of seconds spent by all flush requests.",
+                n(19).map(|v| v / 1000.0),
+            );
+        }
+    }
+}
+
+pub fn parse_netdev(text: &str, s: &mut Samples) {
+    const RX: [&str; 8] = [
+        "bytes",
+        "packets",
+        "errs",
+        "drop",
+        "fifo",
+        "frame",
+        "compressed",
+        "multicast",
+    ];
+    const TX: [&str; 8] = [
+        "bytes",
+        "packets",
+        "errs",
+        "drop",
+        "fifo",
+        "colls",
+        "carrier",
+        "compressed",
+    ];
+    for line in text.lines().skip(2) {
+        let Some((dev, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let dev = dev.trim();
+        let v: Vec<f64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() < 16 {
+            continue;
+        }
+        for (i, f) in RX.iter().enumerate() {
+            s.counter(
+                &format!("node_network_receive_{f}_total"),
+                &format!("Network device statistic receive_{f}."),
+                &[("device", dev)],
+                v[i],
+            );
+        }
+        for (i, f) in TX.iter().enumerate() {
+            s.counter(
+                &format!("node_network_transmit_{f}_total"),
+                &format!("Network device statistic transmit_{f}."),
+                &[("device", dev)],
+                v[8 + i],
+            );
+        }
+    }
+}
+
+pub fn parse_vmstat(text: &str, s: &mut Samples) {
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
+        // node-exporter's default field set.
+        let wanted = k == "oom_kill"
+            || k.starts_with("pgpg")
+            || k.starts_with("pswp")
+            || (k.starts_with("pg") && k.contains("fault"));
+        if wanted && let Ok(v) = v.trim().parse::<f64>() {
+            s.gauge(
+                &format!("node_vmstat_{k}"),
+                &format!("/proc/vmstat information field {k}."),
+                &[],
+                v,
+            );
+        }
+    }
+}
+
+pub fn parse_filefd(text: &str, s: &mut Samples) {
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() >= 3 {
+        s.gauge(
+            "node_filefd_allocated",
+            "File descriptor statistics: allocated.",
+            &[],
+            f[0],
+        );
+        s.gauge(
+            "node_filefd_maximum",
+            "File descriptor statistics: maximum.",
+            &[],
+            f[2],
+        );
+    }
+}
+
+pub fn parse_sockstat(text: &str, s: &mut Samples) {
+    // Memory is in pages; node-exporter adds `_mem_bytes` beside `_mem`.
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64;
+    for line in text.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        for kv in f.chunks(2) {
+            let [k, v] = kv else { continue };
+            let Ok(v) = v.parse::<f64>() else { continue };
+            if proto == "sockets" {
+                s.gauge(
+                    &format!("node_sockstat_sockets_{k}"),
+                    &format!("Number of IPv4 sockets in state {k}."),
+                    &[],
+                    v,
+                );
+                continue;
+            }
+            let name = format!("node_sockstat_{proto}_{k}");
+            s.gauge(
+                &name,
+                &format!("Number of {proto} sockets in state {k}."),
+                &[],
+                v,
+            );
+            if *k == "mem" {
+                s.gauge(
+                    &format!("{name}_bytes"),
+                    &format!("Number of {proto} sockets in state mem_bytes."),
+                    &[],
+                    v * page,
+                );
+            }
+        }
+    }
+}
+
+/// `/proc/net/snmp` and `/proc/net/netstat`: header and value lines in pairs.
+pub fn parse_netstat(text: &str, s: &mut Samples) {
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let (Some((proto, names)), Some((_, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (k, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            let key = format!("{proto}_{k}");
+            if !netstat_wanted(&key) {
+                continue;
+            }
+            if let Ok(v) = v.parse::<f64>() {
+                s.gauge(
+                    &format!("node_netstat_{key}"),
+                    &format!("Statistic {proto}{k}."),
+                    &[],
+                    v,
+                );
+            }
+        }
+    }
+}
+
+/// node-exporter 1.5's default netstat fields.
+fn netstat_wanted(k: &str) -> bool {
+    k.ends_with("_InErrors")
+        || k.ends_with("_InErrs")
+        || k == "Ip_Forwarding"
+        || matches!(k, "IpExt_InOctets" | "IpExt_OutOctets")
+        || matches!(k, "Icmp_InMsgs" | "Icmp_OutMsgs")
+        || (k.starts_with("TcpExt_Listen") || k.starts_with("TcpExt_Syncookies"))
+        || matches!(k, "TcpExt_TCPSynRetrans" | "TcpExt_TCPTimeouts")
+        || matches!(
+            k,
+            "Tcp_ActiveOpens"
+                | "Tcp_InSegs"
+                | "Tcp_OutSegs"
+                | "Tcp_OutRsts"
+                | "Tcp_PassiveOpens"
+                | "Tcp_RetransSegs"
+                | "Tcp_CurrEstab"
+        )
+        || matches!(
+            k,
+            "Udp_InDatagrams"
+                | "Udp_OutDatagrams"
+                | "Udp_NoPorts"
+                | "Udp_RcvbufErrors"
+                | "Udp_SndbufErrors"
+        )
+}
+
+/// node-exporter 1.5's default exclusions for filesystems.
+fn ignored_mount(mountpoint: &str, fstype: &str) -> bool {
+    const TYPES: [&str; 24] = [
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devpts",
+        "devtmpfs",
+        "fusectl",
+        "hugetlbfs",
+        "iso9660",
+        "mqueue",
+        "nsfs",
+        "overlay",
+        "proc",
+        "procfs",
+        "pstore",
+        "rpc_pipefs",
+        "securityfs",
+        "selinuxfs",
+        "squashfs",
+        "sysfs",
+        "tracefs",
+    ];
+    if TYPES.contains(&fstype) {
+        return true;
+    }
+    for p in ["/dev", "/proc", "/sys"] {
+        if mountpoint == p || mountpoint.starts_with(&format!("{p}/")) {
+            return true;
+        }
+    }
+    for p in [
+        "/run/credentials/",
+        "/var/lib/docker/",
+        "/var/lib/containers/storage/",
+    ] {
+        if mountpoint.strip_prefix(p).is_some_and(|r| !r.is_empty()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `/proc/mounts` escapes spaces and friends as octal.
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn filesystems(mounts: &str, rootfs: &Path, s: &mut Samples) {
+    let mut seen = std::collections::HashSet::new();
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let (device, mountpoint, fstype) = (unescape_mount(f[0]), unescape_mount(f[1]), f[2]);
+        if ignored_mount(&mountpoint, fstype) || !seen.insert((device.clone(), mountpoint.clone()))
+        {
+            continue;
+        }
+        let path = rootfs.join(mountpoint.trim_start_matches('/'));
+        let l = [
+            ("device", device.as_str()),
+            ("fstype", fstype),
+            ("mountpoint", mountpoint.as_str()),
+        ];
+        let Some(st) = statvfs(&path) else {
+            s.gauge(
+                "node_filesystem_device_error",
+                "Whether an error occurred while getting statistics for the given device.",
+                &l,
+                1.0,
+            );
+            continue;
+        };
+        let bs = st.f_frsize as f64;
+        let ro = f[3].split(',').any(|o| o == "ro");
+        s.gauge(
+            "node_filesystem_size_bytes",
+            "Filesystem size in bytes.",
+            &l,
+            st.f_blocks as f64 * bs,
+        );
+        s.gauge(
+            "node_filesystem_free_bytes",
+            "Filesystem free space in bytes.",
+            &l,
+            st.f_bfree as f64 * bs,
+        );
+        s.gauge(
+            "node_filesystem_avail_bytes",
+            "Filesystem space available to non-root users in bytes.",
+            &l,
+            st.f_bavail as f64 * bs,
+        );
+        s.gauge(
+            "node_filesystem_files",
+            "Filesystem total file nodes.",
+            &l,
+            st.f_files as f64,
+        );
+        s.gauge(
+            "node_filesystem_files_free",
+            "Filesystem total free file nodes.",
+            &l,
+            st.f_ffree as f64,
+        );
+        s.gauge(
+            "node_filesystem_readonly",
+            "Filesystem read-only status.",
+            &l,
+            if ro { 1.0 } else { 0.0 },
+        );
+        s.gauge(
+            "node_filesystem_device_error",
+            "Whether an error occurred while getting statistics for the given device.",
+            &l,
+            0.0,
+        );
+    }
+}
+
+fn statvfs(p: &Path) -> Option<libc::statvfs> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the
+    // right size; statvfs fills it on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    // SAFETY: rc == 0 means the structure was filled in.
+    (rc == 0).then(|| unsafe { st.assume_init() })
+}
+
+fn uname(s: &mut Samples) {
+    let mut u = std::mem::MaybeUninit::<libc::utsname>::uninit();
+    // SAFETY: `u` points to writable memory of the right size; uname fills it on success.
+    if unsafe { libc::uname(u.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: uname returned 0, so the structure is filled in.
+    let u = unsafe { u.assume_init() };
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let (sys, node, rel, ver, mach, dom) = (
+        field(&u.sysname),
+        field(&u.nodename),
+        field(&u.release),
+        field(&u.version),
+        field(&u.machine),
+        field(&u.domainname),
+    );
+    s.gauge(
+        "node_uname_info",
+        "Labeled system information as provided by the uname system call.",
+        &[
+            ("domainname", &dom),
+            ("machine", &mach),
+            ("nodename", &node),
+            ("release", &rel),
+            ("sysname", &sys),
+            ("version", &ver),
+        ],
+        1.0,
+    );
+}
+
+pub fn parse_os_release(text: &str, s: &mut Samples) {
+    let mut kv = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            kv.insert(k.trim(), v.trim().trim_matches('"').to_string());
+        }
+    }
+    let g = |k: &str| kv.get(k).cloned().unwrap_or_default();
+    let labels = [
+        ("build_id", g("BUILD_ID")),
+        ("id", g("ID")),
+        ("id_like", g("ID_LIKE")),
+        ("image_id", g("IMAGE_ID")),
+        ("image_version", g("IMAGE_VERSION")),
+        ("name", g("NAME")),
+        ("pretty_name", g("PRETTY_NAME")),
+        ("variant", g("VARIANT")),
+        ("variant_id", g("VARIANT_ID")),
+        ("version", g("VERSION")),
+        ("version_codename", g("VERSION_CODENAME")),
+        ("version_id", g("VERSION_ID")),
+    ];
+    let l: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    s.gauge(
+        "node_os_info",
+        "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
+        &l,
+        1.0,
+    );
+    if let Ok(v) = g("VERSION_ID").parse::<f64>() {
+        let (id, like, name) = (g("ID"), g("ID_LIKE"), g("NAME"));
+        s.gauge(
+            "node_os_version",
+            "Metric containing the major.minor part of the OS version.",
+            &[("id", &id), ("id_like", &like), ("name", &name)],
+            v,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(s: &Samples, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+        s.iter()
+            .find(|(n, l, _)| {
+                n == name && label.is_none_or(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+            })
+            .map(|x| x.2)
+    }
+
+    #[test]
+    fn parses_proc_files_like_node_exporter() {
+        let mut s = Samples::default();
+        parse_stat(
+            "cpu  10 20 30 40 50 60 70 80 90 100\ncpu0 100 0 200 300 0 0 0 0 0 0\nctxt 555\nbtime 1700000000\nprocs_running 3\n",
+            100.0,
+            &mut s,
+        );
+        assert_eq!(
+            find(&s, "node_cpu_seconds_total", Some(("mode", "system"))),
+            Some(2.0)
+        );
+        assert_eq!(find(&s, "node_context_switches_total", None), Some(555.0));
+        assert_eq!(find(&s, "node_boot_time_seconds", None), Some(1.7e9));
+        parse_meminfo(
+            "MemTotal:       16384 kB\nActive(anon):   4 kB\nHugePages_Total:       0\n",
+            &mut s,
+        );
+        assert_eq!(
+            find(&s, "node_memory_MemTotal_bytes", None),
+            Some(16_777_216.0)
+        );
+        assert_eq!(
+            find(&s, "node_memory_Active_anon_bytes", None),
+            Some(4096.0)
+        );
+        assert_eq!(find(&s, "node_memory_HugePages_Total", None), Some(0.0));
+        parse_diskstats(
+            "   8       0 sda 100 0 2000 50 10 0 80 5 0 60 55 0 0 0 0\n   8       1 sda1 1 0 8 0 0 0 0 0 0 0 0\n   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0\n",
+            &mut s,
+        );
+        assert_eq!(
+            find(&s, "node_disk_read_bytes_total", Some(("device", "sda"))),
+            Some(1_024_000.0)
+        );
+        assert_eq!(
+            find(
+                &s,
+                "node_disk_io_time_seconds_total",
+                Some(("device", "sda"))
+            ),
+            Some(0.06)
+        );
+        assert!(
+            find(
+                &s,
+                "node_disk_reads_completed_total",
+                Some(("device", "sda1"))
+            )
+            .is_none()
+        );
+        assert!(
+            find(
+                &s,
+                "node_disk_reads_completed_total",
+                Some(("device", "loop0"))
+            )
+            .is_none()
+        );
+        parse_netdev(
+            "Inter-|   Receive\n face |bytes\n  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0\n",
+            &mut s,
+        );
+        assert_eq!(
+            find(
+                &s,
+                "node_network_transmit_bytes_total",
+                Some(("device", "eth0"))
+            ),
+            Some(2000.0)
+        );
+        parse_loadavg("0.50 0.25 0.10 1/100 4242\n", &mut s);
+        assert_eq!(find(&s, "node_load5", None), Some(0.25));
+        assert!(ignored_disk("nvme0n1p2") && !ignored_disk("nvme0n1") && ignored_disk("ram0"));
+        assert!(ignored_mount("/proc/sys", "proc") && ignored_mount("/var/lib/docker/x", "ext4"));
+        assert!(!ignored_mount("/", "ext4"));
+        assert_eq!(unescape_mount("/mnt/a\\040b"), "/mnt/a b");
+    }
+}
