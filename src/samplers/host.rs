@@ -77,14 +77,12 @@ pub fn collect(p: &HostPaths) -> Samples {
     if let Some(t) = read(&p.proc.join("sys/kernel/random/entropy_avail"))
         && let Ok(v) = t.trim().parse::<f64>()
     {
-        {
-            s.gauge(
-                "node_entropy_available_bits",
-                "Bits of available entropy.",
-                &[],
-                v,
-            );
-        }
+        s.gauge(
+            "node_entropy_available_bits",
+            "Bits of available entropy.",
+            &[],
+            v,
+        );
     }
     if let Some(t) = read(&p.proc.join("mounts")) {
         filesystems(&t, &p.rootfs, &mut s);
