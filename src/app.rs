@@ -206,6 +206,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let samplers = crate::samplers::start(
         &config,
         tsdb.clone(),
+        Some(store.clone()),
         metrics.samplers.clone(),
         shutdown.clone(),
     );

@@ -150,6 +150,24 @@ fn gpu_sampler_through_a_stub_nvml() {
         ),
         0.75
     );
+    // The XID error and the throttling are also log records, searchable beside the traces.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs: Value = reqwest::blocking::get(sl.api("/api/logs?service=sightline-gpu&q=XID"))
+            .unwrap()
+            .json()
+            .unwrap();
+        let text = logs.to_string();
+        if text.contains("GPU 0 XID error 79") {
+            assert!(
+                text.contains("GPU-11111111-2222-3333-4444-555555555555"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no XID log record: {text}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
     // The sampler says it is up and what it costs.
     let metrics = reqwest::blocking::get(sl.api("/metrics"))
         .unwrap()

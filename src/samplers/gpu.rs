@@ -70,6 +70,8 @@ pub struct GpuState {
     throttle_events: HashMap<(u32, &'static str), u64>,
     /// Newest process-utilisation sample time seen per GPU (µs).
     last_util_ts: HashMap<u32, u64>,
+    /// Events of this round (XID errors, throttling) for the log store: body and attributes.
+    pub events: Vec<(String, Vec<(&'static str, String)>)>,
 }
 
 #[derive(Clone, Copy)]
@@ -332,6 +334,14 @@ pub fn collect(nvml: &Nvml, st: &mut GpuState, host: &str, proc_path: &std::path
                     if bits & bit != 0 && prev & bit == 0 && bit != 0x1 {
                         *st.throttle_events.entry((i, name)).or_default() += 1;
                         tracing::warn!(gpu = i, uuid = %labels.uuid, reason = name, "GPU clocks throttled");
+                        st.events.push((
+                            format!("GPU {i} clocks throttled: {name}"),
+                            vec![
+                                ("gpu", i.to_string()),
+                                ("gpu.uuid", labels.uuid.clone()),
+                                ("throttle.reason", name.to_string()),
+                            ],
+                        ));
                     }
                 }
             }
@@ -423,6 +433,14 @@ fn drain_xid_events(
             st.last_xid.insert(i, xid);
             *st.xid_counts.entry((i, xid)).or_default() += 1;
             tracing::warn!(gpu = i, uuid = %uuid, xid, "GPU XID error");
+            st.events.push((
+                format!("GPU {i} XID error {xid}"),
+                vec![
+                    ("gpu", i.to_string()),
+                    ("gpu.uuid", uuid.to_string()),
+                    ("gpu.xid", xid.to_string()),
+                ],
+            ));
         }
     }
     let _ = set.release_events();
@@ -514,6 +532,67 @@ fn processes(
     }
 }
 
+/// Where GPU events go as log records (beside the traces), and the runtime to reach it from.
+pub struct EventLog {
+    pub store: crate::traces::TraceStore,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl EventLog {
+    fn write(&self, host: &str, events: Vec<(String, Vec<(&'static str, String)>)>) {
+        use opentelemetry_proto::tonic::common::v1::{
+            AnyValue, InstrumentationScope, KeyValue, any_value,
+        };
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        if events.is_empty() {
+            return;
+        }
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let records = events
+            .into_iter()
+            .map(|(body, attrs)| LogRecord {
+                time_unix_nano: now,
+                observed_time_unix_nano: now,
+                severity_number: 13,
+                severity_text: "WARN".into(),
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(body)),
+                }),
+                attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                ..Default::default()
+            })
+            .collect();
+        let rl = ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "sightline-gpu"), kv("host.name", host)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "sightline.samplers.gpu".into(),
+                    ..Default::default()
+                }),
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        if let Err(e) = self.rt.block_on(self.store.append_logs(vec![rl])) {
+            tracing::warn!(error = %e, "GPU events not stored as logs");
+        }
+    }
+}
+
 /// The sampler thread: loads NVML, then samples every `interval` until `token` fires.
 pub fn run(
     cfg: GpuConfig,
@@ -521,6 +600,7 @@ pub fn run(
     counters: Arc<SamplerCounters>,
     token: CancellationToken,
     proc_path: std::path::PathBuf,
+    log: Option<EventLog>,
 ) {
     let nvml = match load(cfg.library.as_deref()) {
         Ok(n) => n,
@@ -546,6 +626,11 @@ pub fn run(
         }
         let cpu0 = thread_cpu_nanos();
         let samples = collect(&nvml, &mut st, &host, &proc_path);
+        if let Some(l) = &log {
+            l.write(&host, std::mem::take(&mut st.events));
+        } else {
+            st.events.clear();
+        }
         let batch = emitter.batch(samples, now_ms());
         if let Err(e) = db.append_blocking(batch) {
             tracing::warn!(error = %e, "GPU samples not stored");

@@ -99,6 +99,7 @@ pub fn sleep_until(deadline: Instant, token: &CancellationToken) -> bool {
 pub fn start(
     cfg: &crate::config::Config,
     db: Tsdb,
+    store: Option<crate::traces::TraceStore>,
     counters: Arc<SamplerCounters>,
     token: CancellationToken,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -121,9 +122,14 @@ pub fn start(
     if cfg.gpu.enabled {
         let (db, c, t, g) = (db, counters, token, cfg.gpu.clone());
         let proc_path = cfg.host.proc_path.clone();
+        let log = store.and_then(|store| {
+            tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|rt| gpu::EventLog { store, rt })
+        });
         match std::thread::Builder::new()
             .name("gpu-sampler".into())
-            .spawn(move || gpu::run(g, db, c, t, proc_path))
+            .spawn(move || gpu::run(g, db, c, t, proc_path, log))
         {
             Ok(j) => threads.push(j),
             Err(e) => tracing::error!(error = %e, "cannot start the GPU sampler"),
