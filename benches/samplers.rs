@@ -59,7 +59,10 @@ fn main() {
     let st = std::process::Command::new("cc")
         .args(["-shared", "-fPIC", "-O2", "-o"])
         .arg(&lib)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nvml_stub/nvml_stub.c"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/nvml_stub/nvml_stub.c"
+        ))
         .status()
         .expect("cc");
     assert!(st.success());
@@ -118,7 +121,10 @@ fn main() {
         gr1 - gr0,
         1000.0 * (g1 - g0) / (gr1 - gr0).max(1.0)
     );
-    println!("  together: {:.3}% of one core (target: under 0.5%)", pct(h1 - h0 + g1 - g0));
+    println!(
+        "  together: {:.3}% of one core (target: under 0.5%)",
+        pct(h1 - h0 + g1 - g0)
+    );
     if let (Some(a), Some(b)) = (ne_cpu0, ne_cpu1) {
         println!(
             "  peer: prometheus-node-exporter 1.5 scraped every second: {:.3}% of one core",

@@ -83,7 +83,7 @@ fn gpu_sampler_through_a_stub_nvml() {
         ("DCGM_FI_DEV_DEC_UTIL{gpu=\"1\"}", 0.0),
         ("DCGM_FI_DEV_FB_TOTAL{gpu=\"0\"}", 81920.0),
         ("DCGM_FI_DEV_FB_USED{gpu=\"0\"}", 20480.0),
-        ("DCGM_FI_DEV_FB_FREE{gpu=\"1\"}", 23552.0),
+        ("DCGM_FI_DEV_FB_FREE{gpu=\"1\", GPU_I_ID=\"\"}", 39936.0),
         ("DCGM_FI_DEV_GPU_TEMP{gpu=\"1\"}", 38.0),
         ("DCGM_FI_DEV_POWER_USAGE{gpu=\"0\"}", 312.5),
         (
@@ -103,6 +103,21 @@ fn gpu_sampler_through_a_stub_nvml() {
     ] {
         assert_eq!(one(&base, q), want, "{q}");
     }
+    // MIG instances of GPU 1: framebuffer per instance, with GPU_I_ID and GPU_I_PROFILE.
+    let mig = query(&base, "DCGM_FI_DEV_FB_USED{gpu=\"1\", GPU_I_ID!=\"\"}");
+    assert_eq!(mig.len(), 2, "{mig:?}");
+    let m7 = mig
+        .iter()
+        .find(|r| r["metric"]["GPU_I_ID"] == "7")
+        .expect("instance 7");
+    assert_eq!(m7["metric"]["GPU_I_PROFILE"], "1g.5gb");
+    assert_eq!(value(m7), 1024.0);
+    assert_eq!(one(&base, "DCGM_FI_DEV_FB_TOTAL{GPU_I_ID=\"13\"}"), 4864.0);
+    // The parent GPU keeps its own series (without the instance labels).
+    assert_eq!(
+        one(&base, "DCGM_FI_DEV_FB_TOTAL{gpu=\"1\", GPU_I_ID=\"\"}"),
+        40960.0
+    );
     // Unsupported fields are skipped, not errors: no memory temperature on either GPU (the stub
     // lacks the entry point), no encoder utilisation on GPU 1 (NOT_SUPPORTED).
     assert!(query(&base, "DCGM_FI_DEV_MEMORY_TEMP").is_empty());

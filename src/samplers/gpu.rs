@@ -384,6 +384,7 @@ pub fn collect(nvml: &Nvml, st: &mut GpuState, host: &str, proc_path: &std::path
             }
         }
         processes(&dev, i, &labels, st, proc_path, &mut s);
+        mig_instances(nvml, &dev, &labels, &mut s);
         let set = st.unsupported.entry(i).or_default();
         let new: Vec<&str> = missing.iter().copied().filter(|m| set.insert(m)).collect();
         if !new.is_empty() {
@@ -391,6 +392,60 @@ pub fn collect(nvml: &Nvml, st: &mut GpuState, host: &str, proc_path: &std::path
         }
     }
     s
+}
+
+/// MIG instances of a GPU in MIG mode: their framebuffer, with dcgm-exporter's `GPU_I_ID` and
+/// `GPU_I_PROFILE` labels beside the parent GPU's.
+fn mig_instances(nvml: &Nvml, dev: &nvml_wrapper::Device<'_>, labels: &GpuLabels, s: &mut Samples) {
+    if !dev.mig_mode().is_ok_and(|m| m.current == 1) {
+        return;
+    }
+    let Some(get_id) = nvml.lib().nvmlDeviceGetGpuInstanceId.as_ref().ok() else {
+        return;
+    };
+    for j in 0..dev.mig_device_count().unwrap_or(0) {
+        // Empty slots answer NOT_FOUND.
+        let Ok(mig) = dev.mig_device_by_index(j) else {
+            continue;
+        };
+        let mut id = 0u32;
+        // SAFETY: the MIG handle is live for the borrow of `mig`; `id` is a writable uint.
+        let rc = unsafe { get_id(mig.handle(), &mut id) };
+        if nvml_wrapper::error::nvml_try(rc).is_err() {
+            continue;
+        }
+        let name = mig.name().unwrap_or_default();
+        let profile = name
+            .rsplit_once("MIG ")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .to_string();
+        let gi = id.to_string();
+        let mut l = labels.pairs();
+        l.push(("GPU_I_PROFILE", &profile));
+        l.push(("GPU_I_ID", &gi));
+        if let Ok(m) = mig.memory_info() {
+            const MIB: u64 = 1 << 20;
+            s.gauge(
+                "DCGM_FI_DEV_FB_USED",
+                "Framebuffer memory used (in MiB).",
+                &l,
+                (m.used / MIB) as f64,
+            );
+            s.gauge(
+                "DCGM_FI_DEV_FB_FREE",
+                "Framebuffer memory free (in MiB).",
+                &l,
+                (m.free / MIB) as f64,
+            );
+            s.gauge(
+                "DCGM_FI_DEV_FB_TOTAL",
+                "Framebuffer memory total (in MiB).",
+                &l,
+                (m.total / MIB) as f64,
+            );
+        }
+    }
 }
 
 fn remapped_rows(

@@ -6,7 +6,8 @@
  *   GPU 0: "NVIDIA H100 80GB HBM3", busy, one compute process (the calling process itself,
  *          4 GiB, 75% SM) and pid 1 (1 GiB), throttled by the software power cap, and one
  *          XID 79 event delivered once;
- *   GPU 1: "NVIDIA A10", idle, no processes, and no encoder utilisation (NOT_SUPPORTED).
+ *   GPU 1: "NVIDIA A100-SXM4-40GB", idle, no processes, no encoder utilisation
+ *          (NOT_SUPPORTED), MIG mode on with two 1g.5gb instances (GPU instance ids 7 and 13).
  *
  * nvmlDeviceGetFieldValues (the memory temperature) is deliberately not exported: the sampler
  * must treat a missing entry point as an unsupported field, not as an error.
@@ -55,12 +56,14 @@ typedef struct {
 } nvmlEventData_t;
 
 static struct nvmlDevice_st gpus[2] = {{0}, {1}};
+static struct nvmlDevice_st migs[2] = {{100}, {101}};
 static struct nvmlEventSet_st sets[64];
 static int next_set = 0;
 static int xid_delivered = 0;
 static const unsigned long long GiB = 1ULL << 30;
 
 #define DEV(d) ((d) == &gpus[0] ? 0 : (d) == &gpus[1] ? 1 : -1)
+#define MIG(d) ((d) == &migs[0] ? 0 : (d) == &migs[1] ? 1 : -1)
 #define CHECK(d) do { if (DEV(d) < 0) return INVALID_ARGUMENT; } while (0)
 
 static void copy(char *dst, unsigned len, const char *src) {
@@ -81,8 +84,38 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t *d) {
 }
 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned len) {
+    if (MIG(d) >= 0) {
+        copy(name, len, "NVIDIA A100-SXM4-40GB MIG 1g.5gb");
+        return OK;
+    }
     CHECK(d);
-    copy(name, len, DEV(d) == 0 ? "NVIDIA H100 80GB HBM3" : "NVIDIA A10");
+    copy(name, len, DEV(d) == 0 ? "NVIDIA H100 80GB HBM3" : "NVIDIA A100-SXM4-40GB");
+    return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned *current, unsigned *pending) {
+    CHECK(d);
+    *current = *pending = DEV(d) == 1 ? 1 : 0;
+    return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned *n) {
+    CHECK(d);
+    *n = DEV(d) == 1 ? 7 : 0;
+    return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned i, nvmlDevice_t *mig) {
+    CHECK(d);
+    if (DEV(d) != 1) return NOT_SUPPORTED;
+    if (i > 1) return 6; /* NVML_ERROR_NOT_FOUND: an empty slot */
+    *mig = &migs[i];
+    return OK;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t d, unsigned *id) {
+    if (MIG(d) < 0) return INVALID_ARGUMENT;
+    *id = MIG(d) == 0 ? 7 : 13;
     return OK;
 }
 
@@ -127,8 +160,15 @@ nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t d, unsigned *u, unsign
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
+    if (MIG(d) >= 0) {
+        m->total = 4864ULL << 20;
+        m->used = MIG(d) == 0 ? 1 * GiB : 0;
+        m->free = m->total - m->used;
+        m->reserved = 0;
+        return OK;
+    }
     CHECK(d);
-    m->total = DEV(d) == 0 ? 80 * GiB : 24 * GiB;
+    m->total = DEV(d) == 0 ? 80 * GiB : 40 * GiB;
     m->used = DEV(d) == 0 ? 20 * GiB : 1 * GiB;
     m->free = m->total - m->used;
     m->reserved = 0;
