@@ -104,8 +104,10 @@ fn main() {
     let (h1, hr1, g1, gr1) = counters(port);
     let ne_cpu1 = ne.as_ref().map(|c| proc_cpu(c.id()));
     let _ = sl.kill();
+    let _ = sl.wait();
     if let Some(c) = ne.as_mut() {
         let _ = c.kill();
+        let _ = c.wait();
     }
     let pct = |cpu: f64| 100.0 * cpu / wall;
     println!("over {wall:.1} s at a 1 s interval:");
