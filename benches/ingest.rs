@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 
 mod common;
-use common::{Rng, dir_size, free_port};
+use common::{Rng, arg, dir_size, free_port};
 
 /// The `sightline` binary in its own process, so its memory is measured alone.
 struct Server {
@@ -44,6 +44,9 @@ impl Server {
                 &format!("127.0.0.1:{g}"),
             ])
             .env("SIGHTLINE_LOG_LEVEL", "warn")
+            // Only what is measured: no built-in samplers beside it.
+            .env("SIGHTLINE_HOST_ENABLED", "false")
+            .env("SIGHTLINE_GPU_ENABLED", "false")
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -281,15 +284,6 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, [u8; 16]) {
             .collect(),
     };
     (req.encode_to_vec(), sample)
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|p| args.get(p + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn vm_hwm_mb(path: &str) -> f64 {

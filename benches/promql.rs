@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{arg, free_port};
 use promdiff::{Prometheus, compare, generate_bench, load_sightline, post};
 
 struct Sightline(std::process::Child, u16);
@@ -39,6 +39,9 @@ fn spawn_sightline(dir: &std::path::Path) -> Sightline {
         .arg("--otlp-grpc")
         .arg(format!("127.0.0.1:{}", free_port()))
         .env("SIGHTLINE_LOG_LEVEL", "warn")
+        // Only what is measured: no built-in samplers beside it.
+        .env("SIGHTLINE_HOST_ENABLED", "false")
+        .env("SIGHTLINE_GPU_ENABLED", "false")
         .spawn()
         .unwrap();
     let s = Sightline(child, port);
@@ -51,23 +54,14 @@ fn spawn_sightline(dir: &std::path::Path) -> Sightline {
     s
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
 
 fn main() {
-    let n_series = arg("--series", 2000);
-    let runs = arg("--runs", 9);
+    let n_series = arg("--series", 2000) as usize;
+    let runs = arg("--runs", 9) as usize;
     let interval = 30_000;
     let steps = 1000;
     let step_s = 60;

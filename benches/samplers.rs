@@ -9,17 +9,9 @@
 //! `cargo bench --bench samplers -- [--seconds 60]`
 
 mod common;
+use common::arg;
 
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn counters(port: u16) -> (f64, f64, f64, f64) {
     let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Rng, dir_size, free_port};
+use common::{Rng, arg, dir_size, free_port};
 use sightline::tsdb::{Batch, Labels, Tsdb, TsdbConfig, TsdbCounters};
 
 // ---------------------------------------------------------------------------------------------
@@ -523,15 +523,6 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn open_db(dir: &std::path::Path) -> (Tsdb, sightline::tsdb::TsdbThreads) {
     let cfg = TsdbConfig {
         // No cut during the run: the benchmark measures appends and the head.
@@ -983,6 +974,9 @@ fn otlp_mode() {
             &format!("127.0.0.1:{g}"),
         ])
         .env("SIGHTLINE_LOG_LEVEL", "warn")
+        // Only what is measured: no built-in samplers beside it.
+        .env("SIGHTLINE_HOST_ENABLED", "false")
+        .env("SIGHTLINE_GPU_ENABLED", "false")
         .spawn()
         .unwrap();
     while std::net::TcpStream::connect(("127.0.0.1", h)).is_err() {

@@ -53,9 +53,9 @@ fn gpu_sampler_through_a_stub_nvml() {
     let sl = common::Child::spawn_with(
         &data,
         &[
+            ("SIGHTLINE_GPU_ENABLED", "true"),
             ("SIGHTLINE_GPU_LIBRARY", lib.to_str().unwrap()),
             ("SIGHTLINE_GPU_INTERVAL", "1s"),
-            ("SIGHTLINE_HOST_ENABLED", "false"),
         ],
     );
     let base = sl.api("");
@@ -197,8 +197,8 @@ fn no_driver_means_gpu_sampler_off_and_still_ready() {
     let sl = common::Child::spawn_with(
         dir.path(),
         &[
+            ("SIGHTLINE_GPU_ENABLED", "true"),
             ("SIGHTLINE_GPU_LIBRARY", "/nonexistent/libnvidia-ml.so.1"),
-            ("SIGHTLINE_HOST_ENABLED", "false"),
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -103,7 +103,13 @@ fn host_sampler_agrees_with_node_exporter() {
             .expect("prometheus-node-exporter must be installed (apt-get install prometheus-node-exporter)"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let sl = common::Child::spawn_with(dir.path(), &[("SIGHTLINE_HOST_INTERVAL", "1s")]);
+    let sl = common::Child::spawn_with(
+        dir.path(),
+        &[
+            ("SIGHTLINE_HOST_ENABLED", "true"),
+            ("SIGHTLINE_HOST_INTERVAL", "1s"),
+        ],
+    );
     let base = sl.api("");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

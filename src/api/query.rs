@@ -427,11 +427,7 @@ pub fn result_json(v: &QueryValue) -> String {
         QueryValue::Scalar(t, x) => {
             // Prometheus writes scalars with 'f' formatting, never in exponent form.
             o.push_str("{\"resultType\":\"scalar\",\"result\":");
-            let v = if x.is_finite() {
-                format!("{x}")
-            } else {
-                format_sample_value(*x)
-            };
+            let v = promql::eval::format_value_f(*x);
             write_point(&mut o, *t, &v);
         }
         QueryValue::Str(t, s) => {

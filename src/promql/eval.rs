@@ -1805,7 +1805,7 @@ fn bucket_quantile(q: f64, b: &mut Vec<(f64, f64)>) -> f64 {
 }
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
-fn format_value_f(v: f64) -> String {
+pub fn format_value_f(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v == f64::INFINITY {

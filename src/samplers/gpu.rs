@@ -10,7 +10,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::event::EventTypes;
@@ -24,7 +23,7 @@ use nvml_wrapper::structs::device::FieldId;
 use tokio_util::sync::CancellationToken;
 
 use super::emit::{Emitter, Samples};
-use super::{SamplerCounters, now_ms, sleep_until, thread_cpu_nanos};
+use super::{SamplerCounters, now_ms};
 use crate::config::GpuConfig;
 use crate::tsdb::Tsdb;
 
@@ -673,28 +672,24 @@ pub fn run(
     let host = super::host::host_name();
     let mut emitter = Emitter::new("dcgm", &host);
     let mut st = GpuState::default();
-    let mut next = Instant::now();
-    while sleep_until(next, &token) {
-        next += cfg.interval;
-        if next < Instant::now() {
-            next = Instant::now() + cfg.interval;
-        }
-        let cpu0 = thread_cpu_nanos();
-        let samples = collect(&nvml, &mut st, &host, &proc_path);
-        if let Some(l) = &log {
-            l.write(&host, std::mem::take(&mut st.events));
-        } else {
-            st.events.clear();
-        }
-        let batch = emitter.batch(samples, now_ms());
-        if let Err(e) = db.append_blocking(batch) {
-            tracing::warn!(error = %e, "GPU samples not stored");
-        }
-        counters
-            .gpu_cpu_nanos
-            .fetch_add(thread_cpu_nanos().saturating_sub(cpu0), Relaxed);
-        counters.gpu_rounds.fetch_add(1, Relaxed);
-    }
+    super::every(
+        cfg.interval,
+        &token,
+        &counters.gpu_cpu_nanos,
+        &counters.gpu_rounds,
+        || {
+            let samples = collect(&nvml, &mut st, &host, &proc_path);
+            if let Some(l) = &log {
+                l.write(&host, std::mem::take(&mut st.events));
+            } else {
+                st.events.clear();
+            }
+            let batch = emitter.batch(samples, now_ms());
+            if let Err(e) = db.append_blocking(batch) {
+                tracing::warn!(error = %e, "GPU samples not stored");
+            }
+        },
+    );
     let _ = db.append_blocking(emitter.finish(now_ms()));
     counters.gpu_up.store(0, Relaxed);
 }

@@ -95,6 +95,28 @@ pub fn sleep_until(deadline: Instant, token: &CancellationToken) -> bool {
     }
 }
 
+/// Runs `round` every `interval` (the first at once) until `token` fires, adding each round's
+/// CPU time and count to the given counters. A round that overruns skips the missed ticks.
+pub fn every(
+    interval: Duration,
+    token: &CancellationToken,
+    cpu_nanos: &AtomicU64,
+    rounds: &AtomicU64,
+    mut round: impl FnMut(),
+) {
+    let mut next = Instant::now();
+    while sleep_until(next, token) {
+        next += interval;
+        if next < Instant::now() {
+            next = Instant::now() + interval;
+        }
+        let cpu0 = thread_cpu_nanos();
+        round();
+        cpu_nanos.fetch_add(thread_cpu_nanos().saturating_sub(cpu0), Relaxed);
+        rounds.fetch_add(1, Relaxed);
+    }
+}
+
 /// Starts the host and GPU samplers that the configuration turns on.
 pub fn start(
     cfg: &crate::config::Config,
@@ -150,22 +172,18 @@ fn run_host(
         sys: cfg.sys_path.clone(),
         rootfs: cfg.rootfs_path.clone(),
     };
-    let mut next = Instant::now();
-    while sleep_until(next, &token) {
-        next += cfg.interval;
-        if next < Instant::now() {
-            next = Instant::now() + cfg.interval;
-        }
-        let cpu0 = thread_cpu_nanos();
-        let samples = host::collect(&paths);
-        let batch = emitter.batch(samples, now_ms());
-        if let Err(e) = db.append_blocking(batch) {
-            tracing::warn!(error = %e, "host samples not stored");
-        }
-        counters
-            .host_cpu_nanos
-            .fetch_add(thread_cpu_nanos().saturating_sub(cpu0), Relaxed);
-        counters.host_rounds.fetch_add(1, Relaxed);
-    }
+    every(
+        cfg.interval,
+        &token,
+        &counters.host_cpu_nanos,
+        &counters.host_rounds,
+        || {
+            let samples = host::collect(&paths);
+            let batch = emitter.batch(samples, now_ms());
+            if let Err(e) = db.append_blocking(batch) {
+                tracing::warn!(error = %e, "host samples not stored");
+            }
+        },
+    );
     let _ = db.append_blocking(emitter.finish(now_ms()));
 }

@@ -26,6 +26,10 @@ impl Server {
             .try_init();
         let mut cfg = Config::for_data_dir(dir.path());
         cfg.traces.index_commit_interval = Duration::from_millis(200);
+        // The built-in samplers write "now" into the store, which moves retention's clock;
+        // tests that want them turn them back on.
+        cfg.host.enabled = false;
+        cfg.gpu.enabled = false;
         tweak(&mut cfg);
         let running = sightline::app::start(cfg).await.unwrap();
         Server {
@@ -131,6 +135,10 @@ impl Child {
             .arg(format!("127.0.0.1:{otlp_grpc}"))
             .env("SIGHTLINE_TRACES_INDEX_COMMIT_INTERVAL", "200ms")
             .env("SIGHTLINE_LOG_LEVEL", "warn")
+            // Off unless a test turns them on: their samples at "now" would move retention's
+            // clock past data loaded at fixed past times.
+            .env("SIGHTLINE_HOST_ENABLED", "false")
+            .env("SIGHTLINE_GPU_ENABLED", "false")
             .envs(env.iter().copied())
             .spawn()
             .unwrap();
