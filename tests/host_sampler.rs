@@ -27,7 +27,8 @@ fn key(
     labels: impl Iterator<Item = (String, String)>,
 ) -> (String, Vec<(String, String)>) {
     let mut l: Vec<(String, String)> = labels
-        .filter(|(k, _)| k != "__name__" && k != "job" && k != "instance")
+        // An empty label is an absent label once stored, as in Prometheus.
+        .filter(|(k, v)| k != "__name__" && k != "job" && k != "instance" && !v.is_empty())
         .collect();
     l.sort();
     (name.to_string(), l)
@@ -197,6 +198,29 @@ fn host_sampler_agrees_with_node_exporter() {
         }
     }
     assert!(compared_net >= 2);
+    // Interface attributes from /sys/class/net: the same values for what does not move.
+    for name in [
+        "node_network_up",
+        "node_network_mtu_bytes",
+        "node_network_iface_id",
+    ] {
+        for ((nm, labels), v) in &n {
+            if nm == name {
+                let l: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                assert_eq!(get(&s, name, &l), Some(v), "{name} {labels:?}");
+            }
+        }
+    }
+    let info = |x: &Series| {
+        x.keys()
+            .filter(|(n, _)| n == "node_network_info")
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(info(&s), info(&n), "node_network_info label sets");
 
     let fam = |x: &Series| x.keys().map(|(n, _)| n.clone()).collect::<BTreeSet<_>>();
     let (fs, fnx) = (fam(&s), fam(&n));
@@ -246,6 +270,9 @@ fn host_sampler_agrees_with_node_exporter() {
         "node_filefd_allocated",
         "node_netstat_Tcp_CurrEstab",
         "node_sockstat_TCP_inuse",
+        "node_network_up",
+        "node_network_info",
+        "node_network_mtu_bytes",
     ] {
         assert!(fs.contains(f), "Sightline lacks {f}");
         if !f.starts_with("node_disk") {

@@ -84,6 +84,18 @@ pub fn collect(p: &HostPaths) -> Samples {
             v,
         );
     }
+    if let Some(v) =
+        read(&p.proc.join("sys/kernel/random/poolsize")).and_then(|t| t.trim().parse::<f64>().ok())
+    {
+        s.gauge(
+            "node_entropy_pool_size_bits",
+            "Bits of entropy pool.",
+            &[],
+            v,
+        );
+    }
+    pressure(&p.proc, &mut s);
+    net_class(&p.sys, &mut s);
     if let Some(t) = read(&p.proc.join("mounts")) {
         filesystems(&t, &p.rootfs, &mut s);
     }
@@ -578,6 +590,177 @@ fn netstat_wanted(k: &str) -> bool {
                 | "Udp_RcvbufErrors"
                 | "Udp_SndbufErrors"
         )
+}
+
+/// Pressure stall information (`/proc/pressure`), as node-exporter's `pressure` collector.
+fn pressure(proc_path: &Path, s: &mut Samples) {
+    for (res, lines) in [
+        ("cpu", &[("some", "waiting")][..]),
+        ("io", &[("some", "waiting"), ("full", "stalled")][..]),
+        ("memory", &[("some", "waiting"), ("full", "stalled")][..]),
+    ] {
+        let Some(t) = read(&proc_path.join("pressure").join(res)) else {
+            continue;
+        };
+        for (kind, what) in lines {
+            let total = t
+                .lines()
+                .find(|l| l.starts_with(kind))
+                .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("total=")))
+                .and_then(|v| v.parse::<f64>().ok());
+            if let Some(us) = total {
+                s.counter(
+                    &format!("node_pressure_{res}_{what}_seconds_total"),
+                    &format!("Total time in seconds that processes have {what} for {res}"),
+                    &[],
+                    us / 1e6,
+                );
+            }
+        }
+    }
+}
+
+/// Network interface attributes from `/sys/class/net`, as node-exporter's `netclass`.
+fn net_class(sys_path: &Path, s: &mut Samples) {
+    let Ok(dir) = std::fs::read_dir(sys_path.join("class/net")) else {
+        return;
+    };
+    let mut devs: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    devs.sort();
+    for dev in devs {
+        let base = sys_path.join("class/net").join(&dev);
+        let attr = |name: &str| read(&base.join(name)).map(|v| v.trim().to_string());
+        let num = |name: &str| attr(name).and_then(|v| v.parse::<f64>().ok());
+        let l = [("device", dev.as_str())];
+        let operstate = attr("operstate").unwrap_or_default();
+        s.gauge(
+            "node_network_up",
+            "Value is 1 if operstate is 'up', 0 otherwise.",
+            &l,
+            if operstate == "up" { 1.0 } else { 0.0 },
+        );
+        let info = [
+            ("address", attr("address").unwrap_or_default()),
+            ("broadcast", attr("broadcast").unwrap_or_default()),
+            ("device", dev.clone()),
+            ("duplex", attr("duplex").unwrap_or_default()),
+            ("ifalias", attr("ifalias").unwrap_or_default()),
+            ("operstate", operstate),
+        ];
+        let il: Vec<(&str, &str)> = info.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.gauge(
+            "node_network_info",
+            "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+            &il,
+            1.0,
+        );
+        for (file, name, help) in [
+            (
+                "mtu",
+                "node_network_mtu_bytes",
+                "Network device property: mtu_bytes",
+            ),
+            (
+                "carrier",
+                "node_network_carrier",
+                "Network device property: carrier",
+            ),
+            (
+                "tx_queue_len",
+                "node_network_transmit_queue_length",
+                "Network device property: transmit_queue_length",
+            ),
+            (
+                "ifindex",
+                "node_network_iface_id",
+                "Network device property: iface_id",
+            ),
+            (
+                "iflink",
+                "node_network_iface_link",
+                "Network device property: iface_link",
+            ),
+            (
+                "type",
+                "node_network_protocol_type",
+                "Network device property: protocol_type",
+            ),
+            (
+                "flags",
+                "node_network_flags",
+                "Network device property: flags",
+            ),
+            (
+                "dormant",
+                "node_network_dormant",
+                "Network device property: dormant",
+            ),
+            (
+                "addr_assign_type",
+                "node_network_address_assign_type",
+                "Network device property: address_assign_type",
+            ),
+            (
+                "name_assign_type",
+                "node_network_name_assign_type",
+                "Network device property: name_assign_type",
+            ),
+            (
+                "netdev_group",
+                "node_network_net_dev_group",
+                "Network device property: net_dev_group",
+            ),
+            (
+                "dev_id",
+                "node_network_device_id",
+                "Network device property: device_id",
+            ),
+        ] {
+            let v = if file == "flags" || file == "dev_id" {
+                attr(file)
+                    .and_then(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).ok())
+                    .map(|x| x as f64)
+            } else {
+                num(file)
+            };
+            if let Some(v) = v {
+                s.gauge(name, help, &l, v);
+            }
+        }
+        // Speed is in Mbit/s; like node-exporter (without --collector.netclass.ignore-invalid-speed)
+        // an unknown speed (-1) is reported as is, scaled.
+        if let Some(mbps) = num("speed") {
+            s.gauge(
+                "node_network_speed_bytes",
+                "Network device property: speed_bytes",
+                &l,
+                mbps * 125_000.0,
+            );
+        }
+        for (file, name) in [
+            ("carrier_changes", "node_network_carrier_changes_total"),
+            ("carrier_up_count", "node_network_carrier_up_changes_total"),
+            (
+                "carrier_down_count",
+                "node_network_carrier_down_changes_total",
+            ),
+        ] {
+            if let Some(v) = num(file) {
+                s.counter(
+                    name,
+                    &format!(
+                        "Network device property: {}",
+                        name.trim_start_matches("node_network_")
+                    ),
+                    &l,
+                    v,
+                );
+            }
+        }
+    }
 }
 
 /// node-exporter 1.5's default exclusions for filesystems.
