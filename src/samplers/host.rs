@@ -43,7 +43,7 @@ fn user_hz() -> f64 {
 }
 
 /// Collects one round of host metrics.
-pub fn collect(p: &HostPaths) -> Samples {
+pub fn collect(p: &HostPaths, st: &mut HostState) -> Samples {
     let mut s = Samples::default();
     if let Some(t) = read(&p.proc.join("stat")) {
         parse_stat(&t, user_hz(), &mut s);
@@ -95,7 +95,8 @@ pub fn collect(p: &HostPaths) -> Samples {
         );
     }
     pressure(&p.proc, &mut s);
-    net_class(&p.sys, &mut s);
+    net_class(&p.sys, st, &mut s);
+    st.round += 1;
     if let Some(t) = read(&p.proc.join("mounts")) {
         filesystems(&t, &p.rootfs, &mut s);
     }
@@ -620,8 +621,120 @@ fn pressure(proc_path: &Path, s: &mut Samples) {
     }
 }
 
+/// What changes rarely about an interface, re-read every [`STATIC_REFRESH_ROUNDS`] rounds:
+/// opening some twenty sysfs files per interface each round was most of the sampler's cost.
+#[derive(Clone, Default)]
+struct IfaceStatic {
+    address: String,
+    broadcast: String,
+    duplex: String,
+    ifalias: String,
+    props: Vec<(&'static str, &'static str, f64)>,
+}
+
+/// Rounds between re-reads of interface attributes that rarely change (mtu, addresses, ...);
+/// state, carrier and counters are read every round.
+const STATIC_REFRESH_ROUNDS: u64 = 12;
+
+/// What the host sampler keeps between rounds.
+#[derive(Default)]
+pub struct HostState {
+    round: u64,
+    ifaces: std::collections::BTreeMap<String, IfaceStatic>,
+}
+
+fn iface_static(base: &Path) -> IfaceStatic {
+    let attr = |name: &str| read(&base.join(name)).map(|v| v.trim().to_string());
+    let num = |name: &str| attr(name).and_then(|v| v.parse::<f64>().ok());
+    let mut props = Vec::new();
+    for (file, name, help) in [
+        (
+            "mtu",
+            "node_network_mtu_bytes",
+            "Network device property: mtu_bytes",
+        ),
+        (
+            "tx_queue_len",
+            "node_network_transmit_queue_length",
+            "Network device property: transmit_queue_length",
+        ),
+        (
+            "ifindex",
+            "node_network_iface_id",
+            "Network device property: iface_id",
+        ),
+        (
+            "iflink",
+            "node_network_iface_link",
+            "Network device property: iface_link",
+        ),
+        (
+            "type",
+            "node_network_protocol_type",
+            "Network device property: protocol_type",
+        ),
+        (
+            "flags",
+            "node_network_flags",
+            "Network device property: flags",
+        ),
+        (
+            "addr_assign_type",
+            "node_network_address_assign_type",
+            "Network device property: address_assign_type",
+        ),
+        (
+            "name_assign_type",
+            "node_network_name_assign_type",
+            "Network device property: name_assign_type",
+        ),
+        (
+            "netdev_group",
+            "node_network_net_dev_group",
+            "Network device property: net_dev_group",
+        ),
+        (
+            "dev_id",
+            "node_network_device_id",
+            "Network device property: device_id",
+        ),
+        (
+            "link_mode",
+            "node_network_iface_link_mode",
+            "Network device property: iface_link_mode",
+        ),
+        // Speed is in Mbit/s; like node-exporter (without --collector.netclass.ignore-invalid-speed)
+        // an unknown speed (-1) is reported as is, scaled.
+        (
+            "speed",
+            "node_network_speed_bytes",
+            "Network device property: speed_bytes",
+        ),
+    ] {
+        let v = if file == "flags" || file == "dev_id" {
+            attr(file)
+                .and_then(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).ok())
+                .map(|x| x as f64)
+        } else if file == "speed" {
+            num(file).map(|mbps| mbps * 125_000.0)
+        } else {
+            num(file)
+        };
+        if let Some(v) = v {
+            props.push((name, help, v));
+        }
+    }
+    IfaceStatic {
+        address: attr("address").unwrap_or_default(),
+        broadcast: attr("broadcast").unwrap_or_default(),
+        duplex: attr("duplex").unwrap_or_default(),
+        ifalias: attr("ifalias").unwrap_or_default(),
+        props,
+    }
+}
+
 /// Network interface attributes from `/sys/class/net`, as node-exporter's `netclass`.
-fn net_class(sys_path: &Path, s: &mut Samples) {
+fn net_class(sys_path: &Path, st: &mut HostState, s: &mut Samples) {
     let Ok(dir) = std::fs::read_dir(sys_path.join("class/net")) else {
         return;
     };
@@ -630,10 +743,20 @@ fn net_class(sys_path: &Path, s: &mut Samples) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     devs.sort();
+    let refresh = st.round.is_multiple_of(STATIC_REFRESH_ROUNDS)
+        || devs.len() != st.ifaces.len()
+        || devs.iter().any(|d| !st.ifaces.contains_key(d));
+    if refresh {
+        st.ifaces = devs
+            .iter()
+            .map(|d| (d.clone(), iface_static(&sys_path.join("class/net").join(d))))
+            .collect();
+    }
     for dev in devs {
         let base = sys_path.join("class/net").join(&dev);
         let attr = |name: &str| read(&base.join(name)).map(|v| v.trim().to_string());
         let num = |name: &str| attr(name).and_then(|v| v.parse::<f64>().ok());
+        let fixed = st.ifaces.get(&dev).cloned().unwrap_or_default();
         let l = [("device", dev.as_str())];
         let operstate = attr("operstate").unwrap_or_default();
         s.gauge(
@@ -643,102 +766,37 @@ fn net_class(sys_path: &Path, s: &mut Samples) {
             if operstate == "up" { 1.0 } else { 0.0 },
         );
         let info = [
-            ("address", attr("address").unwrap_or_default()),
-            ("broadcast", attr("broadcast").unwrap_or_default()),
-            ("device", dev.clone()),
-            ("duplex", attr("duplex").unwrap_or_default()),
-            ("ifalias", attr("ifalias").unwrap_or_default()),
-            ("operstate", operstate),
+            ("address", fixed.address.as_str()),
+            ("broadcast", fixed.broadcast.as_str()),
+            ("device", dev.as_str()),
+            ("duplex", fixed.duplex.as_str()),
+            ("ifalias", fixed.ifalias.as_str()),
+            ("operstate", operstate.as_str()),
         ];
-        let il: Vec<(&str, &str)> = info.iter().map(|(k, v)| (*k, v.as_str())).collect();
         s.gauge(
             "node_network_info",
             "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-            &il,
+            &info,
             1.0,
         );
-        for (file, name, help) in [
-            (
-                "mtu",
-                "node_network_mtu_bytes",
-                "Network device property: mtu_bytes",
-            ),
-            (
-                "carrier",
-                "node_network_carrier",
-                "Network device property: carrier",
-            ),
-            (
-                "tx_queue_len",
-                "node_network_transmit_queue_length",
-                "Network device property: transmit_queue_length",
-            ),
-            (
-                "ifindex",
-                "node_network_iface_id",
-                "Network device property: iface_id",
-            ),
-            (
-                "iflink",
-                "node_network_iface_link",
-                "Network device property: iface_link",
-            ),
-            (
-                "type",
-                "node_network_protocol_type",
-                "Network device property: protocol_type",
-            ),
-            (
-                "flags",
-                "node_network_flags",
-                "Network device property: flags",
-            ),
-            (
-                "dormant",
-                "node_network_dormant",
-                "Network device property: dormant",
-            ),
-            (
-                "addr_assign_type",
-                "node_network_address_assign_type",
-                "Network device property: address_assign_type",
-            ),
-            (
-                "name_assign_type",
-                "node_network_name_assign_type",
-                "Network device property: name_assign_type",
-            ),
-            (
-                "netdev_group",
-                "node_network_net_dev_group",
-                "Network device property: net_dev_group",
-            ),
-            (
-                "dev_id",
-                "node_network_device_id",
-                "Network device property: device_id",
-            ),
-        ] {
-            let v = if file == "flags" || file == "dev_id" {
-                attr(file)
-                    .and_then(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).ok())
-                    .map(|x| x as f64)
-            } else {
-                num(file)
-            };
-            if let Some(v) = v {
-                s.gauge(name, help, &l, v);
-            }
+        for (name, help, v) in &fixed.props {
+            s.gauge(name, help, &l, *v);
         }
-        // Speed is in Mbit/s; like node-exporter (without --collector.netclass.ignore-invalid-speed)
-        // an unknown speed (-1) is reported as is, scaled.
-        if let Some(mbps) = num("speed") {
-            s.gauge(
-                "node_network_speed_bytes",
-                "Network device property: speed_bytes",
-                &l,
-                mbps * 125_000.0,
-            );
+        for (file, name) in [
+            ("carrier", "node_network_carrier"),
+            ("dormant", "node_network_dormant"),
+        ] {
+            if let Some(v) = num(file) {
+                s.gauge(
+                    name,
+                    &format!(
+                        "Network device property: {}",
+                        name.trim_start_matches("node_network_")
+                    ),
+                    &l,
+                    v,
+                );
+            }
         }
         for (file, name) in [
             ("carrier_changes", "node_network_carrier_changes_total"),

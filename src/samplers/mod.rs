@@ -167,6 +167,7 @@ fn run_host(
     token: CancellationToken,
 ) {
     let mut emitter = emit::Emitter::new("node", &host::host_name());
+    let mut state = host::HostState::default();
     let paths = host::HostPaths {
         proc: cfg.proc_path.clone(),
         sys: cfg.sys_path.clone(),
@@ -178,7 +179,7 @@ fn run_host(
         &counters.host_cpu_nanos,
         &counters.host_rounds,
         || {
-            let samples = host::collect(&paths);
+            let samples = host::collect(&paths, &mut state);
             let batch = emitter.batch(samples, now_ms());
             if let Err(e) = db.append_blocking(batch) {
                 tracing::warn!(error = %e, "host samples not stored");
