@@ -147,19 +147,59 @@ async fn query(
     body: Bytes,
 ) -> Response {
     let p = params(q, &headers, &body);
-    let expr = match parse_query(&p) {
-        Ok(e) => e,
-        Err(e) => return bad_data(e),
+    let args = || -> Result<_, String> {
+        let expr = parse_query(&p)?;
+        let t = time_param(&p, "time")?.unwrap_or_else(now_ms);
+        Ok((expr, t, timeout_param(&p)?))
     };
-    let t = match time_param(&p, "time") {
-        Ok(t) => t.unwrap_or_else(now_ms),
-        Err(e) => return bad_data(e),
-    };
-    let timeout = match timeout_param(&p) {
-        Ok(t) => t,
-        Err(e) => return bad_data(e),
-    };
-    run(&st, move |db, engine| engine.instant(db, &expr, t, timeout)).await
+    match args() {
+        Ok((expr, t, timeout)) => {
+            run(&st, move |db, engine| engine.instant(db, &expr, t, timeout)).await
+        }
+        Err(e) => bad_data(e),
+    }
+}
+
+/// A required time parameter (`start`, `end`).
+fn required_time(p: &super::params::Params, key: &str) -> Result<i64, String> {
+    time_param(p, key)?.ok_or_else(|| {
+        format!("invalid parameter \"{key}\": cannot parse \"\" to a valid timestamp")
+    })
+}
+
+/// `query`, `start`, `end`, `step` and `timeout` of a range query, checked as Prometheus does.
+fn range_args(
+    p: &super::params::Params,
+) -> Result<(Expr, i64, i64, i64, Option<Duration>), String> {
+    let expr = parse_query(p)?;
+    let start = required_time(p, "start")?;
+    let end = required_time(p, "end")?;
+    if end < start {
+        return Err(
+            "invalid parameter \"end\": end timestamp must not be before start time".into(),
+        );
+    }
+    let raw = p.get("step").unwrap_or("");
+    let step = parse_duration_param(raw).ok_or_else(|| {
+        format!("invalid parameter \"step\": cannot parse {raw:?} to a valid duration")
+    })?;
+    if step <= 0 {
+        return Err(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                .into(),
+        );
+    }
+    if (end - start) / step > promql::MAX_POINTS_PER_SERIES {
+        return Err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into());
+    }
+    let t = expr.value_type();
+    if t != ValueType::Scalar && t != ValueType::Vector {
+        return Err(format!(
+            "invalid parameter \"query\": invalid expression type {:?} for range query, must be Scalar or instant Vector",
+            t.name()
+        ));
+    }
+    Ok((expr, start, end, step, timeout_param(p)?))
 }
 
 async fn query_range(
@@ -169,63 +209,15 @@ async fn query_range(
     body: Bytes,
 ) -> Response {
     let p = params(q, &headers, &body);
-    let expr = match parse_query(&p) {
-        Ok(e) => e,
-        Err(e) => return bad_data(e),
-    };
-    let start = match time_param(&p, "start") {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return bad_data("invalid parameter \"start\": cannot parse \"\" to a valid timestamp");
+    match range_args(&p) {
+        Ok((expr, start, end, step, timeout)) => {
+            run(&st, move |db, engine| {
+                engine.range(db, &expr, start, end, step, timeout)
+            })
+            .await
         }
-        Err(e) => return bad_data(e),
-    };
-    let end = match time_param(&p, "end") {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return bad_data("invalid parameter \"end\": cannot parse \"\" to a valid timestamp");
-        }
-        Err(e) => return bad_data(e),
-    };
-    if end < start {
-        return bad_data("invalid parameter \"end\": end timestamp must not be before start time");
+        Err(e) => bad_data(e),
     }
-    let step = match p.get("step").map(|s| (s, parse_duration_param(s))) {
-        Some((_, Some(ms))) => ms,
-        Some((s, None)) => {
-            return bad_data(format!(
-                "invalid parameter \"step\": cannot parse {s:?} to a valid duration"
-            ));
-        }
-        None => {
-            return bad_data("invalid parameter \"step\": cannot parse \"\" to a valid duration");
-        }
-    };
-    if step <= 0 {
-        return bad_data(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        );
-    }
-    if (end - start) / step > promql::MAX_POINTS_PER_SERIES {
-        return bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        );
-    }
-    let t = expr.value_type();
-    if t != ValueType::Scalar && t != ValueType::Vector {
-        return bad_data(format!(
-            "invalid parameter \"query\": invalid expression type {:?} for range query, must be Scalar or instant Vector",
-            t.name()
-        ));
-    }
-    let timeout = match timeout_param(&p) {
-        Ok(t) => t,
-        Err(e) => return bad_data(e),
-    };
-    run(&st, move |db, engine| {
-        engine.range(db, &expr, start, end, step, timeout)
-    })
-    .await
 }
 
 async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {

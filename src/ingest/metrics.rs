@@ -202,17 +202,11 @@ pub fn format_float(f: f64) -> String {
     } else if f.is_nan() {
         "NaN".into()
     } else {
-        let s = format!("{f}");
         // Rust prints 1e21 as "1000000000000000000000"; Prometheus prints "1e+21".
         if f.abs() >= 1e21 || (f != 0.0 && f.abs() < 1e-4) {
-            let e = format!("{f:e}");
-            match e.split_once('e') {
-                Some((m, x)) if !x.starts_with('-') => format!("{m}e+{x:0>2}"),
-                Some((m, x)) => format!("{m}e-{:0>2}", &x[1..]),
-                None => e,
-            }
+            crate::promql::ast::go_exp(f)
         } else {
-            s
+            format!("{f}")
         }
     }
 }

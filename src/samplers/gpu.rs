@@ -11,7 +11,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, PcieUtilCounter, TemperatureSensor,
@@ -20,6 +19,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::struct_wrappers::device::FieldValueSample;
 use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::{EventSet, Nvml};
 use tokio_util::sync::CancellationToken;
 
 use super::emit::{Emitter, Samples};
@@ -117,7 +117,13 @@ impl GpuLabels {
 }
 
 /// One round over every GPU. `proc_path` is where `/proc` is, for process names and cgroups.
-pub fn collect(nvml: &Nvml, st: &mut GpuState, host: &str, proc_path: &std::path::Path) -> Samples {
+pub fn collect(
+    nvml: &Nvml,
+    xid_sets: &[(u32, EventSet<'_>)],
+    st: &mut GpuState,
+    host: &str,
+    proc_path: &std::path::Path,
+) -> Samples {
     let mut s = Samples::default();
     let driver = nvml.sys_driver_version().unwrap_or_default();
     let count = match nvml.device_count() {
@@ -360,7 +366,9 @@ pub fn collect(nvml: &Nvml, st: &mut GpuState, host: &str, proc_path: &std::path
             }
         }
         // XID errors arrive as events, drained each round.
-        drain_xid_events(nvml, &dev, i, st, &labels.uuid);
+        if let Some((_, set)) = xid_sets.iter().find(|(g, _)| *g == i) {
+            drain_xid_events(set, i, st, &labels.uuid);
+        }
         if let Some(x) = st.last_xid.get(&i) {
             s.gauge(
                 "DCGM_FI_DEV_XID_ERRORS",
@@ -464,20 +472,24 @@ fn remapped_rows(
     Ok((a, b, c, d))
 }
 
-/// Registers for XID events on first use (per GPU) and drains what is waiting.
-fn drain_xid_events(
-    nvml: &Nvml,
-    dev: &nvml_wrapper::Device<'_>,
-    i: u32,
-    st: &mut GpuState,
-    uuid: &str,
-) {
-    let Ok(set) = nvml.create_event_set() else {
-        return;
-    };
-    let Ok(set) = dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) else {
-        return;
-    };
+/// One XID event set per GPU, registered once at start so no event between rounds is missed;
+/// GPUs that cannot deliver events are left out.
+fn register_xid_events(nvml: &Nvml) -> Vec<(u32, EventSet<'_>)> {
+    let mut sets = Vec::new();
+    for i in 0..nvml.device_count().unwrap_or(0) {
+        let (Ok(dev), Ok(set)) = (nvml.device_by_index(i), nvml.create_event_set()) else {
+            continue;
+        };
+        match dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+            Ok(set) => sets.push((i, set)),
+            Err(e) => tracing::info!(gpu = i, error = %e.error, "GPU cannot report XID events"),
+        }
+    }
+    sets
+}
+
+/// Drains the XID events waiting for GPU `i`.
+fn drain_xid_events(set: &EventSet<'_>, i: u32, st: &mut GpuState, uuid: &str) {
     while let Ok(ev) = set.wait(0) {
         if ev.event_type.contains(EventTypes::CRITICAL_XID_ERROR) {
             let xid = match ev.event_data {
@@ -497,7 +509,6 @@ fn drain_xid_events(
             ));
         }
     }
-    let _ = set.release_events();
 }
 
 /// The container a process runs in, from its cgroup path (Docker, containerd, CRI-O, Podman).
@@ -672,13 +683,14 @@ pub fn run(
     let host = super::host::host_name();
     let mut emitter = Emitter::new("dcgm", &host);
     let mut st = GpuState::default();
+    let xid_sets = register_xid_events(&nvml);
     super::every(
         cfg.interval,
         &token,
         &counters.gpu_cpu_nanos,
         &counters.gpu_rounds,
         || {
-            let samples = collect(&nvml, &mut st, &host, &proc_path);
+            let samples = collect(&nvml, &xid_sets, &mut st, &host, &proc_path);
             if let Some(l) = &log {
                 l.write(&host, std::mem::take(&mut st.events));
             } else {
