@@ -20,49 +20,27 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 
 mod common;
-use common::{Rng, arg, dir_size, free_port};
+use common::{Rng, Sightline, arg, dir_size};
 
 /// The `sightline` binary in its own process, so its memory is measured alone.
 struct Server {
-    child: std::process::Child,
+    proc: Sightline,
     http: String,
     otlp_http: String,
 }
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let (h, o, g) = (free_port(), free_port(), free_port());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args([
-                "--http",
-                &format!("127.0.0.1:{h}"),
-                "--otlp-http",
-                &format!("127.0.0.1:{o}"),
-                "--otlp-grpc",
-                &format!("127.0.0.1:{g}"),
-            ])
-            .env("SIGHTLINE_LOG_LEVEL", "warn")
-            // Only what is measured: no built-in samplers beside it.
-            .env("SIGHTLINE_HOST_ENABLED", "false")
-            .env("SIGHTLINE_GPU_ENABLED", "false")
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while std::net::TcpStream::connect(("127.0.0.1", h)).is_err() {
-            assert!(Instant::now() < deadline, "sightline did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let proc = Sightline::spawn(dir, &[]);
         Server {
-            child,
-            http: format!("127.0.0.1:{h}"),
-            otlp_http: format!("127.0.0.1:{o}"),
+            http: format!("127.0.0.1:{}", proc.http),
+            otlp_http: format!("127.0.0.1:{}", proc.otlp_http),
+            proc,
         }
     }
 
     fn peak_rss_mb(&self) -> f64 {
-        vm_hwm_mb(&format!("/proc/{}/status", self.child.id()))
+        vm_hwm_mb(&format!("/proc/{}/status", self.proc.child.id()))
     }
 
     /// Samples anonymous (heap) and file-backed (mmap'd index, page cache) RSS every 250 ms;
@@ -73,7 +51,7 @@ impl Server {
         Arc<std::sync::atomic::AtomicBool>,
         std::thread::JoinHandle<(f64, f64)>,
     ) {
-        let path = format!("/proc/{}/status", self.child.id());
+        let path = format!("/proc/{}/status", self.proc.child.id());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -99,10 +77,10 @@ impl Server {
     /// SIGTERM, then wait: the server commits everything before it exits.
     fn stop(mut self) {
         std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.proc.child.id().to_string()])
             .status()
             .unwrap();
-        let status = self.child.wait().unwrap();
+        let status = self.proc.child.wait().unwrap();
         assert!(status.success(), "sightline exited with {status:?}");
     }
 }

@@ -15,38 +15,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{arg, free_port};
+use common::{Sightline, arg, free_port};
 use promdiff::{Prometheus, compare, generate_bench, load_sightline, post};
 
-struct Sightline(std::process::Child, u16);
-
-impl Drop for Sightline {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// Sightline on `dir`, ready to answer queries.
 fn spawn_sightline(dir: &std::path::Path) -> Sightline {
-    let port = free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--http")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--otlp-http")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .arg("--otlp-grpc")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .env("SIGHTLINE_LOG_LEVEL", "warn")
-        // Only what is measured: no built-in samplers beside it.
-        .env("SIGHTLINE_HOST_ENABLED", "false")
-        .env("SIGHTLINE_GPU_ENABLED", "false")
-        .spawn()
-        .unwrap();
-    let s = Sightline(child, port);
+    let s = Sightline::spawn(dir, &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
-    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let ready = format!("http://127.0.0.1:{}/readyz", s.http);
     while !reqwest::blocking::get(&ready).is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "sightline did not become ready");
         std::thread::sleep(Duration::from_millis(100));
@@ -119,7 +95,7 @@ fn main() {
         "sightline: loaded and ready in {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    let (pu, su) = (prom.url(), format!("http://127.0.0.1:{}", sl.1));
+    let (pu, su) = (prom.url(), format!("http://127.0.0.1:{}", sl.http));
 
     let end = data.start / 1000 + 3900 + steps as i64 * step_s;
     let start = end - (steps as i64 - 1) * step_s;

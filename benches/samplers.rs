@@ -9,7 +9,7 @@
 //! `cargo bench --bench samplers -- [--seconds 60]`
 
 mod common;
-use common::arg;
+use common::{Sightline, arg};
 
 use std::time::{Duration, Instant};
 
@@ -58,22 +58,19 @@ fn main() {
         .status()
         .expect("cc");
     assert!(st.success());
-    let port = common::free_port();
-    let mut sl = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--http")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--otlp-http")
-        .arg(format!("127.0.0.1:{}", common::free_port()))
-        .arg("--otlp-grpc")
-        .arg(format!("127.0.0.1:{}", common::free_port()))
-        .env("SIGHTLINE_LOG_LEVEL", "error")
-        .env("SIGHTLINE_HOST_INTERVAL", "1s")
-        .env("SIGHTLINE_GPU_INTERVAL", "1s")
-        .env("SIGHTLINE_GPU_LIBRARY", &lib)
-        .spawn()
-        .unwrap();
+    let lib_s = lib.to_str().unwrap();
+    let sl = Sightline::spawn(
+        &dir.path().join("data"),
+        &[
+            ("SIGHTLINE_LOG_LEVEL", "error"),
+            ("SIGHTLINE_HOST_ENABLED", "true"),
+            ("SIGHTLINE_GPU_ENABLED", "true"),
+            ("SIGHTLINE_HOST_INTERVAL", "1s"),
+            ("SIGHTLINE_GPU_INTERVAL", "1s"),
+            ("SIGHTLINE_GPU_LIBRARY", lib_s),
+        ],
+    );
+    let port = sl.http;
     let ne_port = common::free_port();
     let mut ne = std::process::Command::new("prometheus-node-exporter")
         .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
@@ -95,8 +92,7 @@ fn main() {
     let wall = t0.elapsed().as_secs_f64();
     let (h1, hr1, g1, gr1) = counters(port);
     let ne_cpu1 = ne.as_ref().map(|c| proc_cpu(c.id()));
-    let _ = sl.kill();
-    let _ = sl.wait();
+    drop(sl);
     if let Some(c) = ne.as_mut() {
         let _ = c.kill();
         let _ = c.wait();

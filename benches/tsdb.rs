@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Rng, arg, dir_size, free_port};
+use common::{Rng, Sightline, arg, dir_size};
 use sightline::tsdb::{Batch, Labels, Tsdb, TsdbConfig, TsdbCounters};
 
 // ---------------------------------------------------------------------------------------------
@@ -961,27 +961,8 @@ fn otlp_mode() {
     // Clients pop from the end: oldest at the end, so data arrives in time order.
     bodies.reverse();
     let dir = tempfile::tempdir().unwrap();
-    let (h, o, g) = (free_port(), free_port(), free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "--http",
-            &format!("127.0.0.1:{h}"),
-            "--otlp-http",
-            &format!("127.0.0.1:{o}"),
-            "--otlp-grpc",
-            &format!("127.0.0.1:{g}"),
-        ])
-        .env("SIGHTLINE_LOG_LEVEL", "warn")
-        // Only what is measured: no built-in samplers beside it.
-        .env("SIGHTLINE_HOST_ENABLED", "false")
-        .env("SIGHTLINE_GPU_ENABLED", "false")
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", h)).is_err() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Sightline::spawn(dir.path(), &[]);
+    let o = server.otlp_http;
     let url = format!("http://127.0.0.1:{o}/v1/metrics");
     let queue = Arc::new(std::sync::Mutex::new(bodies));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -1017,7 +998,7 @@ fn otlp_mode() {
     let wall = t0.elapsed().as_secs_f64();
     let n = acked.load(std::sync::atomic::Ordering::Relaxed);
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let rss = rss_kb(&child.id().to_string()) / 1024;
+    let rss = rss_kb(&server.child.id().to_string()) / 1024;
     println!("samples_acknowledged {n} in {wall:.1} s");
     println!("samples_per_second {:.0}", n as f64 / wall);
     println!(
@@ -1026,8 +1007,7 @@ fn otlp_mode() {
         lat[(lat.len() * 99 / 100).min(lat.len() - 1)]
     );
     println!("server_rss_mb {rss}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
 
 fn main() {

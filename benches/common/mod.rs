@@ -57,3 +57,54 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The `sightline` binary in its own process on free ports, killed on drop. The built-in
+/// samplers are off unless `env` turns them on: only what is measured runs.
+pub struct Sightline {
+    pub child: std::process::Child,
+    pub http: u16,
+    pub otlp_http: u16,
+}
+
+impl Sightline {
+    /// Starts it on `dir` and waits until the main port answers.
+    pub fn spawn(dir: &std::path::Path, env: &[(&str, &str)]) -> Sightline {
+        let (http, otlp_http, grpc) = (free_port(), free_port(), free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http}"))
+            .arg("--otlp-http")
+            .arg(format!("127.0.0.1:{otlp_http}"))
+            .arg("--otlp-grpc")
+            .arg(format!("127.0.0.1:{grpc}"))
+            .env("SIGHTLINE_LOG_LEVEL", "warn")
+            .env("SIGHTLINE_HOST_ENABLED", "false")
+            .env("SIGHTLINE_GPU_ENABLED", "false")
+            .envs(env.iter().copied())
+            .spawn()
+            .unwrap();
+        let s = Sightline {
+            child,
+            http,
+            otlp_http,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sightline did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        s
+    }
+}
+
+impl Drop for Sightline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
