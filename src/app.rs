@@ -58,6 +58,8 @@ pub fn router(
         .merge(api::jaeger::router(api_state.clone()))
         .merge(api::logs::router(api_state.clone()))
         .merge(api::prom::router(tsdb.clone()))
+        .merge(api::spm::router(tsdb.clone(), engine.clone()))
+        .merge(api::gpu::router(api_state.store.clone(), tsdb.clone()))
         .merge(api::query::router(tsdb, engine))
         .merge(ingest::http::router(ingest));
     if base_path.is_empty() {
@@ -150,17 +152,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::default());
     let data_dir = config.data_dir.clone();
     let traces_cfg = config.traces.clone();
-    let m = metrics.clone();
-    let (store, threads) =
-        tokio::task::spawn_blocking(move || TraceStore::open(&data_dir, &traces_cfg, m))
-            .await
-            .context("store open task panicked")?
-            .with_context(|| {
-                format!(
-                    "cannot open the trace store in {}",
-                    config.data_dir.display()
-                )
-            })?;
     let tsdb_dir = config.data_dir.join("tsdb");
     let tsdb_cfg = config.metrics.tsdb.clone();
     let counters = metrics.tsdb.clone();
@@ -172,6 +163,29 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 format!(
                     "cannot open the metrics store in {}",
                     config.data_dir.join("tsdb").display()
+                )
+            })?;
+    let spanmetrics = if config.spanmetrics.enabled {
+        let (sm, j) = crate::spanmetrics::SpanMetrics::start(
+            config.spanmetrics.clone(),
+            tsdb.clone(),
+            metrics.spanmetrics.clone(),
+        )
+        .context("cannot start the span metrics thread")?;
+        Some((sm, j))
+    } else {
+        None
+    };
+    let m = metrics.clone();
+    let sm = spanmetrics.as_ref().map(|(s, _)| s.clone());
+    let (store, threads) =
+        tokio::task::spawn_blocking(move || TraceStore::open(&data_dir, &traces_cfg, m, sm))
+            .await
+            .context("store open task panicked")?
+            .with_context(|| {
+                format!(
+                    "cannot open the trace store in {}",
+                    config.data_dir.display()
                 )
             })?;
     let ingest = Arc::new(Ingest::new(
@@ -207,6 +221,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &config,
         tsdb.clone(),
         Some(store.clone()),
+        spanmetrics.as_ref().map(|(s, _)| s.processes.clone()),
         metrics.samplers.clone(),
         shutdown.clone(),
     );
@@ -253,10 +268,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         })
         .await?;
+        // The trace store's writer feeds the span metrics, which write to the metrics store:
+        // stop them in that order so the last spans are counted and written.
         store.close();
-        tsdb.close();
         tokio::task::spawn_blocking(move || {
             threads.join();
+            if let Some((sm, j)) = spanmetrics {
+                sm.stop();
+                let _ = j.join();
+            }
+            tsdb.close();
             tsdb_threads.join();
         })
         .await?;

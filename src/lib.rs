@@ -61,6 +61,7 @@ pub mod error;
 pub mod ingest;
 pub mod promql;
 pub mod samplers;
+pub mod spanmetrics;
 pub mod telemetry;
 pub mod traces;
 pub mod tsdb;

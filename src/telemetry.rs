@@ -40,6 +40,8 @@ pub struct Metrics {
     pub tsdb: std::sync::Arc<crate::tsdb::TsdbCounters>,
     /// The host and GPU samplers' costs.
     pub samplers: std::sync::Arc<crate::samplers::SamplerCounters>,
+    /// Span metrics and service graph.
+    pub spanmetrics: std::sync::Arc<crate::spanmetrics::SpanMetricsCounters>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +180,7 @@ impl Metrics {
         }
         self.tsdb.render(&mut out);
         self.samplers.render(&mut out);
+        self.spanmetrics.render(&mut out);
         out
     }
 }

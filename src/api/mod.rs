@@ -1,13 +1,17 @@
-//! Query APIs on the main listener: the Jaeger-compatible trace API (`jaeger.rs`) and Sightline's
-//! log search (`logs.rs`). Each protocol has its own router and its own error envelope; status
-//! codes come from [`crate::error::ErrorCode`].
+//! Query APIs on the main listener: the Jaeger-compatible trace API (`jaeger.rs`) and its
+//! Monitor-tab metrics (`spm.rs`), Sightline's log search (`logs.rs`), GPU use beside a trace
+//! (`gpu.rs`), and the Prometheus API (`prom.rs` for series, labels and metadata, `query.rs` for
+//! PromQL). Each protocol has its own router and its own error envelope; status codes come from
+//! [`crate::error::ErrorCode`].
 
+pub mod gpu;
 pub mod jaeger;
 pub mod logs;
 pub mod params;
 pub mod prom;
 pub mod query;
 pub mod selector;
+pub mod spm;
 
 use crate::traces::TraceStore;
 

@@ -49,6 +49,7 @@ pub struct Config {
     pub query: crate::promql::EngineConfig,
     pub host: HostConfig,
     pub gpu: GpuConfig,
+    pub spanmetrics: crate::spanmetrics::SpanMetricsConfig,
     pub scrape: Vec<ScrapeConfig>,
     pub log_level: String,
     pub log_json: bool,
@@ -233,6 +234,23 @@ fn apply_env(
                     message: format!("expected true or false, got {value:?}"),
                 })?)
             }
+            // Lists of numbers (bucket bounds): comma-separated.
+            toml::Value::Array(_) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(|x| {
+                        x.trim()
+                            .parse::<f64>()
+                            .map(toml::Value::Float)
+                            .map_err(|_| ConfigError::Env {
+                                var: var.clone(),
+                                message: format!(
+                                    "expected numbers separated by commas, got {value:?}"
+                                ),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
             _ => toml::Value::String(value),
         };
         set_key(tree, section, key, typed);
@@ -416,6 +434,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             interval: nonzero_duration("gpu.interval", &raw.gpu.interval)?,
             library: (!raw.gpu.library.is_empty()).then(|| raw.gpu.library.clone().into()),
         },
+        spanmetrics: spanmetrics_config(&raw.spanmetrics)?,
         scrape: raw
             .scrape
             .iter()
@@ -424,6 +443,41 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             .collect::<Result<_, _>>()?,
         log_level: raw.log.level.clone(),
         log_json,
+    })
+}
+
+fn buckets(key: &str, b: &[f64]) -> Result<Vec<f64>, ConfigError> {
+    let text = format!("{b:?}");
+    if b.is_empty() || b.len() > 64 {
+        return Err(invalid(key, &text, "expected 1 to 64 bucket bounds"));
+    }
+    if b.iter().any(|x| !x.is_finite()) || b.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(invalid(
+            key,
+            &text,
+            "expected finite bounds in increasing order",
+        ));
+    }
+    Ok(b.to_vec())
+}
+
+fn spanmetrics_config(
+    r: &raw::RawSpanMetrics,
+) -> Result<crate::spanmetrics::SpanMetricsConfig, ConfigError> {
+    Ok(crate::spanmetrics::SpanMetricsConfig {
+        enabled: r.enabled,
+        interval: nonzero_duration("spanmetrics.interval", &r.interval)?,
+        max_series: positive("spanmetrics.max_series", r.max_series)? as usize,
+        latency_buckets: buckets("spanmetrics.latency_buckets", &r.latency_buckets)?,
+        graph_buckets: buckets(
+            "spanmetrics.service_graph_buckets",
+            &r.service_graph_buckets,
+        )?,
+        graph_wait: nonzero_duration("spanmetrics.service_graph_wait", &r.service_graph_wait)?,
+        graph_max_items: positive(
+            "spanmetrics.service_graph_max_items",
+            r.service_graph_max_items,
+        )? as usize,
     })
 }
 

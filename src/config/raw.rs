@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub query: RawQuery,
     pub host: RawHost,
     pub gpu: RawGpu,
+    pub spanmetrics: RawSpanMetrics,
     pub scrape: Vec<RawScrape>,
     pub log: RawLog,
 }
@@ -152,6 +153,35 @@ impl Default for RawGpu {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSpanMetrics {
+    /// Derive Tempo's span metrics and service-graph metrics from incoming spans.
+    pub enabled: bool,
+    /// How often the derived counters are written to the metrics store.
+    pub interval: String,
+    /// Label sets at most (span metrics and service-graph edges together).
+    pub max_series: u64,
+    pub latency_buckets: Vec<f64>,
+    pub service_graph_buckets: Vec<f64>,
+    pub service_graph_wait: String,
+    pub service_graph_max_items: u64,
+}
+
+impl Default for RawSpanMetrics {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: "15s".into(),
+            max_series: 10_000,
+            latency_buckets: crate::spanmetrics::default_latency_buckets(),
+            service_graph_buckets: crate::spanmetrics::default_graph_buckets(),
+            service_graph_wait: "10s".into(),
+            service_graph_max_items: 100_000,
+        }
+    }
+}
+
 /// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +242,7 @@ impl Default for RawConfig {
             query: RawQuery::default(),
             host: RawHost::default(),
             gpu: RawGpu::default(),
+            spanmetrics: RawSpanMetrics::default(),
             scrape: Vec::new(),
             log: RawLog::default(),
         }

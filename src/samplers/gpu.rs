@@ -71,6 +71,18 @@ pub struct GpuState {
     last_util_ts: HashMap<u32, u64>,
     /// Events of this round (XID errors, throttling) for the log store: body and attributes.
     pub events: Vec<(String, Vec<(&'static str, String)>)>,
+    /// When the previous round was taken (ms), for the time between rounds.
+    last_round_ms: Option<i64>,
+    /// GPU seconds and joules attributed to services, per (service, GPU index).
+    service_seconds: HashMap<(Arc<str>, u32), f64>,
+    service_joules: HashMap<(Arc<str>, u32), f64>,
+}
+
+/// How a round attributes per-process GPU use to services (the process map of
+/// `spanmetrics`), and the time since the previous round.
+pub struct Attribution<'a> {
+    pub processes: Option<&'a crate::spanmetrics::ProcessMap>,
+    pub dt_seconds: Option<f64>,
 }
 
 #[derive(Clone, Copy)]
@@ -116,15 +128,23 @@ impl GpuLabels {
     }
 }
 
-/// One round over every GPU. `proc_path` is where `/proc` is, for process names and cgroups.
+/// One round over every GPU, taken at `t` (ms). `proc_path` is where `/proc` is, for process
+/// names and cgroups.
 pub fn collect(
     nvml: &Nvml,
     xid_sets: &[(u32, EventSet<'_>)],
     st: &mut GpuState,
     host: &str,
     proc_path: &std::path::Path,
+    t: i64,
+    process_map: Option<&crate::spanmetrics::ProcessMap>,
 ) -> Samples {
     let mut s = Samples::default();
+    let attr = Attribution {
+        processes: process_map,
+        dt_seconds: st.last_round_ms.map(|l| (t - l).max(0) as f64 / 1000.0),
+    };
+    st.last_round_ms = Some(t);
     let driver = nvml.sys_driver_version().unwrap_or_default();
     let count = match nvml.device_count() {
         Ok(c) => c,
@@ -390,7 +410,31 @@ pub fn collect(
                 );
             }
         }
-        processes(&dev, i, &labels, st, proc_path, &mut s);
+        let power_w = dev.power_usage().ok().map(|mw| f64::from(mw) / 1000.0);
+        processes(&dev, i, &labels, st, proc_path, &attr, power_w, &mut s);
+        for ((svc, g), secs) in &st.service_seconds {
+            if *g == i {
+                let ll = [
+                    ("gpu", labels.index.as_str()),
+                    ("UUID", labels.uuid.as_str()),
+                    ("service", &**svc),
+                ];
+                s.counter(
+                    "sightline_gpu_service_seconds_total",
+                    "GPU time used by a service's processes: SM utilisation times seconds.",
+                    &ll,
+                    *secs,
+                );
+                if let Some(j) = st.service_joules.get(&(svc.clone(), *g)) {
+                    s.counter(
+                        "sightline_gpu_service_energy_joules_total",
+                        "GPU energy attributed to a service: power times seconds times its share of the GPU's process utilisation.",
+                        &ll,
+                        *j,
+                    );
+                }
+            }
+        }
         mig_instances(nvml, &dev, &labels, &mut s);
         let set = st.unsupported.entry(i).or_default();
         let new: Vec<&str> = missing.iter().copied().filter(|m| set.insert(m)).collect();
@@ -526,12 +570,15 @@ pub fn container_id(cgroup: &str) -> Option<String> {
     None
 }
 
+#[allow(clippy::too_many_arguments)]
 fn processes(
     dev: &nvml_wrapper::Device<'_>,
     i: u32,
     labels: &GpuLabels,
     st: &mut GpuState,
     proc_path: &std::path::Path,
+    attr: &Attribution<'_>,
+    power_w: Option<f64>,
     s: &mut Samples,
 ) {
     let mut procs: Vec<(u32, Option<u64>)> = Vec::new();
@@ -561,6 +608,8 @@ fn processes(
         }
         Err(_) => HashMap::new(),
     };
+    // Utilisation summed over this GPU's processes: each one's share of the power.
+    let total_util: u32 = procs.iter().filter_map(|(p, _)| util.get(p)).sum();
     for (pid, mem) in procs {
         let pid_s = pid.to_string();
         let dir = proc_path.join(pid.to_string());
@@ -585,6 +634,21 @@ fn processes(
                 &l,
                 b as f64,
             );
+        }
+        if let (Some(map), Some(dt), Some(u)) = (attr.processes, attr.dt_seconds, util.get(&pid))
+            && let Some(svc) =
+                map.service(pid, (!cid.is_empty()).then_some(cid.as_str()), &labels.host)
+        {
+            *st.service_seconds.entry((svc.clone(), i)).or_default() += f64::from(*u) / 100.0 * dt;
+            let share = if total_util > 0 {
+                f64::from(*u) / f64::from(total_util)
+            } else {
+                0.0
+            };
+            let e = st.service_joules.entry((svc, i)).or_default();
+            if let Some(p) = power_w {
+                *e += p * dt * share;
+            }
         }
         if let Some(u) = util.get(&pid) {
             s.gauge(
@@ -666,6 +730,7 @@ pub fn run(
     token: CancellationToken,
     proc_path: std::path::PathBuf,
     log: Option<EventLog>,
+    processes: Option<Arc<crate::spanmetrics::ProcessMap>>,
 ) {
     let nvml = match load(cfg.library.as_deref()) {
         Ok(n) => n,
@@ -690,13 +755,22 @@ pub fn run(
         &counters.gpu_cpu_nanos,
         &counters.gpu_rounds,
         || {
-            let samples = collect(&nvml, &xid_sets, &mut st, &host, &proc_path);
+            let t = now_ms();
+            let samples = collect(
+                &nvml,
+                &xid_sets,
+                &mut st,
+                &host,
+                &proc_path,
+                t,
+                processes.as_deref(),
+            );
             if let Some(l) = &log {
                 l.write(&host, std::mem::take(&mut st.events));
             } else {
                 st.events.clear();
             }
-            let batch = emitter.batch(samples, now_ms());
+            let batch = emitter.batch(samples, t);
             if let Err(e) = db.append_blocking(batch) {
                 tracing::warn!(error = %e, "GPU samples not stored");
             }

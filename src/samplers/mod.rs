@@ -122,6 +122,7 @@ pub fn start(
     cfg: &crate::config::Config,
     db: Tsdb,
     store: Option<crate::traces::TraceStore>,
+    processes: Option<Arc<crate::spanmetrics::ProcessMap>>,
     counters: Arc<SamplerCounters>,
     token: CancellationToken,
 ) -> Vec<std::thread::JoinHandle<()>> {
@@ -151,7 +152,7 @@ pub fn start(
         });
         match std::thread::Builder::new()
             .name("gpu-sampler".into())
-            .spawn(move || gpu::run(g, db, c, t, proc_path, log))
+            .spawn(move || gpu::run(g, db, c, t, proc_path, log, processes))
         {
             Ok(j) => threads.push(j),
             Err(e) => tracing::error!(error = %e, "cannot start the GPU sampler"),

@@ -128,6 +128,7 @@ impl TraceStore {
         data_dir: &std::path::Path,
         cfg: &TracesConfig,
         metrics: Arc<Metrics>,
+        spanmetrics: Option<crate::spanmetrics::SpanMetrics>,
     ) -> anyhow::Result<(TraceStore, StoreThreads)> {
         std::fs::create_dir_all(data_dir)?;
         let db_path = data_dir.join("traces.db");
@@ -168,6 +169,7 @@ impl TraceStore {
             deps: Default::default(),
             known_ops,
             index: search.clone(),
+            spanmetrics,
         };
         let inner = Arc::new(Inner {
             writer_tx: parking_lot::Mutex::new(Some(writer_tx)),

@@ -92,6 +92,8 @@ pub struct Writer {
     pub known_ops: OpSet,
     /// Read only to count the live share of the index's bytes for size retention.
     pub index: Arc<super::index::SearchIndex>,
+    /// Span and service-graph metrics, fed with every committed batch.
+    pub spanmetrics: Option<crate::spanmetrics::SpanMetrics>,
 }
 
 /// A chunk ready to insert.
@@ -152,6 +154,10 @@ impl Writer {
                 }
             }
         }
+        let derived = self
+            .spanmetrics
+            .as_ref()
+            .map(|_| crate::spanmetrics::extract(&spans));
         let mut edges = Edges::new();
         let mut new_ops = Vec::new();
         let mut chunks = Vec::new();
@@ -168,6 +174,9 @@ impl Writer {
                     self.pending.add(id, Arc::new(c.traces));
                 }
                 self.metrics.observe_commit(started.elapsed().as_secs_f64());
+                if let (Some(sm), Some(obs)) = (&self.spanmetrics, derived) {
+                    sm.submit(obs);
+                }
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }

@@ -9,9 +9,14 @@
  *   GPU 1: "NVIDIA A100-SXM4-40GB", idle, no processes, no encoder utilisation
  *          (NOT_SUPPORTED), MIG mode on with two 1g.5gb instances (GPU instance ids 7 and 13).
  *
+ * GPU 0's utilisation can be scripted: when NVML_STUB_UTIL_FILE names a file, each read returns
+ * the number in it (the test rewrites it to change the GPU's load over time).
+ *
  * nvmlDeviceGetFieldValues (the memory temperature) is deliberately not exported: the sampler
  * must treat a missing entry point as an unsupported field, not as an error.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -137,9 +142,20 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *p) {
     return OK;
 }
 
+static unsigned scripted_util(unsigned dflt) {
+    const char *path = getenv("NVML_STUB_UTIL_FILE");
+    if (path == NULL) return dflt;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return dflt;
+    unsigned v = dflt;
+    if (fscanf(f, "%u", &v) != 1) v = dflt;
+    fclose(f);
+    return v;
+}
+
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
     CHECK(d);
-    u->gpu = DEV(d) == 0 ? 87 : 3;
+    u->gpu = DEV(d) == 0 ? scripted_util(87) : 3;
     u->memory = DEV(d) == 0 ? 45 : 1;
     return OK;
 }
