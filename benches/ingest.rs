@@ -31,7 +31,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &std::path::Path) -> Server {
-        let proc = Sightline::spawn(dir, &[]);
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+        let proc = Sightline::spawn(dir, env);
         Server {
             http: format!("127.0.0.1:{}", proc.http),
             otlp_http: format!("127.0.0.1:{}", proc.otlp_http),
@@ -350,6 +354,10 @@ async fn main() {
     let queries = arg("--queries", 200);
     let tmp = tempfile::tempdir().unwrap();
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--spanmetrics-ratio") {
+        spanmetrics_ratio(seconds, concurrency).await;
+        return;
+    }
     let keep = args
         .iter()
         .position(|a| a == "--data-dir")
@@ -516,4 +524,63 @@ async fn queries_phase(dir: &std::path::Path, samples: Vec<[u8; 16]>, stored: u6
 
 fn hex_id(id: &[u8; 16]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Span ingest with span metrics (and the service graph) on and off, alternating on/off twice on
+/// fresh data directories, `seconds` each: the cost of deriving them, as a throughput ratio.
+async fn spanmetrics_ratio(seconds: u64, concurrency: u64) {
+    println!("# span metrics overhead: {seconds}s per run, {concurrency} clients, on/off/on/off");
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for (i, on) in [true, false, true, false].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start_with(
+            dir.path(),
+            &[("SIGHTLINE_SPANMETRICS_ENABLED", if on { "true" } else { "false" })],
+        );
+        let load = Arc::new(Load {
+            spans: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            samples: Default::default(),
+            latencies: Default::default(),
+        });
+        let started = Instant::now();
+        drive(
+            format!("http://{}/v1/traces", server.otlp_http),
+            concurrency,
+            Some(started + Duration::from_secs(seconds)),
+            u64::MAX,
+            load.clone(),
+            1,
+        )
+        .await;
+        let rate = load.spans.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        if on {
+            let m = reqwest::get(format!("http://{}/metrics", server.http))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let counted = m
+                .lines()
+                .find(|l| l.starts_with("sightline_spanmetrics_spans_total "))
+                .unwrap_or("")
+                .to_string();
+            let dropped = m
+                .lines()
+                .find(|l| l.starts_with("sightline_spanmetrics_dropped_spans_total "))
+                .unwrap_or("")
+                .to_string();
+            println!("run {i} spanmetrics on: {rate:.0} spans/s ({counted}; {dropped})");
+        } else {
+            println!("run {i} spanmetrics off: {rate:.0} spans/s");
+        }
+        rates[usize::from(!on)].push(rate);
+        drop(server);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (on, off) = (mean(&rates[0]), mean(&rates[1]));
+    println!("spanmetrics_on_spans_per_second {on:.0}");
+    println!("spanmetrics_off_spans_per_second {off:.0}");
+    println!("spanmetrics_throughput_ratio {:.3}", on / off);
 }
