@@ -14,14 +14,18 @@
 //! - [`tsdb`]: the metrics store: series index and head in memory, WAL, immutable blocks with
 //!   compaction and retention, and the narrow read seam [`tsdb::Queryable`] (`select`, label
 //!   names, label values). Formats in `src/tsdb/FORMAT.md`.
-//! - [`samplers`]: metrics Sightline pulls itself: scraping of Prometheus exposition endpoints.
-//! - [`api`]: query APIs: Jaeger-compatible (`/api/traces` ...), log search (`/api/logs`), and the
-//!   Prometheus series/label/metadata/exemplar endpoints plus raw export (`/api/v1/...`).
+//! - [`samplers`]: metrics Sightline gathers itself: the host (node-exporter names), the GPUs
+//!   through NVML (dcgm-exporter names), and scraping of Prometheus exposition endpoints.
+//! - [`spanmetrics`]: metrics derived from stored spans (Tempo's span metrics and service graph)
+//!   and the process map that attributes GPU use to services.
+//! - [`promql`]: the PromQL parser and evaluator over [`tsdb::Queryable`].
+//! - [`api`]: query APIs: Jaeger-compatible (`/api/traces` ..., and the Monitor tab's
+//!   `/api/metrics/*`), GPU use beside a trace, log search (`/api/logs`), and the Prometheus API
+//!   (`/api/v1/query`, `query_range`, series, labels, metadata, exemplars, raw export).
 //! - [`telemetry`]: Sightline's own metrics at `/metrics`.
 //! - [`error`]: the one mapping from error kinds to HTTP and gRPC status codes.
 //!
-//! Not built yet (their own issues): PromQL, host and GPU samplers, the web UI, the reverse proxy
-//! and auth, forwarding upstream, span metrics.
+//! Not built yet (their own issues): the web UI, the reverse proxy and auth, forwarding upstream.
 //!
 //! # One span's path
 //!
@@ -51,7 +55,7 @@
 //! 4. When the head spans 1.5 block ranges the writer fences it and the maintenance thread
 //!    writes a block (`tsdb::block`), truncates the head, checkpoints the WAL, compacts and
 //!    applies retention.
-//! 5. `GET /api/v1/series` (or the PromQL engine, later) calls `Queryable::select`, which merges
+//! 5. `GET /api/v1/series` (or the PromQL engine) calls `Queryable::select`, which merges
 //!    the blocks and the head and returns each series' samples in the range.
 
 pub mod api;
