@@ -9,7 +9,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,7 @@ pub fn router(
     ingest: Arc<Ingest>,
     metrics: Arc<Metrics>,
     base_path: &str,
+    ui: crate::ui::UiState,
 ) -> Router {
     let api_state = ApiState {
         store: store.clone(),
@@ -50,7 +51,6 @@ pub fn router(
     let inner = Router::new()
         .route("/", get(root_redirect))
         .route("/ui", get(root_redirect))
-        .route("/ui/", get(landing))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(own_metrics))
@@ -58,10 +58,13 @@ pub fn router(
         .merge(api::jaeger::router(api_state.clone()))
         .merge(api::logs::router(api_state.clone()))
         .merge(api::prom::router(tsdb.clone()))
+        .merge(crate::ui::router(ui))
         .merge(api::spm::router(tsdb.clone(), engine.clone()))
         .merge(api::gpu::router(api_state.store.clone(), tsdb.clone()))
         .merge(api::query::router(tsdb, engine))
         .merge(ingest::http::router(ingest));
+    // Responses gzipped for clients that ask (the UI's pages and data, large API answers).
+    let inner = inner.layer(tower_http::compression::CompressionLayer::new().gzip(true));
     if base_path.is_empty() {
         inner
     } else {
@@ -102,21 +105,6 @@ async fn own_metrics(State(s): State<AppState>) -> Response {
         s.metrics.render(),
     )
         .into_response()
-}
-
-/// A plain page that says what is served; the full web UI is its own piece of work (issue 6).
-async fn landing(State(s): State<AppState>) -> Html<String> {
-    let b = &s.base_path;
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Sightline</title></head><body>\
-         <h1>Sightline</h1><p>The web UI (trace waterfalls, service map, dashboards) is not built yet. \
-         What this build serves:</p><ul>\
-         <li><a href=\"{b}/api/services\">{b}/api/services</a>, {b}/api/traces, {b}/api/dependencies: Jaeger-compatible query API</li>\
-         <li><a href=\"{b}/api/logs\">{b}/api/logs</a>: log search</li>\
-         <li>{b}/v1/traces, {b}/v1/metrics, {b}/v1/logs: OTLP/HTTP (also on port 4318; gRPC on 4317)</li>\
-         <li><a href=\"{b}/api/v1/labels\">{b}/api/v1/labels</a>, {b}/api/v1/series, {b}/api/v1/label/NAME/values, {b}/api/v1/metadata, {b}/api/v1/export: Prometheus metadata API and raw export (PromQL queries are not built yet)</li>\
-         <li><a href=\"{b}/metrics\">{b}/metrics</a>: Sightline's own metrics</li></ul></body></html>"
-    ))
 }
 
 /// A running instance: the bound addresses and the handle to stop it.
@@ -207,13 +195,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%http, %otlp_grpc, %otlp_http, data_dir = %config.data_dir.display(), "sightline listening");
 
     let shutdown = CancellationToken::new();
+    let engine = crate::promql::Engine::new(config.query.clone());
+    let ui = crate::ui::UiState::new(
+        store.clone(),
+        tsdb.clone(),
+        engine.clone(),
+        metrics.clone(),
+        &config,
+    );
     let main_router = router(
         store.clone(),
         tsdb.clone(),
-        crate::promql::Engine::new(config.query.clone()),
+        engine,
         ingest.clone(),
         metrics.clone(),
         &config.base_path,
+        ui,
     );
     let otlp_router = ingest::http::router(ingest.clone());
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());

@@ -25,7 +25,9 @@
 //! - [`telemetry`]: Sightline's own metrics at `/metrics`.
 //! - [`error`]: the one mapping from error kinds to HTTP and gRPC status codes.
 //!
-//! Not built yet (their own issues): the web UI, the reverse proxy and auth, forwarding upstream.
+//! - [`ui`]: the web UI at `/ui/` (askama templates in `ui/`, embedded files from `assets/`).
+//!
+//! Not built yet (their own issues): the reverse proxy and auth, forwarding upstream.
 //!
 //! # One span's path
 //!
@@ -69,3 +71,4 @@ pub mod spanmetrics;
 pub mod telemetry;
 pub mod traces;
 pub mod tsdb;
+pub mod ui;

@@ -2,7 +2,8 @@
 //! utilisation, memory and power series of the GPUs on the hosts the trace's spans ran on
 //! (resource `host.name` matched to the GPU sampler's `Hostname` label) across the trace's window,
 //! each span's mean GPU utilisation over its own interval, and the XID errors and throttling
-//! episodes that happened inside the window.
+//! episodes that happened inside the window. Parameters: `pad` (ms around the trace, default
+//! 30 s), `span` (one span's figures only), `spans=none` (no per-span figures).
 //!
 //! A sample holds from its timestamp until the next one (as a Prometheus instant selector reads
 //! it, within the 5-minute lookback); a span's mean is the time-weighted mean of that step
@@ -191,8 +192,13 @@ async fn trace_gpu(
             })
         })
         .collect();
+    // `span=ID` answers for that span only; `spans=none` leaves the per-span figures out (the
+    // UI's lane for a 10,000-span trace does not need them all).
+    let only = p.get("span").map(str::to_ascii_lowercase);
+    let none = p.get("spans") == Some("none");
     let span_json: Vec<Value> = rows
         .iter()
+        .filter(|(sid, ..)| !none && only.as_ref().is_none_or(|o| o == sid))
         .map(|(sid, service, host, a, b)| {
             let figures: Vec<Value> = gpus
                 .iter()

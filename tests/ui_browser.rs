@@ -1,0 +1,65 @@
+//! The web UI in a real browser (issue 6): `tests/ui/browser_test.py` feeds Sightline with the
+//! Python OpenTelemetry SDK and drives Debian's headless Chromium through Playwright over every
+//! page, once at the root and once under `base_path = "/obs"`. The GPU sampler runs on the stub
+//! NVML library and the host sampler on this machine, so the dashboards have data. Screenshots
+//! and the timing/size report land in `target/ui-screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+
+fn build_stub(dir: &std::path::Path) -> PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nvml_stub/nvml_stub.c");
+    let out = dir.join("libnvidia-ml-stub.so");
+    let st = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("a C compiler (cc) is needed to build the NVML stub");
+    assert!(st.success(), "building the NVML stub failed");
+    out
+}
+
+fn run(label: &str, base_path: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = build_stub(dir.path());
+    let mut env = vec![
+        ("SIGHTLINE_GPU_ENABLED", "true"),
+        ("SIGHTLINE_GPU_LIBRARY", lib.to_str().unwrap()),
+        ("SIGHTLINE_GPU_INTERVAL", "1s"),
+        ("SIGHTLINE_HOST_ENABLED", "true"),
+        ("SIGHTLINE_HOST_INTERVAL", "1s"),
+        ("SIGHTLINE_SPANMETRICS_INTERVAL", "1s"),
+        ("SIGHTLINE_SPANMETRICS_SERVICE_GRAPH_WAIT", "1s"),
+    ];
+    if !base_path.is_empty() {
+        env.push(("SIGHTLINE_BASE_PATH", base_path));
+    }
+    let sl = common::Child::spawn_with(&dir.path().join("data"), &env);
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = format!("{}/tests/ui/browser_test.py", env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["--ui", &sl.api(base_path)])
+        .args(["--grpc", &format!("127.0.0.1:{}", sl.otlp_grpc)])
+        .args(["--otlp-http", &sl.otlp_http("")])
+        .args(["--pid", &sl.child.id().to_string()])
+        .args(["--shots", out.to_str().unwrap()])
+        .args(["--report", out.join(format!("report-{label}.json")).to_str().unwrap()])
+        .args(["--label", label])
+        .status()
+        .expect("python3 with Playwright must be installed (scripts/test installs it)");
+    assert!(status.success(), "browser test {label} failed");
+}
+
+#[test]
+fn ui_in_chromium_at_the_root() {
+    run("root", "");
+}
+
+#[test]
+fn ui_in_chromium_under_a_base_path() {
+    run("obs", "/obs");
+}
