@@ -58,13 +58,13 @@
       while (x >= 1024 && i < u.length - 1) { x /= 1024; i++; }
       return (v < 0 ? '-' : '') + x.toFixed(i ? 1 : 0) + ' ' + u[i] + (unit === 'B/s' ? '/s' : '');
     }
+    const short = (x) => (Math.abs(x) >= 10 ? x.toFixed(0) : String(+x.toFixed(1)));
     let s;
-    if (a >= 1e9) s = (v / 1e9).toFixed(2) + 'G';
-    else if (a >= 1e6) s = (v / 1e6).toFixed(2) + 'M';
-    else if (a >= 1e4) s = (v / 1e3).toFixed(1) + 'k';
-    else if (a >= 100 || a === 0) s = v.toFixed(0);
-    else if (a >= 1) s = v.toFixed(2);
-    else s = v.toPrecision(3);
+    if (a >= 1e9) s = short(v / 1e9) + 'G';
+    else if (a >= 1e6) s = short(v / 1e6) + 'M';
+    else if (a >= 1e4) s = short(v / 1e3) + 'k';
+    else if (a >= 1 || a === 0) s = short(v);
+    else s = String(+v.toPrecision(2));
     return unit ? s + ' ' + unit : s;
   }
   function labelText(m) {
@@ -139,9 +139,13 @@
       scales: { x: { time: true } },
       axes: [
         { stroke: fg, grid: { stroke: cssVar('--grid') } },
-        { stroke: fg, grid: { stroke: cssVar('--grid') }, size: 64, values: (u, vals) => vals.map((v) => fmt(unit, v)) },
+        { stroke: fg, grid: { stroke: cssVar('--grid') }, size: 80, values: (u, vals) => vals.map((v) => fmt(unit, v)) },
       ],
-      series: [{}].concat(names.map((n, i) => ({ label: n, stroke: colour(i), width: 1.5, value: (u, v) => fmt(unit, v), spanGaps: false }))),
+      // Sparse series (a few samples so far) get dots, or a lone point would not show.
+      series: [{}].concat(names.map((n, i) => ({
+        label: n, stroke: colour(i), width: 1.5, value: (u, v) => fmt(unit, v), spanGaps: false,
+        points: { show: cols[i + 1].filter((v) => v !== null).length < 30, size: 5, fill: colour(i) },
+      }))),
       hooks: {
         draw: [(u) => {
           if (!marks.length) return;
@@ -285,7 +289,7 @@
     const errors = S.filter((s) => s[6]).length;
     const root = roots.length ? S[roots[0]] : S[0];
     summary.textContent = data.services[root[2]] + ': ' + root[3] + ' · ' + n + ' spans · ' +
-      data.services.length + ' services · ' + duration(total) + (errors ? ' · ' + errors + ' errors' : '');
+      data.services.length + (data.services.length === 1 ? ' service · ' : ' services · ') + duration(total) + (errors ? ' · ' + errors + ' errors' : '');
     box.dataset.spans = String(n);
     box.dataset.duration = String(total);
 

@@ -535,7 +535,10 @@ async fn spanmetrics_ratio(seconds: u64, concurrency: u64) {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start_with(
             dir.path(),
-            &[("SIGHTLINE_SPANMETRICS_ENABLED", if on { "true" } else { "false" })],
+            &[(
+                "SIGHTLINE_SPANMETRICS_ENABLED",
+                if on { "true" } else { "false" },
+            )],
         );
         let load = Arc::new(Load {
             spans: AtomicU64::new(0),

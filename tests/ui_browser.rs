@@ -47,7 +47,10 @@ fn run(label: &str, base_path: &str) {
         .args(["--otlp-http", &sl.otlp_http("")])
         .args(["--pid", &sl.child.id().to_string()])
         .args(["--shots", out.to_str().unwrap()])
-        .args(["--report", out.join(format!("report-{label}.json")).to_str().unwrap()])
+        .args([
+            "--report",
+            out.join(format!("report-{label}.json")).to_str().unwrap(),
+        ])
         .args(["--label", label])
         .status()
         .expect("python3 with Playwright must be installed (scripts/test installs it)");

@@ -22,6 +22,8 @@ pub struct Node {
 
 pub struct EdgeDraw {
     pub from: String,
+    /// The label's second line (the part after `|`).
+    pub label2: String,
     pub to: String,
     pub path: String,
     pub lx: i64,
@@ -39,7 +41,7 @@ pub struct Layout {
 
 pub const NODE_W: i64 = 180;
 pub const NODE_H: i64 = 40;
-const COL: i64 = 330;
+const COL: i64 = 400;
 const ROW: i64 = 100;
 const MARGIN: i64 = 20;
 
@@ -48,7 +50,11 @@ pub fn layout(edges: Vec<Edge>, href: impl Fn(&str) -> String) -> Layout {
         .iter()
         .flat_map(|e| [e.from.clone(), e.to.clone()])
         .collect();
-    let idx: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let idx: BTreeMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let n = names.len();
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
     for e in &edges {
@@ -116,7 +122,10 @@ pub fn layout(edges: Vec<Edge>, href: impl Fn(&str) -> String) -> Layout {
             let mut keyed: Vec<(f64, usize)> = l
                 .iter()
                 .map(|&v| {
-                    let callers: Vec<f64> = (0..n).filter(|u| dag[*u].contains(&v)).map(|u| pos[u]).collect();
+                    let callers: Vec<f64> = (0..n)
+                        .filter(|u| dag[*u].contains(&v))
+                        .map(|u| pos[u])
+                        .collect();
                     let b = if callers.is_empty() {
                         pos[v]
                     } else {
@@ -137,7 +146,10 @@ pub fn layout(edges: Vec<Edge>, href: impl Fn(&str) -> String) -> Layout {
         let l = &layers[layer[v]];
         // Centre shorter layers vertically.
         let offset = (tallest - l.len() as i64) * ROW / 2;
-        (MARGIN + layer[v] as i64 * COL, MARGIN + offset + pos[v] as i64 * ROW)
+        (
+            MARGIN + layer[v] as i64 * COL,
+            MARGIN + offset + pos[v] as i64 * ROW,
+        )
     };
     let names_v: Vec<&String> = names.iter().collect();
     let nodes = (0..n)
@@ -171,14 +183,20 @@ pub fn layout(edges: Vec<Edge>, href: impl Fn(&str) -> String) -> Layout {
                 (bx, by + NODE_H / 2)
             };
             let bend = ((x2 - x1).abs() / 2).max(60);
-            let path = format!("M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}", x1 + bend, x2 - bend);
+            let path = format!(
+                "M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}",
+                x1 + bend,
+                x2 - bend
+            );
+            let (l1, l2) = e.label.split_once('|').unwrap_or((e.label.as_str(), ""));
             EdgeDraw {
+                label2: l2.to_string(),
                 from: e.from,
                 to: e.to,
                 path,
                 lx: (x1 + x2) / 2,
-                ly: (y1 + y2) / 2 - 6,
-                label: e.label,
+                ly: (y1 + y2) / 2 - 18,
+                label: l1.to_string(),
                 error: e.error,
             }
         })
@@ -207,13 +225,24 @@ mod tests {
     #[test]
     fn layers_follow_calls_and_cycles_do_not_loop() {
         let l = layout(
-            vec![e("user", "frontend"), e("frontend", "backend"), e("backend", "db"), e("frontend", "db"), e("db", "frontend")],
+            vec![
+                e("user", "frontend"),
+                e("frontend", "backend"),
+                e("backend", "db"),
+                e("frontend", "db"),
+                e("db", "frontend"),
+            ],
             |n| format!("/s/{n}"),
         );
         let x = |name: &str| l.nodes.iter().find(|n| n.name == name).unwrap().x;
-        assert!(x("user") < x("frontend") && x("frontend") < x("backend") && x("backend") < x("db"));
+        assert!(
+            x("user") < x("frontend") && x("frontend") < x("backend") && x("backend") < x("db")
+        );
         assert_eq!(l.edges.len(), 5);
-        assert_eq!(l.nodes.iter().find(|n| n.name == "db").unwrap().href, "/s/db");
+        assert_eq!(
+            l.nodes.iter().find(|n| n.name == "db").unwrap().href,
+            "/s/db"
+        );
         assert!(l.width > 0 && l.height > 0);
     }
 }

@@ -133,7 +133,11 @@ fn render(t: impl Template) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "page template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered; see the server log").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; see the server log",
+            )
+                .into_response()
         }
     }
 }
@@ -190,6 +194,11 @@ pub fn bytes(v: f64) -> String {
 
 fn num(v: Option<f64>, digits: usize, unit: &str) -> String {
     match v {
+        // Small non-zero rates keep three significant digits instead of showing as 0.00.
+        Some(v) if v.is_finite() && v != 0.0 && v.abs() < 0.1 && digits > 0 => {
+            let d = (2 - v.abs().log10().floor() as i64).clamp(0, 12) as usize;
+            format!("{v:.d$}{unit}")
+        }
         Some(v) if v.is_finite() => format!("{v:.digits$}{unit}"),
         _ => "–".into(),
     }
@@ -343,7 +352,13 @@ async fn red(st: &UiState, r: &Range, by: &str, filter: &str) -> Vec<(String, [O
         format!("{SERVER_KINDS},{filter}")
     };
     let t = r.end_ms;
-    let rate = by_label(st, format!("sum by ({by}) (rate(traces_spanmetrics_calls_total{{{sel}}}[{w}]))"), t, by).await;
+    let rate = by_label(
+        st,
+        format!("sum by ({by}) (rate(traces_spanmetrics_calls_total{{{sel}}}[{w}]))"),
+        t,
+        by,
+    )
+    .await;
     let err = by_label(
         st,
         format!("sum by ({by}) (rate(traces_spanmetrics_calls_total{{{sel},status_code=\"STATUS_CODE_ERROR\"}}[{w}])) / sum by ({by}) (rate(traces_spanmetrics_calls_total{{{sel}}}[{w}]))"),
@@ -503,11 +518,26 @@ pub async fn overview(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respo
         .collect();
     let m = &st.metrics;
     let storage = vec![
-        ("Spans and logs (SQLite)".to_string(), bytes(m.database_bytes.load(Relaxed) as f64)),
-        ("Search index (Tantivy)".into(), bytes(m.index_bytes.load(Relaxed) as f64)),
-        ("Metrics blocks".into(), bytes(m.tsdb.block_bytes.load(Relaxed) as f64)),
-        ("Metrics WAL".into(), bytes(m.tsdb.wal_bytes.load(Relaxed) as f64)),
-        ("Active series".into(), m.tsdb.head_series.load(Relaxed).to_string()),
+        (
+            "Spans and logs (SQLite)".to_string(),
+            bytes(m.database_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Search index (Tantivy)".into(),
+            bytes(m.index_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Metrics blocks".into(),
+            bytes(m.tsdb.block_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Metrics WAL".into(),
+            bytes(m.tsdb.wal_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Active series".into(),
+            m.tsdb.head_series.load(Relaxed).to_string(),
+        ),
     ];
     let gpus = gpu_rows(&st, t).await;
     render(Overview {
@@ -517,7 +547,9 @@ pub async fn overview(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respo
             "/s",
             &[(
                 "",
-                format!("sum by (service) (rate(traces_spanmetrics_calls_total{{{SERVER_KINDS}}}[$rate]))"),
+                format!(
+                    "sum by (service) (rate(traces_spanmetrics_calls_total{{{SERVER_KINDS}}}[$rate]))"
+                ),
             )],
         )],
         page: Page::new(&st, &r, "Overview", "overview"),
@@ -608,7 +640,14 @@ pub async fn traces(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
     if !service.is_empty() || !t.tags.is_empty() {
         t.searched = true;
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for k in ["service", "operation", "tags", "minDuration", "maxDuration", "limit"] {
+        for k in [
+            "service",
+            "operation",
+            "tags",
+            "minDuration",
+            "maxDuration",
+            "limit",
+        ] {
             if let Some(v) = p.get(k) {
                 pairs.push((k.into(), v.into()));
             }
@@ -628,8 +667,16 @@ pub async fn traces(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
                         let mut points = Vec::new();
                         for spans in found {
                             let row = trace_row(&spans);
-                            let start = spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0);
-                            let end = spans.iter().map(|s| s.span.end_time_unix_nano).max().unwrap_or(0);
+                            let start = spans
+                                .iter()
+                                .map(|s| s.span.start_time_unix_nano)
+                                .min()
+                                .unwrap_or(0);
+                            let end = spans
+                                .iter()
+                                .map(|s| s.span.end_time_unix_nano)
+                                .max()
+                                .unwrap_or(0);
                             points.push(serde_json::json!([
                                 start / 1_000_000,
                                 end.saturating_sub(start) as f64 / 1e6,
@@ -648,12 +695,23 @@ pub async fn traces(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
 }
 
 fn trace_row(spans: &[crate::traces::StoredSpan]) -> TraceRow {
-    let start = spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0);
-    let end = spans.iter().map(|s| s.span.end_time_unix_nano).max().unwrap_or(0);
-    let ids: std::collections::HashSet<&[u8]> = spans.iter().map(|s| s.span.span_id.as_slice()).collect();
+    let start = spans
+        .iter()
+        .map(|s| s.span.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|s| s.span.end_time_unix_nano)
+        .max()
+        .unwrap_or(0);
+    let ids: std::collections::HashSet<&[u8]> =
+        spans.iter().map(|s| s.span.span_id.as_slice()).collect();
     let root = spans
         .iter()
-        .filter(|s| s.span.parent_span_id.is_empty() || !ids.contains(s.span.parent_span_id.as_slice()))
+        .filter(|s| {
+            s.span.parent_span_id.is_empty() || !ids.contains(s.span.parent_span_id.as_slice())
+        })
         .min_by_key(|s| s.span.start_time_unix_nano)
         .or(spans.first());
     let mut services: Vec<String> = spans
@@ -663,9 +721,18 @@ fn trace_row(spans: &[crate::traces::StoredSpan]) -> TraceRow {
     services.sort();
     services.dedup();
     TraceRow {
-        id: spans.first().map(|s| hex::encode(&s.span.trace_id)).unwrap_or_default(),
+        id: spans
+            .first()
+            .map(|s| hex::encode(&s.span.trace_id))
+            .unwrap_or_default(),
         root: root
-            .map(|s| format!("{}: {}", model::service_name(s.resource.as_ref().as_ref()), s.span.name))
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    model::service_name(s.resource.as_ref().as_ref()),
+                    s.span.name
+                )
+            })
             .unwrap_or_default(),
         start: iso_ms((start / 1_000_000) as i64),
         spans: spans.len(),
@@ -684,7 +751,11 @@ pub struct TraceView {
     pub id: String,
 }
 
-pub async fn trace(State(st): State<UiState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn trace(
+    State(st): State<UiState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = Params::parse(q.as_deref());
     let r = Range::from(&p);
     let Some(tid) = model::parse_trace_id(&id) else {
@@ -710,7 +781,10 @@ pub async fn service_map(State(st): State<UiState>, RawQuery(q): RawQuery) -> Re
     let r = Range::from(&p);
     let deps = st
         .store
-        .dependencies((r.start_ms().max(0) as u64) * 1_000_000, (r.end_ms.max(0) as u64) * 1_000_000)
+        .dependencies(
+            (r.start_ms().max(0) as u64) * 1_000_000,
+            (r.end_ms.max(0) as u64) * 1_000_000,
+        )
         .await
         .unwrap_or_default();
     let w = format!("{}s", r.secs);
@@ -724,7 +798,14 @@ pub async fn service_map(State(st): State<UiState>, RawQuery(q): RawQuery) -> Re
     let collect = |v: Vec<(Labels, f64)>| -> BTreeMap<(String, String), f64> {
         v.into_iter().map(|(l, x)| (pair(&l), x)).collect()
     };
-    let rate = collect(instant(&st, format!("sum by (client, server) (rate(traces_service_graph_request_total[{w}]))"), t).await);
+    let rate = collect(
+        instant(
+            &st,
+            format!("sum by (client, server) (rate(traces_service_graph_request_total[{w}]))"),
+            t,
+        )
+        .await,
+    );
     let failed = collect(instant(&st, format!("sum by (client, server) (rate(traces_service_graph_request_failed_total[{w}])) / sum by (client, server) (rate(traces_service_graph_request_total[{w}]))"), t).await);
     let p95 = collect(instant(&st, format!("histogram_quantile(0.95, sum by (client, server, le) (rate(traces_service_graph_request_server_seconds_bucket[{w}])))"), t).await);
     let edges: Vec<super::map::Edge> = deps
@@ -732,7 +813,7 @@ pub async fn service_map(State(st): State<UiState>, RawQuery(q): RawQuery) -> Re
         .map(|(parent, child, calls)| {
             let k = (parent.clone(), child.clone());
             let label = format!(
-                "{} calls · {}/s · {} err · p95 {}",
+                "{} calls · {}/s|{} errors · p95 {}",
                 calls,
                 num(rate.get(&k).copied(), 2, ""),
                 num(failed.get(&k).map(|x| x * 100.0), 1, " %"),
@@ -747,7 +828,9 @@ pub async fn service_map(State(st): State<UiState>, RawQuery(q): RawQuery) -> Re
         })
         .collect();
     let qs = r.qs();
-    let map = super::map::layout(edges, |name| format!("{}/ui/service/{}?{}", st.base, url(name), qs));
+    let map = super::map::layout(edges, |name| {
+        format!("{}/ui/service/{}?{}", st.base, url(name), qs)
+    });
     render(MapView {
         page: Page::new(&st, &r, "Service map", "map"),
         map,
@@ -787,14 +870,24 @@ pub struct ServiceView {
 fn log_rows(logs: &[crate::traces::StoredLog]) -> Vec<LogRow> {
     logs.iter()
         .map(|l| LogRow {
-            time: iso_ms((l.record.time_unix_nano.max(l.record.observed_time_unix_nano) / 1_000_000) as i64),
+            time: iso_ms(
+                (l.record
+                    .time_unix_nano
+                    .max(l.record.observed_time_unix_nano)
+                    / 1_000_000) as i64,
+            ),
             severity: if l.record.severity_text.is_empty() {
                 l.record.severity_number.to_string()
             } else {
                 l.record.severity_text.clone()
             },
             service: model::service_name(l.resource.as_ref().as_ref()),
-            body: l.record.body.as_ref().map(model::any_to_text).unwrap_or_default(),
+            body: l
+                .record
+                .body
+                .as_ref()
+                .map(model::any_to_text)
+                .unwrap_or_default(),
             trace: if l.record.trace_id.is_empty() {
                 String::new()
             } else {
@@ -804,7 +897,11 @@ fn log_rows(logs: &[crate::traces::StoredLog]) -> Vec<LogRow> {
         .collect()
 }
 
-pub async fn service(State(st): State<UiState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn service(
+    State(st): State<UiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = Params::parse(q.as_deref());
     let r = Range::from(&p);
     let filter = format!("service={}", lit(&name));
@@ -851,16 +948,38 @@ pub async fn service(State(st): State<UiState>, Path(name): Path<String>, RawQue
         .await
         .unwrap_or_default();
     let sel = format!("{filter},{SERVER_KINDS}");
-    let q = |p: &str| format!("histogram_quantile({p}, sum by (le) (rate(traces_spanmetrics_latency_bucket{{{sel}}}[$rate])))");
+    let q = |p: &str| {
+        format!(
+            "histogram_quantile({p}, sum by (le) (rate(traces_spanmetrics_latency_bucket{{{sel}}}[$rate])))"
+        )
+    };
     let charts = vec![
-        chart("chart-rate", "Requests per second", "/s", &[("requests", format!("sum(rate(traces_spanmetrics_calls_total{{{sel}}}[$rate]))"))]),
+        chart(
+            "chart-rate",
+            "Requests per second",
+            "/s",
+            &[(
+                "requests",
+                format!("sum(rate(traces_spanmetrics_calls_total{{{sel}}}[$rate]))"),
+            )],
+        ),
         chart(
             "chart-errors",
             "Error ratio",
             "%",
-            &[("errors", format!("100 * sum(rate(traces_spanmetrics_calls_total{{{sel},status_code=\"STATUS_CODE_ERROR\"}}[$rate])) / sum(rate(traces_spanmetrics_calls_total{{{sel}}}[$rate]))"))],
+            &[(
+                "errors",
+                format!(
+                    "100 * sum(rate(traces_spanmetrics_calls_total{{{sel},status_code=\"STATUS_CODE_ERROR\"}}[$rate])) / sum(rate(traces_spanmetrics_calls_total{{{sel}}}[$rate]))"
+                ),
+            )],
         ),
-        chart("chart-latency", "Latency", "s", &[("p50", q("0.5")), ("p95", q("0.95")), ("p99", q("0.99"))]),
+        chart(
+            "chart-latency",
+            "Latency",
+            "s",
+            &[("p50", q("0.5")), ("p95", q("0.95")), ("p99", q("0.99"))],
+        ),
     ];
     render(ServiceView {
         charts,
@@ -914,40 +1033,111 @@ pub async fn gpu(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response {
     let r = Range::from(&p);
     let t = r.end_ms;
     let w = format!("{}s", r.secs);
-    let mut panels: Vec<GpuPanel> = instant(&st, format!("last_over_time(DCGM_FI_DEV_GPU_UTIL{{GPU_I_ID=\"\"}}[{w}])"), t)
-        .await
-        .into_iter()
-        .map(|(l, _)| {
-            let (h, g) = (l.get("Hostname").unwrap_or_default(), l.get("gpu").unwrap_or_default());
-            let sel = format!("Hostname={},gpu={},GPU_I_ID=\"\"", lit(h), lit(g));
-            let m = |name: &str| format!("{name}{{{sel}}}");
-            let mut util = chart(&format!("gpu{g}-util"), "Utilisation", "%", &[("GPU", m("DCGM_FI_DEV_GPU_UTIL")), ("memory copy", m("DCGM_FI_DEV_MEM_COPY_UTIL"))]);
-            util.markers = format!("{} or {}", new_events("sightline_gpu_xid_errors_total", &sel, "$step"), new_events("sightline_gpu_throttle_episodes_total", &sel, "$step"));
-            GpuPanel {
-                host: h.into(),
-                gpu: g.into(),
-                model: l.get("modelName").unwrap_or_default().into(),
-                uuid: l.get("UUID").unwrap_or_default().into(),
-                charts: vec![
-                    util,
-                    chart(&format!("gpu{g}-mem"), "Memory", "MiB", &[("used", m("DCGM_FI_DEV_FB_USED")), ("total", format!("{} + {}", m("DCGM_FI_DEV_FB_USED"), m("DCGM_FI_DEV_FB_FREE")))]),
-                    chart(&format!("gpu{g}-temp"), "Temperature", "°C", &[("GPU", m("DCGM_FI_DEV_GPU_TEMP")), ("memory", m("DCGM_FI_DEV_MEMORY_TEMP"))]),
-                    chart(&format!("gpu{g}-power"), "Power", "W", &[("power", m("DCGM_FI_DEV_POWER_USAGE"))]),
-                    chart(&format!("gpu{g}-clocks"), "Clocks", "MHz", &[("SM", m("DCGM_FI_DEV_SM_CLOCK")), ("memory", m("DCGM_FI_DEV_MEM_CLOCK"))]),
-                    chart(&format!("gpu{g}-pcie"), "PCIe throughput", "KB/s", &[("tx", m("DCGM_FI_DEV_PCIE_TX_THROUGHPUT")), ("rx", m("DCGM_FI_DEV_PCIE_RX_THROUGHPUT"))]),
-                ],
-            }
-        })
-        .collect();
+    let mut panels: Vec<GpuPanel> = instant(
+        &st,
+        format!("last_over_time(DCGM_FI_DEV_GPU_UTIL{{GPU_I_ID=\"\"}}[{w}])"),
+        t,
+    )
+    .await
+    .into_iter()
+    .map(|(l, _)| {
+        let (h, g) = (
+            l.get("Hostname").unwrap_or_default(),
+            l.get("gpu").unwrap_or_default(),
+        );
+        let sel = format!("Hostname={},gpu={},GPU_I_ID=\"\"", lit(h), lit(g));
+        let m = |name: &str| format!("{name}{{{sel}}}");
+        let mut util = chart(
+            &format!("gpu{g}-util"),
+            "Utilisation",
+            "%",
+            &[
+                ("GPU", m("DCGM_FI_DEV_GPU_UTIL")),
+                ("memory copy", m("DCGM_FI_DEV_MEM_COPY_UTIL")),
+            ],
+        );
+        util.markers = format!(
+            "{} or {}",
+            new_events("sightline_gpu_xid_errors_total", &sel, "$step"),
+            new_events("sightline_gpu_throttle_episodes_total", &sel, "$step")
+        );
+        GpuPanel {
+            host: h.into(),
+            gpu: g.into(),
+            model: l.get("modelName").unwrap_or_default().into(),
+            uuid: l.get("UUID").unwrap_or_default().into(),
+            charts: vec![
+                util,
+                chart(
+                    &format!("gpu{g}-mem"),
+                    "Memory",
+                    "MiB",
+                    &[
+                        ("used", m("DCGM_FI_DEV_FB_USED")),
+                        (
+                            "total",
+                            format!(
+                                "{} + {}",
+                                m("DCGM_FI_DEV_FB_USED"),
+                                m("DCGM_FI_DEV_FB_FREE")
+                            ),
+                        ),
+                    ],
+                ),
+                chart(
+                    &format!("gpu{g}-temp"),
+                    "Temperature",
+                    "°C",
+                    &[
+                        ("GPU", m("DCGM_FI_DEV_GPU_TEMP")),
+                        ("memory", m("DCGM_FI_DEV_MEMORY_TEMP")),
+                    ],
+                ),
+                chart(
+                    &format!("gpu{g}-power"),
+                    "Power",
+                    "W",
+                    &[("power", m("DCGM_FI_DEV_POWER_USAGE"))],
+                ),
+                chart(
+                    &format!("gpu{g}-clocks"),
+                    "Clocks",
+                    "MHz",
+                    &[
+                        ("SM", m("DCGM_FI_DEV_SM_CLOCK")),
+                        ("memory", m("DCGM_FI_DEV_MEM_CLOCK")),
+                    ],
+                ),
+                chart(
+                    &format!("gpu{g}-pcie"),
+                    "PCIe throughput",
+                    "KB/s",
+                    &[
+                        ("tx", m("DCGM_FI_DEV_PCIE_TX_THROUGHPUT")),
+                        ("rx", m("DCGM_FI_DEV_PCIE_RX_THROUGHPUT")),
+                    ],
+                ),
+            ],
+        }
+    })
+    .collect();
     panels.sort_by(|a, b| (&a.host, &a.gpu).cmp(&(&b.host, &b.gpu)));
     let mut events = Vec::new();
     for (name, label, kind) in [
         ("sightline_gpu_xid_errors_total", "xid", "XID error"),
-        ("sightline_gpu_throttle_episodes_total", "reason", "throttled"),
+        (
+            "sightline_gpu_throttle_episodes_total",
+            "reason",
+            "throttled",
+        ),
     ] {
         for (l, v) in instant(&st, format!("{} > 0", new_events(name, "", &w)), t).await {
             events.push((
-                format!("{} GPU {}", l.get("Hostname").unwrap_or_default(), l.get("gpu").unwrap_or_default()),
+                format!(
+                    "{} GPU {}",
+                    l.get("Hostname").unwrap_or_default(),
+                    l.get("gpu").unwrap_or_default()
+                ),
                 kind.to_string(),
                 l.get(label).unwrap_or_default().to_string(),
                 format!("{v:.0}"),
@@ -967,20 +1157,37 @@ pub async fn gpu(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response {
                 gpu: l.get("gpu").unwrap_or_default().into(),
                 pid: l.get("pid").unwrap_or_default().into(),
                 process: l.get("process").unwrap_or_default().into(),
-                container: l.get("container_id").unwrap_or_default().chars().take(12).collect(),
+                container: l
+                    .get("container_id")
+                    .unwrap_or_default()
+                    .chars()
+                    .take(12)
+                    .collect(),
                 memory: bytes(v),
                 util: num(u, 0, " %"),
             }
         })
         .collect();
-    let secs = instant(&st, format!("increase(sightline_gpu_service_seconds_total[{w}])"), t).await;
-    let joules = instant(&st, format!("increase(sightline_gpu_service_energy_joules_total[{w}])"), t).await;
+    let secs = instant(
+        &st,
+        format!("increase(sightline_gpu_service_seconds_total[{w}])"),
+        t,
+    )
+    .await;
+    let joules = instant(
+        &st,
+        format!("increase(sightline_gpu_service_energy_joules_total[{w}])"),
+        t,
+    )
+    .await;
     let services = secs
         .iter()
         .map(|(l, v)| {
             let j = joules
                 .iter()
-                .find(|(jl, _)| jl.get("service") == l.get("service") && jl.get("gpu") == l.get("gpu"))
+                .find(|(jl, _)| {
+                    jl.get("service") == l.get("service") && jl.get("gpu") == l.get("gpu")
+                })
                 .map(|x| x.1);
             (
                 l.get("service").unwrap_or_default().to_string(),
@@ -1022,7 +1229,10 @@ pub async fn host(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response 
         .map(|(l, s)| {
             let a = avail
                 .iter()
-                .find(|(al, _)| al.get("mountpoint") == l.get("mountpoint") && al.get("device") == l.get("device"))
+                .find(|(al, _)| {
+                    al.get("mountpoint") == l.get("mountpoint")
+                        && al.get("device") == l.get("device")
+                })
                 .map(|x| x.1);
             (
                 l.get("mountpoint").unwrap_or_default().to_string(),
@@ -1067,7 +1277,12 @@ pub async fn explore(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respon
     let p = Params::parse(q.as_deref());
     let r = Range::from(&p);
     let query = p.get("q").unwrap_or("").to_string();
-    let view = if p.get("view") == Some("table") { "table" } else { "graph" }.to_string();
+    let view = if p.get("view") == Some("table") {
+        "table"
+    } else {
+        "graph"
+    }
+    .to_string();
     let mut error = String::new();
     let mut rows = Vec::new();
     if !query.is_empty() {
@@ -1132,7 +1347,9 @@ pub async fn logs(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response 
         pairs.push(("start".into(), (r.start_ms().max(0) * 1000).to_string()));
         pairs.push(("end".into(), (r.end_ms.max(0) * 1000).to_string()));
     }
-    let qs: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let qs: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
     let mut error = String::new();
     let mut rows = Vec::new();
     match crate::api::logs::parse(&Params::parse(Some(&qs))) {
@@ -1178,12 +1395,34 @@ pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
     let up = st.started.elapsed().as_secs();
     let m = &st.metrics;
     let storage = vec![
-        ("Spans and logs (SQLite)".to_string(), bytes(m.database_bytes.load(Relaxed) as f64)),
-        ("Search index (Tantivy)".into(), bytes(m.index_bytes.load(Relaxed) as f64)),
-        ("Metrics head (memory)".into(), bytes(m.tsdb.head_bytes.load(Relaxed) as f64)),
-        ("Metrics blocks".into(), format!("{} in {} blocks", bytes(m.tsdb.block_bytes.load(Relaxed) as f64), m.tsdb.blocks.load(Relaxed))),
-        ("Metrics WAL".into(), bytes(m.tsdb.wal_bytes.load(Relaxed) as f64)),
-        ("Active series".into(), m.tsdb.head_series.load(Relaxed).to_string()),
+        (
+            "Spans and logs (SQLite)".to_string(),
+            bytes(m.database_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Search index (Tantivy)".into(),
+            bytes(m.index_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Metrics head (memory)".into(),
+            bytes(m.tsdb.head_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Metrics blocks".into(),
+            format!(
+                "{} in {} blocks",
+                bytes(m.tsdb.block_bytes.load(Relaxed) as f64),
+                m.tsdb.blocks.load(Relaxed)
+            ),
+        ),
+        (
+            "Metrics WAL".into(),
+            bytes(m.tsdb.wal_bytes.load(Relaxed) as f64),
+        ),
+        (
+            "Active series".into(),
+            m.tsdb.head_series.load(Relaxed).to_string(),
+        ),
     ];
     let rates = st.rates.rates();
     let c = counts(m);
@@ -1193,7 +1432,11 @@ pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
         .map(|(i, n)| {
             (
                 n.to_string(),
-                format!("{} /s, {} since start", rates.map_or("–".into(), |r| format!("{:.1}", r[i])), c[i]),
+                format!(
+                    "{} /s, {} since start",
+                    rates.map_or("–".into(), |r| format!("{:.1}", r[i])),
+                    c[i]
+                ),
             )
         })
         .collect();
@@ -1203,13 +1446,15 @@ pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
         for tgt in list {
             let u = ups
                 .iter()
-                .find(|(l, _)| l.get("job") == Some(job.as_str()) && l.get("instance") == Some(tgt.as_str()))
+                .find(|(l, _)| {
+                    l.get("job") == Some(job.as_str()) && l.get("instance") == Some(tgt.as_str())
+                })
                 .map(|x| x.1);
             targets.push((
                 job.clone(),
                 tgt.clone(),
                 match u {
-                    Some(v) if v == 1.0 => "up".into(),
+                    Some(1.0) => "up".into(),
                     Some(_) => "down".into(),
                     None => "not scraped yet".into(),
                 },

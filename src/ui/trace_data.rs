@@ -17,7 +17,15 @@ fn error(status: StatusCode, msg: &str) -> Response {
 fn kvs(list: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Value {
     Value::Array(
         list.iter()
-            .map(|kv| json!([kv.key, kv.value.as_ref().map(model::any_to_text).unwrap_or_default()]))
+            .map(|kv| {
+                json!([
+                    kv.key,
+                    kv.value
+                        .as_ref()
+                        .map(model::any_to_text)
+                        .unwrap_or_default()
+                ])
+            })
             .collect(),
     )
 }
@@ -36,7 +44,11 @@ pub async fn compact(State(st): State<UiState>, Path(id): Path<String>) -> Respo
     spans.sort_by_key(|s| (s.span.start_time_unix_nano, s.span.span_id.clone()));
     // One copy of each span id (a client may resend).
     spans.dedup_by(|a, b| a.span.span_id == b.span.span_id);
-    let start = spans.iter().map(|s| s.span.start_time_unix_nano).min().unwrap_or(0);
+    let start = spans
+        .iter()
+        .map(|s| s.span.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
     let index: std::collections::HashMap<&[u8], usize> = spans
         .iter()
         .enumerate()
@@ -74,7 +86,10 @@ pub async fn compact(State(st): State<UiState>, Path(id): Path<String>) -> Respo
                 si,
                 s.span.name,
                 (s.span.start_time_unix_nano - start) / 1000,
-                s.span.end_time_unix_nano.saturating_sub(s.span.start_time_unix_nano) / 1000,
+                s.span
+                    .end_time_unix_nano
+                    .saturating_sub(s.span.start_time_unix_nano)
+                    / 1000,
                 u8::from(model::is_error(&s.span)),
                 model::kind_name(s.span.kind).unwrap_or("unspecified"),
             ])
