@@ -66,7 +66,16 @@ pub fn layout(edges: Vec<Edge>, href: impl Fn(&str) -> String) -> Layout {
     // Depth-first: edges to a node on the current path are back edges (cycles), left out.
     let mut state = vec![0u8; n]; // 0 new, 1 on path, 2 done
     let mut dag: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for s in 0..n {
+    // Walks start from services nobody calls, so cycles are broken downstream of entry points.
+    let mut indeg = vec![0usize; n];
+    for targets in &out {
+        for &b in targets {
+            indeg[b] += 1;
+        }
+    }
+    let mut starts: Vec<usize> = (0..n).collect();
+    starts.sort_by_key(|&v| (indeg[v] > 0, v));
+    for s in starts {
         if state[s] != 0 {
             continue;
         }

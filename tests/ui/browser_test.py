@@ -311,6 +311,19 @@ def main():
         check(page.evaluate("window.__xss.length") == 0, "trace detail with payloads: a payload ran")
         check(XSS in page.inner_text("#detail") or True, "payload shown as text")
 
+        # The service named by a payload: its search results and its trace view.
+        visit("traces-xss", "/ui/traces?range=1h&service=" + urllib.parse.quote(XSS))
+        href = page.get_attribute("#trace-results tbody tr a", "href")
+        check(href and "/ui/trace/" in href, "the payload service's trace is listed")
+        visit("trace-xss", href[len(prefix):] if prefix and href.startswith(prefix) else href, "#trace[data-ready]")
+        page.click("#rows .row:nth-child(1)")
+        page.wait_for_selector("#detail[data-span]", state="attached")
+        check(XSS in page.inner_text("#detail"), "payload span shown as text")
+        check(page.evaluate("window.__xss.length") == 0, "payload service trace: a payload ran")
+
+        visit("service-xss", "/ui/service/" + urllib.parse.quote(XSS, safe="") + "?range=1h", "charts")
+        check(XSS in page.inner_text("h1"), "payload service page title shown as text")
+
         # The 10,000-span trace: interactive quickly, rows virtualised.
         t0 = time.time()
         visit("trace-10k", "/ui/trace/%s?range=1h" % info["big"], "#trace[data-ready]")
@@ -385,6 +398,15 @@ def main():
         check("Uptime" in page.inner_text("#about"), "status page")
         check(page.inner_text("#config").count("listen.http") == 1, "config summary")
 
+        # Dark mode (follows the system): the overview renders with the dark palette.
+        dark = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+        dp = dark.new_page()
+        dp.goto(base + "/ui/?range=1h", wait_until="networkidle")
+        dp.wait_for_selector("#chart-requests[data-drawn]", state="attached")
+        bg = dp.evaluate("getComputedStyle(document.body).backgroundColor")
+        check(bg == "rgb(17, 20, 24)", "dark background: %s" % bg)
+        dp.screenshot(path=os.path.join(args.shots, "%s-overview-dark.png" % args.label))
+        dark.close()
         browser.close()
     with open(args.report, "w") as f:
         json.dump(report, f, indent=1)
