@@ -294,6 +294,17 @@ struct Load {
     latencies: parking_lot::Mutex<Vec<f64>>,
 }
 
+impl Load {
+    fn new() -> Arc<Load> {
+        Arc::new(Load {
+            spans: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            samples: Default::default(),
+            latencies: Default::default(),
+        })
+    }
+}
+
 async fn drive(
     url: String,
     concurrency: u64,
@@ -398,12 +409,7 @@ async fn main() {
         "# sightline ingest benchmark: {seconds}s, {concurrency} clients, batches of {BATCH} spans"
     );
 
-    let load = Arc::new(Load {
-        spans: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        samples: Default::default(),
-        latencies: Default::default(),
-    });
+    let load = Load::new();
     let started = Instant::now();
     drive(
         url.clone(),
@@ -540,12 +546,7 @@ async fn spanmetrics_ratio(seconds: u64, concurrency: u64) {
                 if on { "true" } else { "false" },
             )],
         );
-        let load = Arc::new(Load {
-            spans: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            samples: Default::default(),
-            latencies: Default::default(),
-        });
+        let load = Load::new();
         let started = Instant::now();
         drive(
             format!("http://{}/v1/traces", server.otlp_http),

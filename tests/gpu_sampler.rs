@@ -32,23 +32,10 @@ fn one(base: &str, q: &str) -> f64 {
     value(&r[0])
 }
 
-fn build_stub(dir: &std::path::Path) -> std::path::PathBuf {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nvml_stub/nvml_stub.c");
-    let out = dir.join("libnvidia-ml-stub.so");
-    let st = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("a C compiler (cc) is needed to build the NVML stub");
-    assert!(st.success(), "building the NVML stub failed");
-    out
-}
-
 #[test]
 fn gpu_sampler_through_a_stub_nvml() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = build_stub(dir.path());
+    let lib = common::nvml_stub(dir.path());
     let data = dir.path().join("data");
     let sl = common::Child::spawn_with(
         &data,

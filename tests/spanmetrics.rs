@@ -332,19 +332,6 @@ async fn span_metrics_service_graph_and_jaeger_monitor() {
     server.stop().await;
 }
 
-fn build_stub(dir: &std::path::Path) -> std::path::PathBuf {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nvml_stub/nvml_stub.c");
-    let out = dir.join("libnvidia-ml-stub.so");
-    let st = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("a C compiler (cc) is needed to build the NVML stub");
-    assert!(st.success(), "building the NVML stub failed");
-    out
-}
-
 /// Waits until GPU 0's latest utilisation sample is `want`.
 async fn wait_util(base: &str, want: f64) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -364,7 +351,7 @@ async fn wait_util(base: &str, want: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_use_beside_the_trace_and_per_service() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = build_stub(dir.path());
+    let lib = common::nvml_stub(dir.path());
     let util_file = dir.path().join("util");
     std::fs::write(&util_file, "20").unwrap();
     let sl = common::Child::spawn_with(
@@ -514,7 +501,9 @@ async fn gpu_use_beside_the_trace_and_per_service() {
     };
     let s = pairs(&samples);
     for w in s.windows(2) {
-        let (dt, dv) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+        // Timestamps are whole milliseconds; the JSON's float seconds are not exact.
+        let dt = ((w[1].0 - w[0].0) * 1000.0).round() / 1000.0;
+        let dv = w[1].1 - w[0].1;
         assert!((dv - 0.75 * dt).abs() < 1e-6, "{dv} GPU seconds in {dt} s");
     }
     let energy = query_at(
@@ -526,7 +515,9 @@ async fn gpu_use_beside_the_trace_and_per_service() {
     let e = pairs(energy[0]["values"].as_array().unwrap());
     assert!(e.len() >= 3);
     for w in e.windows(2) {
-        let (dt, dv) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+        // Timestamps are whole milliseconds; the JSON's float seconds are not exact.
+        let dt = ((w[1].0 - w[0].0) * 1000.0).round() / 1000.0;
+        let dv = w[1].1 - w[0].1;
         assert!((dv - 312.5 * dt).abs() < 1e-6, "{dv} J in {dt} s");
     }
     trainer.shutdown().unwrap();

@@ -8,22 +8,9 @@ mod common;
 
 use std::path::PathBuf;
 
-fn build_stub(dir: &std::path::Path) -> PathBuf {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nvml_stub/nvml_stub.c");
-    let out = dir.join("libnvidia-ml-stub.so");
-    let st = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("a C compiler (cc) is needed to build the NVML stub");
-    assert!(st.success(), "building the NVML stub failed");
-    out
-}
-
 fn run(label: &str, base_path: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let lib = build_stub(dir.path());
+    let lib = common::nvml_stub(dir.path());
     let mut env = vec![
         ("SIGHTLINE_GPU_ENABLED", "true"),
         ("SIGHTLINE_GPU_LIBRARY", lib.to_str().unwrap()),

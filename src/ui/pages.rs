@@ -304,6 +304,43 @@ fn counts(m: &Metrics) -> [u64; 4] {
     out
 }
 
+/// Accepted items per second (over about the last minute) and since start, per signal.
+fn ingest_table(st: &UiState) -> Vec<(String, String)> {
+    let rates = st.rates.rates();
+    let c = counts(&st.metrics);
+    ["Spans", "Metric points", "Log records", "Rejected items"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let r = rates.map_or("–".into(), |r| format!("{:.1}", r[i]));
+            (n.to_string(), format!("{r} /s, {} since start", c[i]))
+        })
+        .collect()
+}
+
+/// The stores' sizes on disk and in memory.
+fn storage_table(m: &Metrics) -> Vec<(String, String)> {
+    let b = |v: &std::sync::atomic::AtomicU64| bytes(v.load(Relaxed) as f64);
+    vec![
+        ("Spans and logs (SQLite)".into(), b(&m.database_bytes)),
+        ("Search index (Tantivy)".into(), b(&m.index_bytes)),
+        ("Metrics head (memory)".into(), b(&m.tsdb.head_bytes)),
+        (
+            "Metrics blocks".into(),
+            format!(
+                "{} in {} blocks",
+                b(&m.tsdb.block_bytes),
+                m.tsdb.blocks.load(Relaxed)
+            ),
+        ),
+        ("Metrics WAL".into(), b(&m.tsdb.wal_bytes)),
+        (
+            "Active series".into(),
+            m.tsdb.head_series.load(Relaxed).to_string(),
+        ),
+    ]
+}
+
 // ---------------------------------------------------------------- overview
 
 pub struct ServiceRow {
@@ -500,45 +537,7 @@ pub async fn overview(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respo
             num(one(instant(&st, "100 * (1 - max(node_filesystem_avail_bytes{mountpoint=\"/\"}) / max(node_filesystem_size_bytes{mountpoint=\"/\"}))".into(), t).await), 1, " %"),
         ),
     ];
-    let rates = st.rates.rates();
-    let c = counts(&st.metrics);
-    let ingest = ["Spans", "Metric points", "Log records", "Rejected items"]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            (
-                name.to_string(),
-                format!(
-                    "{} /s (total {})",
-                    rates.map_or("–".into(), |r| format!("{:.1}", r[i])),
-                    c[i]
-                ),
-            )
-        })
-        .collect();
-    let m = &st.metrics;
-    let storage = vec![
-        (
-            "Spans and logs (SQLite)".to_string(),
-            bytes(m.database_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Search index (Tantivy)".into(),
-            bytes(m.index_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Metrics blocks".into(),
-            bytes(m.tsdb.block_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Metrics WAL".into(),
-            bytes(m.tsdb.wal_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Active series".into(),
-            m.tsdb.head_series.load(Relaxed).to_string(),
-        ),
-    ];
+    let (ingest, storage) = (ingest_table(&st), storage_table(&st.metrics));
     let gpus = gpu_rows(&st, t).await;
     render(Overview {
         charts: vec![chart(
@@ -1393,53 +1392,7 @@ pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
     let p = Params::parse(q.as_deref());
     let r = Range::from(&p);
     let up = st.started.elapsed().as_secs();
-    let m = &st.metrics;
-    let storage = vec![
-        (
-            "Spans and logs (SQLite)".to_string(),
-            bytes(m.database_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Search index (Tantivy)".into(),
-            bytes(m.index_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Metrics head (memory)".into(),
-            bytes(m.tsdb.head_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Metrics blocks".into(),
-            format!(
-                "{} in {} blocks",
-                bytes(m.tsdb.block_bytes.load(Relaxed) as f64),
-                m.tsdb.blocks.load(Relaxed)
-            ),
-        ),
-        (
-            "Metrics WAL".into(),
-            bytes(m.tsdb.wal_bytes.load(Relaxed) as f64),
-        ),
-        (
-            "Active series".into(),
-            m.tsdb.head_series.load(Relaxed).to_string(),
-        ),
-    ];
-    let rates = st.rates.rates();
-    let c = counts(m);
-    let ingest = ["Spans", "Metric points", "Log records", "Rejected items"]
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            (
-                n.to_string(),
-                format!(
-                    "{} /s, {} since start",
-                    rates.map_or("–".into(), |r| format!("{:.1}", r[i])),
-                    c[i]
-                ),
-            )
-        })
-        .collect();
+    let (ingest, storage) = (ingest_table(&st), storage_table(&st.metrics));
     let ups = instant(&st, "up".into(), now_ms()).await;
     let mut targets = Vec::new();
     for (job, list) in &st.scrape {

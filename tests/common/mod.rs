@@ -179,6 +179,20 @@ impl Drop for Child {
 
 pub mod promdiff;
 
+/// Builds the stub NVML library (`tests/nvml_stub/nvml_stub.c`) into `dir` with `cc`.
+pub fn nvml_stub(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nvml_stub/nvml_stub.c");
+    let out = dir.join("libnvidia-ml-stub.so");
+    let st = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("a C compiler (cc) is needed to build the NVML stub");
+    assert!(st.success(), "building the NVML stub failed");
+    out
+}
+
 pub mod build {
     //! Hand-built OTLP requests with known ids and times.
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
