@@ -1,4 +1,6 @@
-//! The `sightline` binary: flags -> config -> `app::run`, until SIGTERM or SIGINT.
+//! The `sightline` binary: flags -> config -> `app::run`, until SIGTERM or SIGINT; or
+//! `sightline healthcheck`, which asks a running instance's `/healthz` (the container image's
+//! HEALTHCHECK, so the image needs no curl).
 
 use std::path::PathBuf;
 
@@ -28,6 +30,18 @@ struct Cli {
     /// OTLP HTTP listener [default: 0.0.0.0:4318].
     #[arg(long, value_name = "ADDR")]
     otlp_http: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Exit 0 if the instance this configuration describes answers /healthz, 1 if not.
+    Healthcheck {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +60,15 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Healthcheck { timeout }) = cli.command {
+        match healthcheck(&config, std::time::Duration::from_secs(timeout.max(1))) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("sightline healthcheck: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     init_logging(&config);
     for w in warnings {
         tracing::warn!("{w}");
@@ -70,4 +93,32 @@ fn init_logging(config: &config::Config) {
     } else {
         builder.init();
     }
+}
+
+/// `GET {base_path}/healthz` on the main listener (loopback when it listens on all addresses).
+fn healthcheck(config: &config::Config, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut addr = config.listen_http;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("nothing answers on {addr}"))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    write!(
+        conn,
+        "GET {}/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        config.base_path
+    )?;
+    let mut head = [0u8; 64];
+    let n = conn.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    anyhow::ensure!(status == "200", "{addr} answered {:?}", line.lines().next().unwrap_or(""));
+    Ok(())
 }

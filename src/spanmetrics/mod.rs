@@ -642,7 +642,8 @@ impl Aggregator {
                 b.push(l, at, v);
             }
         }
-        if !self.metadata_sent {
+        // Metadata goes with the first batch that has samples (an empty batch is not written).
+        if !self.metadata_sent && !b.samples.is_empty() {
             let md = |kind: &str, help: &str| Metadata {
                 kind: kind.into(),
                 help: help.into(),
@@ -818,6 +819,14 @@ mod tests {
         let b = a.batch(115_000);
         assert!(b.samples.iter().all(|s| s.1 == 115_000));
         assert!(b.metadata.is_empty());
+    }
+
+    #[test]
+    fn metadata_waits_for_the_first_write_with_samples() {
+        let mut a = Aggregator::new(cfg(), Default::default(), Default::default());
+        assert!(a.batch(1000).metadata.is_empty());
+        a.observe(&[res("api", vec![span("x", 2, 0, 1, 1, 1, None)])], Instant::now());
+        assert_eq!(a.batch(2000).metadata.len(), 6);
     }
 
     #[test]
