@@ -25,6 +25,7 @@ fn kv(k: &str, v: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(v.into())),
         }),
+        ..Default::default()
     }
 }
 
@@ -52,7 +53,10 @@ fn batch(rng: &mut Rng, n: usize) -> Vec<u8> {
                 kv("http.method", "GET"),
                 kv("http.route", "/api/items/{id}"),
                 kv("user.id", &rng.below(100_000).to_string()),
-                kv("region", ["eu-west-1", "us-east-1", "ap-south-1"][rng.below(3) as usize]),
+                kv(
+                    "region",
+                    ["eu-west-1", "us-east-1", "ap-south-1"][rng.below(3) as usize],
+                ),
             ],
             ..Default::default()
         });
@@ -83,7 +87,10 @@ fn post(port: u16, body: &[u8]) -> bool {
         "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    if c.write_all(head.as_bytes()).and_then(|_| c.write_all(body)).is_err() {
+    if c.write_all(head.as_bytes())
+        .and_then(|_| c.write_all(body))
+        .is_err()
+    {
         return false;
     }
     let mut buf = [0u8; 16];
@@ -94,7 +101,12 @@ fn get_ok(port: u16, path: &str) -> bool {
     let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
-    if write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+    if write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
         return false;
     }
     let mut buf = [0u8; 16];
@@ -155,7 +167,10 @@ fn start_to_otlp(dir: &std::path::Path, probe: &[u8]) -> f64 {
     let t0 = Instant::now();
     let p = sightline(dir, otlp, true);
     while !post(otlp, probe) {
-        assert!(t0.elapsed() < Duration::from_secs(120), "sightline did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "sightline did not start"
+        );
         std::thread::sleep(Duration::from_micros(500));
     }
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -203,7 +218,14 @@ fn main() {
             start_to_otlp(d.path(), &probe)
         })
         .collect();
-    println!("start_to_otlp_ms_empty median {:.1} runs {:?}", median(empty.clone()), empty.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
+    println!(
+        "start_to_otlp_ms_empty median {:.1} runs {:?}",
+        median(empty.clone()),
+        empty
+            .iter()
+            .map(|v| (v * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
 
     // Idle memory with the default configuration (samplers on).
     {
@@ -261,11 +283,17 @@ fn main() {
         "start_to_otlp_ms_{:.1}gib median {:.1} runs {:?}",
         dir_size(&dir) as f64 / (1u64 << 30) as f64,
         median(full.clone()),
-        full.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>()
+        full.iter()
+            .map(|v| (v * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
     );
 
     // Prometheus 2.42 side by side, where installed.
-    if std::process::Command::new("prometheus").arg("--version").output().is_ok() {
+    if std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         let mut times = Vec::new();
         let mut rss = 0;
         for i in 0..runs {
@@ -277,7 +305,10 @@ fn main() {
             let p = Proc(
                 std::process::Command::new("prometheus")
                     .arg(format!("--config.file={}", cfg.display()))
-                    .arg(format!("--storage.tsdb.path={}", d.path().join("data").display()))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        d.path().join("data").display()
+                    ))
                     .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
@@ -285,7 +316,10 @@ fn main() {
                     .unwrap(),
             );
             while !get_ok(port, "/-/ready") {
-                assert!(t0.elapsed() < Duration::from_secs(60), "prometheus did not start");
+                assert!(
+                    t0.elapsed() < Duration::from_secs(60),
+                    "prometheus did not start"
+                );
                 std::thread::sleep(Duration::from_micros(500));
             }
             times.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -294,7 +328,14 @@ fn main() {
                 rss = rss_kib(p.0.id());
             }
         }
-        println!("prometheus_start_to_ready_ms_empty median {:.1} runs {:?}", median(times.clone()), times.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
+        println!(
+            "prometheus_start_to_ready_ms_empty median {:.1} runs {:?}",
+            median(times.clone()),
+            times
+                .iter()
+                .map(|v| (v * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
         println!("prometheus_idle_rss_mib {:.1}", rss as f64 / 1024.0);
     }
 }

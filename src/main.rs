@@ -119,6 +119,10 @@ fn healthcheck(config: &config::Config, timeout: std::time::Duration) -> anyhow:
     let n = conn.read(&mut head)?;
     let line = String::from_utf8_lossy(&head[..n]);
     let status = line.split_whitespace().nth(1).unwrap_or("");
-    anyhow::ensure!(status == "200", "{addr} answered {:?}", line.lines().next().unwrap_or(""));
+    anyhow::ensure!(
+        status == "200",
+        "{addr} answered {:?}",
+        line.lines().next().unwrap_or("")
+    );
     Ok(())
 }

@@ -825,7 +825,10 @@ mod tests {
     fn metadata_waits_for_the_first_write_with_samples() {
         let mut a = Aggregator::new(cfg(), Default::default(), Default::default());
         assert!(a.batch(1000).metadata.is_empty());
-        a.observe(&[res("api", vec![span("x", 2, 0, 1, 1, 1, None)])], Instant::now());
+        a.observe(
+            &[res("api", vec![span("x", 2, 0, 1, 1, 1, None)])],
+            Instant::now(),
+        );
         assert_eq!(a.batch(2000).metadata.len(), 6);
     }
 
