@@ -26,8 +26,7 @@ ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="Sightline" \
       org.opencontainers.image.description="All-in-one observability for GPU services: OTLP ingest, traces, metrics (PromQL), logs, GPU and host sampling, web UI" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/sightline/sightline"
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 sightline \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin sightline \
  && mkdir -p /data && chown 10001:10001 /data
