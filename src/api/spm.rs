@@ -230,7 +230,7 @@ async fn range(st: &SpmState, b: &Base, q: String) -> Result<Vec<crate::tsdb::Se
         tracing::error!(query = %q, error = %e, "span metrics query does not parse");
         error(StatusCode::INTERNAL_SERVER_ERROR, "internal query error")
     })?;
-    let (start, end, step) = (b.end_ms - b.lookback_ms, b.end_ms, b.step_ms);
+    let (start, end, step) = (b.end_ms.saturating_sub(b.lookback_ms), b.end_ms, b.step_ms);
     let _slot = st.engine.acquire().await;
     let (db, engine) = (st.db.clone(), st.engine.clone());
     match tokio::task::spawn_blocking(move || engine.range(&db, &expr, start, end, step, None))
@@ -363,6 +363,9 @@ mod tests {
         assert!(parse_base(&Params::parse(Some("groupByOperation=true"))).is_err());
         assert!(parse_base(&Params::parse(Some("service=a&spanKind=sideways"))).is_err());
         assert!(parse_base(&Params::parse(Some("service=a&step=0"))).is_err());
+        // Extreme numbers are answered, not overflowed.
+        let x = parse_base(&Params::parse(Some("service=a&endTs=-9223372036854775808&lookback=9223372036854775807&step=9223372036854775807"))).unwrap();
+        assert_eq!(x.end_ms.saturating_sub(x.lookback_ms), i64::MIN);
         let d = parse_base(&Params::parse(Some("service=a"))).unwrap();
         assert_eq!(d.span_kinds, vec!["SPAN_KIND_SERVER"]);
         assert_eq!(

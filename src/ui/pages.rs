@@ -56,7 +56,11 @@ impl Range {
             .and_then(|r| RANGES.iter().find(|(k, _)| *k == r))
             .copied()
             .unwrap_or(("1h", 3600));
-        let end = p.get("end").and_then(|e| e.parse::<i64>().ok());
+        // An end between 1970 and 2100 (ms); anything else means "now".
+        let end = p
+            .get("end")
+            .and_then(|e| e.parse::<i64>().ok())
+            .filter(|e| (0..=4_102_444_800_000).contains(e));
         let refresh = p
             .get("refresh")
             .filter(|r| REFRESHES.contains(r))
@@ -71,7 +75,7 @@ impl Range {
     }
 
     pub fn start_ms(&self) -> i64 {
-        self.end_ms - self.secs * 1000
+        self.end_ms.saturating_sub(self.secs * 1000)
     }
 
     /// The range's part of a URL's query string.
