@@ -45,7 +45,7 @@ fn severity(text: &str) -> Option<u64> {
     })
 }
 
-pub(crate) fn parse(p: &Params) -> Result<LogSearch, String> {
+pub fn parse(p: &Params) -> Result<LogSearch, String> {
     let mut tags = Vec::new();
     for t in p.all("tags") {
         let parsed = if t.trim_start().starts_with('{') {

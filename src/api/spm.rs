@@ -44,7 +44,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 
 /// The parameters every metrics query takes, with Jaeger's defaults.
 #[derive(Debug)]
-struct Base {
+pub struct Base {
     services: Vec<String>,
     group_by_operation: bool,
     span_kinds: Vec<&'static str>,
@@ -54,7 +54,7 @@ struct Base {
     rate_ms: i64,
 }
 
-fn parse_base(p: &Params) -> Result<Base, String> {
+pub fn parse_base(p: &Params) -> Result<Base, String> {
     let services: Vec<String> = p.all("service").map(str::to_string).collect();
     if services.is_empty() {
         return Err(
@@ -246,7 +246,8 @@ async fn range(st: &SpmState, b: &Base, q: String) -> Result<Vec<crate::tsdb::Se
     }
 }
 
-fn calls_query(b: &Base) -> String {
+/// The PromQL of `/api/metrics/calls` for these parameters.
+pub fn calls_query(b: &Base) -> String {
     format!(
         "sum(rate(traces_spanmetrics_calls_total{{{}}}[{}ms])) by ({})",
         b.matchers(""),

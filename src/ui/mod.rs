@@ -14,6 +14,8 @@ mod map;
 mod pages;
 mod trace_data;
 
+pub use pages::Range;
+
 use std::sync::Arc;
 use std::time::Instant;
 
