@@ -167,6 +167,8 @@ pub fn collect(
             driver: driver.clone(),
         };
         let l = labels.pairs();
+        // Read once: recorded as DCGM_FI_DEV_POWER_USAGE and used to attribute energy to services.
+        let power_mw = dev.power_usage();
         let mut missing: Vec<&'static str> = Vec::new();
         // Records a field, or remembers that this GPU lacks it.
         macro_rules! field {
@@ -252,7 +254,7 @@ pub fn collect(
             "DCGM_FI_DEV_POWER_USAGE",
             gauge,
             "Power draw (in W).",
-            dev.power_usage().map(|mw| mw as f64 / 1000.0)
+            cp(&power_mw).map(|mw| mw as f64 / 1000.0)
         );
         field!(
             "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
@@ -410,7 +412,7 @@ pub fn collect(
                 );
             }
         }
-        let power_w = dev.power_usage().ok().map(|mw| f64::from(mw) / 1000.0);
+        let power_w = power_mw.as_ref().ok().map(|mw| f64::from(*mw) / 1000.0);
         processes(&dev, i, &labels, st, proc_path, &attr, power_w, &mut s);
         for ((svc, g), secs) in &st.service_seconds {
             if *g == i {

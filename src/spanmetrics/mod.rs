@@ -559,14 +559,21 @@ impl Aggregator {
             self.processes.note(r);
             for s in &r.spans {
                 self.counters.spans.fetch_add(1, Relaxed);
-                let name = self.intern(&s.name);
+                // Past the series limit a name never seen is not interned: the name cache stays
+                // bounded by the admitted series.
+                let full = self.series_count() >= self.cfg.max_series;
+                let name = match self.names.get(s.name.as_str()) {
+                    Some(a) => a.clone(),
+                    None if full => OVERFLOW.into(),
+                    None => self.intern(&s.name),
+                };
                 let mut key = CallKey {
                     service: r.service.clone(),
                     name,
                     kind: kind_label(s.kind),
                     status: status_label(s.status),
                 };
-                if !self.calls.contains_key(&key) && self.series_count() >= self.cfg.max_series {
+                if !self.calls.contains_key(&key) && full {
                     self.counters.overflow_spans.fetch_add(1, Relaxed);
                     let o: Arc<str> = OVERFLOW.into();
                     key = CallKey {
@@ -849,6 +856,7 @@ mod tests {
             Some(3.0)
         );
         assert_eq!(counters.overflow_spans.load(Relaxed), 3);
+        assert!(a.names.len() <= 2, "names past the limit are not kept");
     }
 
     #[test]
