@@ -176,13 +176,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                     config.data_dir.display()
                 )
             })?;
-    let ingest = Arc::new(Ingest::new(
+    let shutdown = CancellationToken::new();
+    let mut ingest = Ingest::new(
         store.clone(),
         tsdb.clone(),
         &config.ingest,
         &config.metrics,
         metrics.clone(),
-    ));
+    );
+    if config.forward.enabled() {
+        metrics
+            .forwarding
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        ingest.forwarder = Some(
+            crate::forward::Forwarder::start(
+                config.forward.clone(),
+                &config.data_dir,
+                metrics.forward.clone(),
+                shutdown.clone(),
+            )
+            .context("cannot start forwarding")?,
+        );
+    }
+    let forwarder = ingest.forwarder.clone();
+    let ingest = Arc::new(ingest);
 
     let http_l = bind(config.listen_http, "main HTTP").await?;
     let grpc_l = bind(config.listen_otlp_grpc, "OTLP gRPC").await?;
@@ -194,7 +211,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     tracing::info!(%http, %otlp_grpc, %otlp_http, data_dir = %config.data_dir.display(), "sightline listening");
 
-    let shutdown = CancellationToken::new();
     let engine = crate::promql::Engine::new(config.query.clone());
     let ui = crate::ui::UiState::new(
         store.clone(),
@@ -245,6 +261,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let (a, b, c) = tokio::join!(main_srv, otlp_srv, grpc_srv);
         for s in scrapers {
             let _ = s.await;
+        }
+        // No export can enqueue any more: stop the senders and the queue writer (what is queued
+        // stays on disk for the next start).
+        if let Some(f) = forwarder {
+            f.close().await;
         }
         for (name, r) in [
             ("main http", a.map(|r| r.map_err(anyhow::Error::from))),

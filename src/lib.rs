@@ -26,8 +26,10 @@
 //! - [`error`]: the one mapping from error kinds to HTTP and gRPC status codes.
 //!
 //! - [`ui`]: the web UI at `/ui/` (askama templates in `ui/`, embedded files from `assets/`).
+//! - [`forward`]: forwarding upstream over OTLP (`[forward]`): a queue on disk per signal,
+//!   written before the export is acknowledged, drained by one sender per signal with retries.
 //!
-//! Not built yet (their own issues): the reverse proxy and auth, forwarding upstream.
+//! Not built yet (its own issue): the reverse proxy and auth.
 //!
 //! # One span's path
 //!
@@ -64,6 +66,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod ingest;
 pub mod promql;
 pub mod samplers;

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub samplers: std::sync::Arc<crate::samplers::SamplerCounters>,
     /// Span metrics and service graph.
     pub spanmetrics: std::sync::Arc<crate::spanmetrics::SpanMetricsCounters>,
+    /// Forwarding upstream (rendered only when something is forwarded).
+    pub forward: std::sync::Arc<crate::forward::ForwardCounters>,
+    pub forwarding: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +184,9 @@ impl Metrics {
         self.tsdb.render(&mut out);
         self.samplers.render(&mut out);
         self.spanmetrics.render(&mut out);
+        if self.forwarding.load(Relaxed) {
+            self.forward.render(&mut out);
+        }
         out
     }
 }

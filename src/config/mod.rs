@@ -51,6 +51,7 @@ pub struct Config {
     pub gpu: GpuConfig,
     pub spanmetrics: crate::spanmetrics::SpanMetricsConfig,
     pub scrape: Vec<ScrapeConfig>,
+    pub forward: crate::forward::ForwardConfig,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -212,6 +213,34 @@ fn apply_env(
 ) -> Result<Vec<String>, ConfigError> {
     let keys = known_keys();
     let mut warnings = Vec::new();
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    // The seed stack's variables for forwarding (an OTLP/HTTP endpoint with basic auth); the
+    // SIGHTLINE_FORWARD_* variables, applied after, win.
+    for (var, value) in &env {
+        let key = match var.as_str() {
+            "OTEL_COLLECTOR_OTLP_HTTP_ENDPOINT" => "endpoint",
+            "OTEL_COLLECTOR_OTLP_USERNAME" => "username",
+            "OTEL_COLLECTOR_OTLP_PASSWORD" => "password",
+            _ => continue,
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        set_key(
+            tree,
+            "forward",
+            key,
+            toml::Value::String(value.trim().to_string()),
+        );
+        if key == "endpoint" {
+            set_key(
+                tree,
+                "forward",
+                "protocol",
+                toml::Value::String("http/protobuf".into()),
+            );
+        }
+    }
     for (var, value) in env {
         if !var.starts_with("SIGHTLINE_") || var == "SIGHTLINE_CONFIG" {
             continue;
@@ -441,6 +470,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             .enumerate()
             .map(|(i, s)| scrape_config(i, s))
             .collect::<Result<_, _>>()?,
+        forward: forward_config(&raw.forward)?,
         log_level: raw.log.level.clone(),
         log_json,
     })
@@ -590,6 +620,197 @@ fn normalise_base_path(value: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(trimmed.to_string())
+}
+
+fn forward_config(r: &raw::RawForward) -> Result<crate::forward::ForwardConfig, ConfigError> {
+    use crate::forward::{Auth, ForwardConfig, Mode, Protocol, SIGNAL_NAMES};
+    let protocol = match r.protocol.trim() {
+        "http/protobuf" | "http" | "" => Protocol::HttpProtobuf,
+        "grpc" => Protocol::Grpc,
+        other => {
+            return Err(invalid(
+                "forward.protocol",
+                other,
+                "expected \"http/protobuf\" or \"grpc\"",
+            ));
+        }
+    };
+    let check_url = |key: &str, v: &str| -> Result<String, ConfigError> {
+        let v = v.trim();
+        let url = reqwest::Url::parse(v).map_err(|_| {
+            invalid(
+                key,
+                v,
+                "expected a URL such as https://otlp.example.com/otlp",
+            )
+        })?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(invalid(
+                key,
+                url.scheme(),
+                "expected an http:// or https:// URL",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Printed as it is in logs and on the status page: credentials go elsewhere.
+            return Err(invalid(
+                key,
+                "(a URL with credentials)",
+                "expected a URL without user:password; use forward.username and forward.password",
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(key, v, "expected a URL with a host"));
+        }
+        Ok(v.to_string())
+    };
+    let endpoint = if r.endpoint.trim().is_empty() {
+        String::new()
+    } else {
+        check_url("forward.endpoint", &r.endpoint)?
+    };
+    let specific = [&r.traces_endpoint, &r.metrics_endpoint, &r.logs_endpoint];
+    let mut urls: [String; 3] = Default::default();
+    let mut modes = [Mode::Local; 3];
+    for s in 0..3 {
+        let key = format!("forward.{}_endpoint", SIGNAL_NAMES[s]);
+        if !specific[s].trim().is_empty() {
+            if protocol == Protocol::Grpc {
+                return Err(invalid(
+                    &key,
+                    specific[s],
+                    "per-signal endpoints are for http/protobuf; gRPC uses forward.endpoint",
+                ));
+            }
+            urls[s] = check_url(&key, specific[s])?;
+        } else if !endpoint.is_empty() && protocol == Protocol::HttpProtobuf {
+            urls[s] = format!("{}/v1/{}", endpoint.trim_end_matches('/'), SIGNAL_NAMES[s]);
+        }
+        let mode_key = format!("forward.{}", SIGNAL_NAMES[s]);
+        let has_target = match protocol {
+            Protocol::HttpProtobuf => !urls[s].is_empty(),
+            Protocol::Grpc => !endpoint.is_empty(),
+        };
+        let given = [&r.traces, &r.metrics, &r.logs][s].trim();
+        modes[s] = match given {
+            "" if has_target => Mode::Both,
+            "" | "local" => Mode::Local,
+            "forward" => Mode::Forward,
+            "both" => Mode::Both,
+            other => {
+                return Err(invalid(
+                    &mode_key,
+                    other,
+                    "expected \"local\", \"forward\" or \"both\"",
+                ));
+            }
+        };
+        if modes[s].forwards() && !has_target {
+            return Err(invalid(
+                &mode_key,
+                given,
+                "forwarding needs forward.endpoint (or a per-signal endpoint)",
+            ));
+        }
+    }
+    let headers = match &r.headers {
+        raw::HeadersOrString::Table(t) => t.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        raw::HeadersOrString::Text(t) => {
+            let mut out = Vec::new();
+            for part in t.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let Some((k, v)) = part.split_once('=') else {
+                    return Err(invalid(
+                        "forward.headers",
+                        "(not shown)",
+                        "expected key=value pairs separated by commas",
+                    ));
+                };
+                out.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            out
+        }
+    };
+    for (k, v) in &headers {
+        let ok_name = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok_name {
+            return Err(invalid(
+                "forward.headers",
+                k,
+                "expected header names of letters, digits, - _ .",
+            ));
+        }
+        if v.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+            return Err(invalid(
+                "forward.headers",
+                format!("{k}=(not shown)"),
+                "expected printable ASCII header values",
+            ));
+        }
+    }
+    let auth = if !r.bearer_token.is_empty() {
+        if !r.username.is_empty() {
+            return Err(invalid(
+                "forward.bearer_token",
+                "(not shown)",
+                "expected either a bearer token or a username/password, not both",
+            ));
+        }
+        Some(Auth::Bearer(r.bearer_token.clone()))
+    } else if !r.username.is_empty() || !r.password.is_empty() {
+        Some(Auth::Basic {
+            username: r.username.clone(),
+            password: r.password.clone(),
+        })
+    } else {
+        None
+    };
+    let gzip = match r.compression.trim() {
+        "gzip" => true,
+        "none" | "" => false,
+        other => {
+            return Err(invalid(
+                "forward.compression",
+                other,
+                "expected \"gzip\" or \"none\"",
+            ));
+        }
+    };
+    let queue_max_bytes = positive(
+        "forward.queue_max_size",
+        size("forward.queue_max_size", &r.queue_max_size)?,
+    )?;
+    if queue_max_bytes < (1 << 20) {
+        return Err(invalid(
+            "forward.queue_max_size",
+            queue_max_bytes,
+            "expected at least 1MiB",
+        ));
+    }
+    let max_batch = positive(
+        "forward.max_batch_size",
+        size("forward.max_batch_size", &r.max_batch_size)?,
+    )?;
+    Ok(ForwardConfig {
+        endpoint,
+        protocol,
+        urls,
+        modes,
+        headers,
+        auth,
+        gzip,
+        ca_file: (!r.ca_file.trim().is_empty()).then(|| PathBuf::from(r.ca_file.trim())),
+        timeout: nonzero_duration("forward.timeout", &r.timeout)?,
+        queue_max_bytes,
+        max_batch_bytes: max_batch.min(256 << 20) as usize,
+        batch_timeout: duration("forward.batch_timeout", &r.batch_timeout)?,
+        retry_initial: nonzero_duration(
+            "forward.retry_initial_interval",
+            &r.retry_initial_interval,
+        )?,
+        retry_max: nonzero_duration("forward.retry_max_interval", &r.retry_max_interval)?,
+    })
 }
 
 #[cfg(test)]

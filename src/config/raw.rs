@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub gpu: RawGpu,
     pub spanmetrics: RawSpanMetrics,
     pub scrape: Vec<RawScrape>,
+    pub forward: RawForward,
     pub log: RawLog,
 }
 
@@ -182,6 +183,81 @@ impl Default for RawSpanMetrics {
     }
 }
 
+/// `[forward]`: send what arrives on to an OTLP upstream (Grafana Cloud, Tempo, Mimir, another
+/// Sightline) through a queue on disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawForward {
+    /// Base URL: `http(s)://host[:port][/path]`. OTLP/HTTP appends `/v1/traces` etc.; gRPC uses
+    /// the scheme, host and port. Empty: nothing is forwarded.
+    pub endpoint: String,
+    /// "http/protobuf" (default) or "grpc".
+    pub protocol: String,
+    /// Full URLs for one signal, used as they are (OTLP/HTTP only).
+    pub traces_endpoint: String,
+    pub metrics_endpoint: String,
+    pub logs_endpoint: String,
+    /// Per signal: "local", "forward" or "both". Empty: "both" when an endpoint is set, else
+    /// "local".
+    pub traces: String,
+    pub metrics: String,
+    pub logs: String,
+    /// Extra request headers: a table, or "k1=v1,k2=v2" (the OTEL_EXPORTER_OTLP_HEADERS form).
+    pub headers: HeadersOrString,
+    pub username: String,
+    pub password: String,
+    pub bearer_token: String,
+    /// "gzip" (default) or "none".
+    pub compression: String,
+    /// PEM file of CA certificates trusted besides the system's roots.
+    pub ca_file: String,
+    /// One request's time limit.
+    pub timeout: String,
+    /// Bytes on disk the queue may hold (all signals together); past it the oldest go.
+    pub queue_max_size: SizeOrString,
+    /// Largest request sent upstream (uncompressed protobuf).
+    pub max_batch_size: SizeOrString,
+    /// How long a small batch waits for more before it is sent.
+    pub batch_timeout: String,
+    pub retry_initial_interval: String,
+    pub retry_max_interval: String,
+}
+
+/// Headers as a TOML table or as one "k=v,k=v" string (what an environment variable can hold).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeadersOrString {
+    Text(String),
+    Table(std::collections::BTreeMap<String, String>),
+}
+
+impl Default for RawForward {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            protocol: "http/protobuf".into(),
+            traces_endpoint: String::new(),
+            metrics_endpoint: String::new(),
+            logs_endpoint: String::new(),
+            traces: String::new(),
+            metrics: String::new(),
+            logs: String::new(),
+            headers: HeadersOrString::Text(String::new()),
+            username: String::new(),
+            password: String::new(),
+            bearer_token: String::new(),
+            compression: "gzip".into(),
+            ca_file: String::new(),
+            timeout: "10s".into(),
+            queue_max_size: SizeOrString::Text("1GiB".into()),
+            max_batch_size: SizeOrString::Text("2MiB".into()),
+            batch_timeout: "200ms".into(),
+            retry_initial_interval: "1s".into(),
+            retry_max_interval: "30s".into(),
+        }
+    }
+}
+
 /// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +320,7 @@ impl Default for RawConfig {
             gpu: RawGpu::default(),
             spanmetrics: RawSpanMetrics::default(),
             scrape: Vec::new(),
+            forward: RawForward::default(),
             log: RawLog::default(),
         }
     }

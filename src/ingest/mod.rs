@@ -56,6 +56,8 @@ pub struct Ingest {
     pub metrics: Arc<Metrics>,
     pub max_http_body_bytes: usize,
     pub max_grpc_message_bytes: usize,
+    /// Set when some signal is forwarded upstream.
+    pub forwarder: Option<Arc<crate::forward::Forwarder>>,
 }
 
 impl Ingest {
@@ -82,6 +84,18 @@ impl Ingest {
             metrics,
             max_http_body_bytes: cfg.max_http_body_bytes,
             max_grpc_message_bytes: cfg.max_grpc_message_bytes,
+            forwarder: None,
+        }
+    }
+
+    /// Where this signal's data goes: (kept locally, the forwarder if it is forwarded).
+    fn route(&self, signal: Signal) -> (bool, Option<&crate::forward::Forwarder>) {
+        match &self.forwarder {
+            None => (true, None),
+            Some(f) => {
+                let m = f.mode(signal);
+                (m.keeps_locally(), m.forwards().then_some(&**f))
+            }
         }
     }
 
@@ -134,12 +148,27 @@ impl Ingest {
         counters.received.fetch_add(received, Relaxed);
         counters.rejected.fetch_add(rejected, Relaxed);
         if kept > 0 {
-            self.check_index_lag()?;
+            let (local, fwd) = self.route(Signal::Traces);
+            if local {
+                self.check_index_lag()?;
+            }
             let _permit = self.budget.reserve(req.encoded_len())?;
-            self.store
-                .append_spans(req.resource_spans)
-                .await
-                .map_err(|e| store_error(e, &self.metrics))?;
+            // Encoded before the spans move into the store; stored and queued for the upstream
+            // at once, acknowledged when both are durable.
+            let payload = fwd.map(|_| req.encode_to_vec());
+            let stored = async {
+                if local {
+                    self.store
+                        .append_spans(req.resource_spans)
+                        .await
+                        .map_err(|e| store_error(e, &self.metrics))
+                } else {
+                    Ok(())
+                }
+            };
+            let (q, st) = tokio::join!(enqueue(fwd, Signal::Traces, payload, kept), stored);
+            q?;
+            st?;
             counters.accepted.fetch_add(kept, Relaxed);
         }
         Ok(ExportTraceServiceResponse {
@@ -194,12 +223,25 @@ impl Ingest {
         counters.received.fetch_add(received, Relaxed);
         counters.rejected.fetch_add(rejected, Relaxed);
         if kept > 0 {
-            self.check_index_lag()?;
+            let (local, fwd) = self.route(Signal::Logs);
+            if local {
+                self.check_index_lag()?;
+            }
             let _permit = self.budget.reserve(req.encoded_len())?;
-            self.store
-                .append_logs(req.resource_logs)
-                .await
-                .map_err(|e| store_error(e, &self.metrics))?;
+            let payload = fwd.map(|_| req.encode_to_vec());
+            let stored = async {
+                if local {
+                    self.store
+                        .append_logs(req.resource_logs)
+                        .await
+                        .map_err(|e| store_error(e, &self.metrics))
+                } else {
+                    Ok(())
+                }
+            };
+            let (q, st) = tokio::join!(enqueue(fwd, Signal::Logs, payload, kept), stored);
+            q?;
+            st?;
             counters.accepted.fetch_add(kept, Relaxed);
         }
         Ok(ExportLogsServiceResponse {
@@ -232,7 +274,29 @@ impl Ingest {
         transport: Transport,
     ) -> Result<ExportMetricsServiceResponse, ExportError> {
         let counters = self.metrics.items(Signal::Metrics, transport);
+        let (local, fwd) = self.route(Signal::Metrics);
+        if !local {
+            // Forwarded only: queued as received, not converted.
+            let points = crate::forward::count_metric_points(&req);
+            counters.received.fetch_add(points, Relaxed);
+            if points > 0 {
+                let _permit = self.budget.reserve(req.encoded_len())?;
+                enqueue(fwd, Signal::Metrics, Some(req.encode_to_vec()), points).await?;
+                counters.accepted.fetch_add(points, Relaxed);
+            }
+            return Ok(ExportMetricsServiceResponse {
+                partial_success: None,
+            });
+        }
         let _permit = self.budget.reserve(req.encoded_len().saturating_mul(4))?;
+        // Forwarded as received (OTLP, not the converted series), queued while it is stored.
+        let forwarded = fwd.map(|f| {
+            (
+                f,
+                req.encode_to_vec(),
+                crate::forward::count_metric_points(&req),
+            )
+        });
         let conv = self.converter.clone();
         // Conversion of a large export takes milliseconds: keep it off the async workers.
         let (batch, converted) = tokio::task::spawn_blocking(move || {
@@ -245,16 +309,31 @@ impl Ingest {
         counters.received.fetch_add(converted.points, Relaxed);
         let mut rejected = converted.rejected;
         let mut reasons: Vec<String> = converted.reasons.iter().map(|r| r.to_string()).collect();
-        if !batch.samples.is_empty() {
-            let r = self.tsdb.append(batch).await.map_err(|e| {
+        let queued = async {
+            match forwarded {
+                Some((f, payload, points)) if points > 0 => {
+                    f.enqueue(Signal::Metrics, payload, points).await
+                }
+                _ => Ok(()),
+            }
+        };
+        let stored = async {
+            if batch.samples.is_empty() {
+                return Ok(None);
+            }
+            self.tsdb.append(batch).await.map(Some).map_err(|e| {
                 self.metrics.refused_requests.fetch_add(1, Relaxed);
                 ExportError::new(e.code(), e.to_string())
-            })?;
-            if r.rejected() > 0 {
-                // Counted in samples: a histogram point is several samples.
-                rejected += r.rejected();
-                reasons.push(r.message());
-            }
+            })
+        };
+        let (q, st) = tokio::join!(queued, stored);
+        q?;
+        if let Some(r) = st?
+            && r.rejected() > 0
+        {
+            // Counted in samples: a histogram point is several samples.
+            rejected += r.rejected();
+            reasons.push(r.message());
         }
         let rejected = rejected.min(converted.points);
         counters.rejected.fetch_add(rejected, Relaxed);
@@ -267,6 +346,19 @@ impl Ingest {
                 error_message: reasons.join("; "),
             }),
         })
+    }
+}
+
+/// Queues `payload` for the upstream when the signal is forwarded.
+async fn enqueue(
+    fwd: Option<&crate::forward::Forwarder>,
+    signal: Signal,
+    payload: Option<Vec<u8>>,
+    items: u64,
+) -> Result<(), ExportError> {
+    match (fwd, payload) {
+        (Some(f), Some(p)) => f.enqueue(signal, p, items).await,
+        _ => Ok(()),
     }
 }
 

@@ -47,6 +47,9 @@ pub struct UiState {
     pub scrape: Vec<(String, Vec<String>)>,
     pub gpu_enabled: bool,
     pub rates: Arc<pages::IngestRates>,
+    /// Per signal (traces, metrics, logs): "local", "forward" or "both"; `None` when nothing
+    /// is forwarded.
+    pub forward_modes: Option<[&'static str; 3]>,
 }
 
 impl UiState {
@@ -57,8 +60,28 @@ impl UiState {
         metrics: Arc<Metrics>,
         cfg: &crate::config::Config,
     ) -> UiState {
+        let fwd = &cfg.forward;
+        let forward_summary = if fwd.enabled() {
+            format!(
+                "{} ({}{}{})",
+                fwd.endpoint,
+                match fwd.protocol {
+                    crate::forward::Protocol::Grpc => "grpc",
+                    crate::forward::Protocol::HttpProtobuf => "http/protobuf",
+                },
+                if fwd.gzip { ", gzip" } else { "" },
+                match &fwd.auth {
+                    Some(crate::forward::Auth::Basic { .. }) => ", basic auth",
+                    Some(crate::forward::Auth::Bearer(_)) => ", bearer token",
+                    None => "",
+                }
+            )
+        } else {
+            "off".into()
+        };
         let summary = vec![
             ("data_dir".into(), cfg.data_dir.display().to_string()),
+            ("forward".into(), forward_summary),
             (
                 "base_path".into(),
                 if cfg.base_path.is_empty() {
@@ -126,6 +149,10 @@ impl UiState {
                 .collect(),
             gpu_enabled: cfg.gpu.enabled,
             rates: pages::IngestRates::start(metrics),
+            forward_modes: cfg
+                .forward
+                .enabled()
+                .then(|| cfg.forward.modes.map(|m| m.name())),
         }
     }
 }

@@ -1390,6 +1390,56 @@ pub struct StatusView {
     pub storage: Vec<(String, String)>,
     pub ingest: Vec<(String, String)>,
     pub targets: Vec<(String, String, String, String)>,
+    pub forward: Vec<ForwardRow>,
+}
+
+/// One signal's forwarding state on the status page.
+pub struct ForwardRow {
+    pub signal: &'static str,
+    pub mode: &'static str,
+    pub queued: String,
+    pub sent: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub dropped: u64,
+    pub last_success: String,
+    pub last_error: String,
+}
+
+fn forward_rows(st: &UiState) -> Vec<ForwardRow> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(modes) = st.forward_modes else {
+        return Vec::new();
+    };
+    let c = &st.metrics.forward;
+    let when = |ms: u64| {
+        if ms == 0 {
+            "never".to_string()
+        } else {
+            let ago = now_ms().saturating_sub(ms as i64) / 1000;
+            format!("{ago} s ago")
+        }
+    };
+    (0..3)
+        .map(|s| ForwardRow {
+            signal: crate::forward::SIGNAL_NAMES[s],
+            mode: modes[s],
+            queued: format!(
+                "{} items, {}",
+                c.queue_items[s].load(Relaxed),
+                bytes(c.queue_bytes[s].load(Relaxed) as f64)
+            ),
+            sent: c.sent[s].load(Relaxed),
+            failed: c.failed[s].load(Relaxed),
+            retried: c.retried[s].load(Relaxed),
+            dropped: c.dropped[s].load(Relaxed),
+            last_success: when(c.last_success_ms[s].load(Relaxed)),
+            last_error: match &*c.last_error[s].lock() {
+                Some((ms, e)) => format!("{}: {e}", when(*ms)),
+                None => "none".into(),
+            },
+        })
+        .collect()
 }
 
 pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response {
@@ -1427,5 +1477,6 @@ pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
         storage,
         ingest,
         targets,
+        forward: forward_rows(&st),
     })
 }
