@@ -1,5 +1,6 @@
 //! Ingest and query benchmark (not a test): `cargo bench --bench ingest -- [--seconds N]
-//! [--concurrency N] [--spans N] [--queries N]`.
+//! [--concurrency N] [--spans N] [--queries N]`; `-- --spanmetrics-ratio` and `-- --forward-ratio`
+//! compare local ingest with span metrics (or forwarding upstream) on and off.
 //!
 //! Starts Sightline on a temp directory (or `--data-dir DIR`, kept for query-only reruns) and posts OTLP/HTTP protobuf batches of 512
 //! realistic spans (10-20 attributes each, traces of 16 spans across 8 services) from
@@ -369,6 +370,10 @@ async fn main() {
         spanmetrics_ratio(seconds, concurrency).await;
         return;
     }
+    if args.iter().any(|a| a == "--forward-ratio") {
+        forward_ratio(seconds, concurrency, args.iter().any(|a| a == "--sink")).await;
+        return;
+    }
     let keep = args
         .iter()
         .position(|a| a == "--data-dir")
@@ -587,4 +592,123 @@ async fn spanmetrics_ratio(seconds: u64, concurrency: u64) {
     println!("spanmetrics_on_spans_per_second {on:.0}");
     println!("spanmetrics_off_spans_per_second {off:.0}");
     println!("spanmetrics_throughput_ratio {:.3}", on / off);
+}
+
+/// One value from a Prometheus text exposition.
+async fn scrape_value(http: &str, series: &str) -> f64 {
+    let m = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    m.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Local ingest with traces forwarded (kept and forwarded, "both") to a second Sightline
+/// binary, against local ingest alone; and how fast the forwarded spans reach the upstream.
+async fn forward_ratio(seconds: u64, concurrency: u64, sink: bool) {
+    println!(
+        "# forwarding cost: {seconds}s per run, {concurrency} clients, forward on/off/on/off; upstream: {}",
+        if sink {
+            "a sink that reads each request and answers 200 (in the benchmark's process)"
+        } else {
+            "a second sightline storing everything"
+        }
+    );
+    let up_dir = tempfile::tempdir().unwrap();
+    let (upstream, endpoint) = if sink {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(|body: axum::body::Bytes| async move {
+                std::hint::black_box(body.len());
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }),
+        );
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (None, format!("http://{addr}"))
+    } else {
+        let up = Server::start(up_dir.path());
+        let e = format!("http://{}", up.otlp_http);
+        (Some(up), e)
+    };
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut forwarded = Vec::new();
+    for (i, on) in [true, false, true, false].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(&str, &str)> = if on {
+            vec![
+                ("SIGHTLINE_FORWARD_ENDPOINT", endpoint.as_str()),
+                ("SIGHTLINE_FORWARD_TRACES", "both"),
+                ("SIGHTLINE_FORWARD_METRICS", "local"),
+                ("SIGHTLINE_FORWARD_LOGS", "local"),
+            ]
+        } else {
+            Vec::new()
+        };
+        let server = Server::start_with(dir.path(), &env);
+        let load = Load::new();
+        let started = Instant::now();
+        drive(
+            format!("http://{}/v1/traces", server.otlp_http),
+            concurrency,
+            Some(started + Duration::from_secs(seconds)),
+            u64::MAX,
+            load.clone(),
+            7 + i as u64,
+        )
+        .await;
+        let acked = load.spans.load(Ordering::Relaxed);
+        let rate = acked as f64 / started.elapsed().as_secs_f64();
+        if on {
+            // Until everything acknowledged has been delivered.
+            let sent_series = "sightline_forward_sent_total{signal=\"traces\"}";
+            loop {
+                let sent = scrape_value(&server.http, sent_series).await;
+                if sent >= acked as f64 || started.elapsed() > Duration::from_secs(seconds * 10) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let took = started.elapsed().as_secs_f64();
+            let sent = scrape_value(&server.http, sent_series).await;
+            let retried = scrape_value(
+                &server.http,
+                "sightline_forward_retried_total{signal=\"traces\"}",
+            )
+            .await;
+            let fwd = sent / took;
+            println!(
+                "run {i} forward on: local {rate:.0} spans/s acknowledged; {sent:.0} spans delivered upstream in {took:.1} s = {fwd:.0} spans/s (retried {retried:.0})"
+            );
+            forwarded.push(fwd);
+        } else {
+            println!("run {i} forward off: local {rate:.0} spans/s acknowledged");
+        }
+        rates[usize::from(!on)].push(rate);
+        drop(server);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (on, off) = (mean(&rates[0]), mean(&rates[1]));
+    println!("forward_on_local_spans_per_second {on:.0}");
+    println!("forward_off_local_spans_per_second {off:.0}");
+    println!("forward_local_throughput_ratio {:.3}", on / off);
+    println!("forward_delivered_spans_per_second {:.0}", mean(&forwarded));
+    if let Some(up) = upstream {
+        println!(
+            "upstream_accepted_spans {}",
+            scrape_value(
+                &up.http,
+                "sightline_otlp_accepted_items_total{signal=\"traces\",transport=\"http\"}"
+            )
+            .await
+        );
+    }
 }

@@ -297,7 +297,7 @@ async fn send_http(
 }
 
 /// The `message` of a `google.rpc.Status` body, or the start of a text body.
-fn error_text(bytes: &[u8], json: bool, cut: bool) -> String {
+pub fn error_text(bytes: &[u8], json: bool, cut: bool) -> String {
     #[derive(Clone, PartialEq, prost::Message)]
     struct RpcStatus {
         #[prost(int32, tag = "1")]
@@ -328,7 +328,7 @@ fn error_text(bytes: &[u8], json: bool, cut: bool) -> String {
 
 /// Rejected items and message of an export response (protobuf or JSON); zero when it has none
 /// or cannot be read.
-fn partial_success(signal: usize, bytes: &[u8], json: bool) -> (u64, String) {
+pub fn partial_success(signal: usize, bytes: &[u8], json: bool) -> (u64, String) {
     fn get<M: Message + Default + serde::de::DeserializeOwned>(
         bytes: &[u8],
         json: bool,

@@ -135,7 +135,7 @@ pub struct ForwardCounters {
     pub sent: [AtomicU64; 3],
     /// Items the upstream refused for good (a non-retryable answer or a partial success).
     pub failed: [AtomicU64; 3],
-    /// Items in attempts that are retried.
+    /// Items in attempts that failed retryably (each attempt counts its items again).
     pub retried: [AtomicU64; 3],
     /// Items dropped from the queue for space (or found unreadable).
     pub dropped: [AtomicU64; 3],
@@ -482,12 +482,23 @@ async fn send_loop(
                 client::Outcome::Retry { why, after } => {
                     counters.retried[s].fetch_add(batch.items, Relaxed);
                     let wait = backoff(attempt, cfg.retry_initial, cfg.retry_max, after);
+                    // Loud on the first failure and every tenth after; the status page and
+                    // metrics carry the rest.
+                    if attempt % 10 == 0 {
+                        tracing::warn!(signal = name, items = batch.items, attempt, error = %why, retry_in = ?wait, "forwarding failed; will retry");
+                    } else {
+                        tracing::debug!(signal = name, items = batch.items, attempt, error = %why, retry_in = ?wait, "forwarding failed; will retry");
+                    }
                     attempt = attempt.saturating_add(1);
-                    tracing::warn!(signal = name, items = batch.items, error = %why, retry_in = ?wait, "forwarding failed; will retry");
                     counters.error(s, &why);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => return,
+                    }
+                    // What arrived meanwhile joins the retry (same start, up to the size limit),
+                    // so an outage ends in a few large requests rather than many small ones.
+                    if let Ok(Some(b)) = peek(queues.clone(), cfg.max_batch_bytes).await {
+                        batch = b;
                     }
                 }
             }

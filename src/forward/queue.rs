@@ -646,3 +646,207 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(
+        dir: &Path,
+        total: &Arc<AtomicU64>,
+        c: &Arc<ForwardCounters>,
+    ) -> ([Queue; 3], [u64; 3]) {
+        let mk = |s: usize| {
+            Queue::open(
+                dir.join(super::super::SIGNAL_NAMES[s]),
+                s,
+                total.clone(),
+                c.clone(),
+            )
+            .unwrap()
+        };
+        let ((q0, n0), (q1, n1), (q2, n2)) = (mk(0), mk(1), mk(2));
+        ([q0, q1, q2], [n0, n1, n2])
+    }
+
+    /// Appends through a writer thread, as ingest does, and returns when all are on disk.
+    fn append(queues: &Arc<[Queue; 3]>, next: [u64; 3], max: u64, items: &[(usize, Vec<u8>, u32)]) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = Writer::new(queues.clone(), next, max);
+        let h = std::thread::spawn(move || w.run(rx));
+        let mut waits = Vec::new();
+        for (s, p, n) in items {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            tx.send(Append {
+                signal: *s,
+                payload: p.clone(),
+                items: *n,
+                done,
+            })
+            .unwrap();
+            waits.push(wait);
+        }
+        drop(tx);
+        h.join().unwrap();
+        for w in waits {
+            w.blocking_recv().unwrap().unwrap();
+        }
+    }
+
+    fn drain(q: &Queue, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(b) = q.peek(max).unwrap() {
+            out.extend_from_slice(&b.body);
+            q.ack(&b);
+        }
+        out
+    }
+
+    #[test]
+    fn records_survive_a_restart_and_the_cursor_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (total, c) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(ForwardCounters::default()),
+        );
+        let (qs, next) = open(dir.path(), &total, &c);
+        let qs = Arc::new(qs);
+        let recs: Vec<(usize, Vec<u8>, u32)> = (0..50u8)
+            .map(|i| ((i % 2) as usize * 2, vec![i; 100 + i as usize], 3))
+            .collect();
+        append(&qs, next, 1 << 30, &recs);
+        // Deliver some of the traces, then "crash" (drop without anything else).
+        let b = qs[0].peek(1000).unwrap().unwrap();
+        assert_eq!(b.records, 9, "batches stop at the byte limit");
+        assert_eq!(b.items, 27);
+        qs[0].ack(&b);
+        drop(qs);
+        let (qs, _) = open(dir.path(), &total, &c);
+        assert_eq!(qs[0].pending_items(), (25 - 9) * 3);
+        let rest = drain(&qs[0], 1 << 20);
+        let want: Vec<u8> = recs
+            .iter()
+            .filter(|r| r.0 == 0)
+            .skip(9)
+            .flat_map(|r| r.1.clone())
+            .collect();
+        assert_eq!(rest, want);
+        let logs = drain(&qs[2], 1 << 20);
+        assert_eq!(
+            logs.len(),
+            recs.iter()
+                .filter(|r| r.0 == 2)
+                .map(|r| r.1.len())
+                .sum::<usize>()
+        );
+        assert_eq!(qs[1].peek(100).unwrap().map(|b| b.items), None);
+        assert_eq!(c.queue_repairs.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_tail_is_cut_and_what_came_before_kept() {
+        for damage in ["truncate", "flip"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (total, c) = (
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(ForwardCounters::default()),
+            );
+            let (qs, next) = open(dir.path(), &total, &c);
+            let qs = Arc::new(qs);
+            let recs: Vec<(usize, Vec<u8>, u32)> =
+                (0..10u8).map(|i| (0, vec![i; 1000], 1)).collect();
+            append(&qs, next, 1 << 30, &recs);
+            drop(qs);
+            let seg = fs::read_dir(dir.path().join("traces"))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "seg"))
+                .unwrap();
+            let len = fs::metadata(&seg).unwrap().len();
+            match damage {
+                "truncate" => {
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&seg)
+                        .unwrap()
+                        .set_len(len - 500)
+                        .unwrap();
+                }
+                _ => {
+                    let mut b = fs::read(&seg).unwrap();
+                    let at = b.len() - 300;
+                    b[at] ^= 0xff;
+                    fs::write(&seg, b).unwrap();
+                }
+            }
+            let (qs, _) = open(dir.path(), &total, &c);
+            assert_eq!(c.queue_repairs.load(Relaxed), 1, "{damage}");
+            let got = drain(&qs[0], 1 << 20);
+            let want: Vec<u8> = recs[..9].iter().flat_map(|r| r.1.clone()).collect();
+            assert_eq!(
+                got, want,
+                "{damage}: the nine whole records before the damage"
+            );
+        }
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_go_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (total, c) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(ForwardCounters::default()),
+        );
+        let (qs, next) = open(dir.path(), &total, &c);
+        let qs = Arc::new(qs);
+        let max = 1 << 20;
+        // 4 MiB of 10 KiB records into a 1 MiB queue, one export at a time.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = Writer::new(qs.clone(), next, max);
+        let h = std::thread::spawn(move || w.run(rx));
+        for i in 0..400u32 {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            tx.send(Append {
+                signal: 0,
+                payload: vec![(i % 251) as u8; 10 << 10],
+                items: 2,
+                done,
+            })
+            .unwrap();
+            wait.blocking_recv().unwrap().unwrap();
+            assert!(total.load(Relaxed) <= max, "bound kept after record {i}");
+        }
+        drop(tx);
+        h.join().unwrap();
+        let dropped = c.dropped[0].load(Relaxed);
+        let pending = qs[0].pending_items();
+        assert_eq!(
+            dropped + pending,
+            800,
+            "every item delivered-able or counted as dropped"
+        );
+        assert!(
+            dropped >= 800 - 2 * 103,
+            "at most 1 MiB kept: {dropped} dropped"
+        );
+        // What is left is the newest, in order.
+        let body = drain(&qs[0], 1 << 22);
+        let last = *body.last().unwrap();
+        assert_eq!(last, (399 % 251) as u8);
+        assert_eq!(c.queue_items[0].load(Relaxed), 0);
+    }
+
+    #[test]
+    fn the_record_parser_refuses_garbage() {
+        let mut b = Vec::new();
+        frame(&mut b, 7, b"hello");
+        assert_eq!(parse_record(&b).unwrap(), Some((7, &b"hello"[..], 17)));
+        assert_eq!(parse_record(&b[..10]).unwrap(), None);
+        let mut bad = b.clone();
+        bad[13] ^= 1;
+        assert!(parse_record(&bad).is_err());
+        let huge = [0xffu8; 12];
+        assert!(parse_record(&huge).is_err());
+    }
+}

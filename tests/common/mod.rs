@@ -123,7 +123,15 @@ impl Child {
 
     /// Spawns with extra environment variables (they win over the test defaults).
     pub fn spawn_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Child {
-        let (http, otlp_http, otlp_grpc) = (free_port(), free_port(), free_port());
+        Self::spawn_at(data_dir, env, (free_port(), free_port(), free_port()))
+    }
+
+    /// Spawns on the given (http, otlp_http, otlp_grpc) ports.
+    pub fn spawn_at(
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+        (http, otlp_http, otlp_grpc): (u16, u16, u16),
+    ) -> Child {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
             .arg("--data-dir")
             .arg(data_dir)
