@@ -484,7 +484,7 @@ async fn send_loop(
                     let wait = backoff(attempt, cfg.retry_initial, cfg.retry_max, after);
                     // Loud on the first failure and every tenth after; the status page and
                     // metrics carry the rest.
-                    if attempt % 10 == 0 {
+                    if attempt.is_multiple_of(10) {
                         tracing::warn!(signal = name, items = batch.items, attempt, error = %why, retry_in = ?wait, "forwarding failed; will retry");
                     } else {
                         tracing::debug!(signal = name, items = batch.items, attempt, error = %why, retry_in = ?wait, "forwarding failed; will retry");
