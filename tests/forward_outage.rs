@@ -80,7 +80,7 @@ fn load(url: Arc<Mutex<String>>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>
         } else {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if k % 4 == 0 {
+        if k.is_multiple_of(4) {
             let bodies = vec![format!("outage log {k} a"), format!("outage log {k} b")];
             if post("/v1/logs", logs_request(&bodies).encode_to_vec()) {
                 acked.lock().logs.extend(bodies);
