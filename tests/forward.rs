@@ -344,6 +344,8 @@ enum Reply {
     Close,
     /// A status with a 1 GiB body, written until the client stops reading.
     Huge(u16),
+    /// 401 echoing the request's credentials (decoded too) in its message.
+    EchoAuth,
 }
 
 struct Seen {
@@ -465,6 +467,16 @@ impl Stub {
                     return;
                 }
                 Reply::Close => return,
+                Reply::EchoAuth => {
+                    use base64::Engine;
+                    let auth = self.seen.lock().last().unwrap().headers.iter()
+                        .find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).unwrap_or_default();
+                    let decoded = auth.strip_prefix("Basic ").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                        .map(|b| String::from_utf8_lossy(&b).to_string()).unwrap_or_default();
+                    let body = format!("bad credentials: {auth} ({decoded}) tenant={}",
+                        self.seen.lock().last().unwrap().headers.iter().find(|(k, _)| k == "x-api-key").map(|(_, v)| v.clone()).unwrap_or_default());
+                    format!("HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                }
                 Reply::Huge(code) => {
                     let head = format!(
                         "HTTP/1.1 {code} Big\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
@@ -894,4 +906,51 @@ fn forward_configuration_is_checked() {
         assert!(err.contains(key), "{env:?}: {err}");
         assert!(!err.contains("u:p@"), "credentials echoed: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_an_upstream_echoes_back_are_never_shown() {
+    let stub = Stub::start(vec![Reply::EchoAuth]).await;
+    let a = forwarding_to(
+        &stub,
+        &[
+            ("SIGHTLINE_FORWARD_USERNAME", "inst-4242"),
+            ("SIGHTLINE_FORWARD_PASSWORD", "glc_topsecret"),
+            ("SIGHTLINE_FORWARD_HEADERS", "x-api-key=key-abcdef"),
+        ],
+    )
+    .await;
+    send(&a, 2, 30).await;
+    stub.wait_for(1).await;
+    wait_counters(&a, [0.0, 2.0, 0.0, 0.0]).await;
+    let page = reqwest::get(a.api("/ui/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metrics = reqwest::get(a.api("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            "HTTP 401: bad credentials: Basic [redacted] ([redacted]:[redacted]) tenant=[redacted]"
+        ),
+        "the error is shown, redacted"
+    );
+    for secret in [
+        "glc_topsecret",
+        "inst-4242",
+        "key-abcdef",
+        "aW5zdC00MjQyOmdsY190b3BzZWNyZXQ",
+    ] {
+        assert!(
+            !page.contains(secret) && !metrics.contains(secret),
+            "{secret} shown"
+        );
+    }
+    a.stop().await;
 }

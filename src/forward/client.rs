@@ -49,6 +49,9 @@ pub enum Outcome {
 
 pub struct Upstream {
     inner: Inner,
+    /// Credentials and header values, cut out of any text an upstream sends back (a hostile or
+    /// careless upstream may echo the request's headers into its error message, which is logged).
+    secrets: Vec<String>,
 }
 
 enum Inner {
@@ -163,11 +166,54 @@ impl Upstream {
                 }
             }
         };
-        Ok(Upstream { inner })
+        let mut secrets: Vec<String> = cfg.headers.iter().map(|(_, v)| v.clone()).collect();
+        if let Some(a) = &cfg.auth {
+            let full = auth_value(a);
+            if let Some((_, b64)) = full.split_once(' ') {
+                secrets.push(b64.to_string());
+            }
+            match a {
+                Auth::Basic { username, password } => {
+                    secrets.push(username.clone());
+                    secrets.push(password.clone());
+                }
+                Auth::Bearer(t) => secrets.push(t.clone()),
+            }
+        }
+        // Longest first, so a secret containing another is cut whole; very short values would
+        // garble messages more than they protect.
+        secrets.retain(|s| s.len() >= 3);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Upstream { inner, secrets })
+    }
+
+    fn redact(&self, mut text: String) -> String {
+        for s in &self.secrets {
+            if text.contains(s.as_str()) {
+                text = text.replace(s.as_str(), "[redacted]");
+            }
+        }
+        text
     }
 
     /// Sends one batch (an encoded export request of `signal`'s type).
     pub async fn send(&self, signal: usize, body: Vec<u8>) -> Outcome {
+        match self.send_raw(signal, body).await {
+            Outcome::Delivered { rejected, message } => Outcome::Delivered {
+                rejected,
+                message: self.redact(message),
+            },
+            Outcome::Retry { why, after } => Outcome::Retry {
+                why: self.redact(why),
+                after,
+            },
+            Outcome::Fail { why } => Outcome::Fail {
+                why: self.redact(why),
+            },
+        }
+    }
+
+    async fn send_raw(&self, signal: usize, body: Vec<u8>) -> Outcome {
         match &self.inner {
             Inner::Http {
                 client,
@@ -305,7 +351,11 @@ pub fn error_text(bytes: &[u8], json: bool, cut: bool) -> String {
         #[prost(string, tag = "2")]
         message: String,
     }
-    let text = if !json && let Ok(s) = RpcStatus::decode(bytes) {
+    // Text bodies often decode as protobuf (of unknown fields): only a message counts.
+    let text = if !json
+        && let Ok(s) = RpcStatus::decode(bytes)
+        && !s.message.is_empty()
+    {
         s.message
     } else if json
         && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
