@@ -380,7 +380,30 @@ impl Stub {
         stub
     }
 
-    async fn conn(self, mut sock: tokio::net::TcpStream) {
+    /// The same upstream over TLS with the given server configuration.
+    async fn start_tls(script: Vec<Reply>, tls: tokio_rustls::TlsAcceptor) -> Stub {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stub = Stub {
+            url: format!("https://localhost:{}", l.local_addr().unwrap().port()),
+            seen: Default::default(),
+            script: Arc::new(Mutex::new(script.into())),
+            huge_written: Default::default(),
+        };
+        let s = stub.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                let (s, tls) = (s.clone(), tls.clone());
+                tokio::spawn(async move {
+                    if let Ok(t) = tls.accept(sock).await {
+                        s.conn(t).await;
+                    }
+                });
+            }
+        });
+        stub
+    }
+
+    async fn conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(self, mut sock: S) {
         let mut buf = Vec::new();
         loop {
             // Request head.
@@ -953,4 +976,73 @@ async fn credentials_an_upstream_echoes_back_are_never_shown() {
         );
     }
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_upstream_is_trusted_through_the_given_ca() {
+    use tokio_rustls::rustls;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sightline test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let stub = Stub::start_tls(vec![], tokio_rustls::TlsAcceptor::from(Arc::new(server))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // Trusted through forward.ca_file: delivered.
+    let a = forwarding_to(
+        &stub,
+        &[("SIGHTLINE_FORWARD_CA_FILE", ca_file.to_str().unwrap())],
+    )
+    .await;
+    send(&a, 3, 40).await;
+    stub.wait_for(1).await;
+    wait_counters(&a, [3.0, 0.0, 0.0, 0.0]).await;
+    a.stop().await;
+    // Without it the system roots do not know this CA: nothing is sent, and it is retried (the
+    // certificate may be fixed upstream), never given up.
+    let b = forwarding_to(&stub, &[]).await;
+    send(&b, 2, 41).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counters(&b).await[2] < 4.0 {
+        assert!(Instant::now() < deadline, "no retries without the CA");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = counters(&b).await;
+    assert_eq!((c[0], c[1]), (0.0, 0.0));
+    assert_eq!(
+        stub.count(),
+        1,
+        "the untrusted connection never carried a request"
+    );
+    let page = reqwest::get(b.api("/ui/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.to_lowercase().contains("certificate"),
+        "the last error names the certificate problem"
+    );
+    b.stop().await;
 }
