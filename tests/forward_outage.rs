@@ -213,3 +213,105 @@ fn everything_acknowledged_arrives_after_an_outage_and_two_kills() {
     }
     drop(b);
 }
+
+/// The forward queue on a full disk: exports that cannot be queued get 503 (nothing is
+/// acknowledged that is not on disk); once the upstream is back, delivery deletes the delivered
+/// segment, which frees the space, and exports are taken again.
+#[test]
+fn a_full_disk_refuses_forwarded_exports_until_delivery_frees_it() {
+    let fs = common::SmallTmpfs::mount("6m");
+    std::fs::write(fs.path.join("filler"), vec![1u8; 2 << 20]).unwrap();
+    let data = fs.path.join("data");
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_ports = (free_port(), free_port(), free_port());
+    let endpoint = format!("http://127.0.0.1:{}", b_ports.1);
+    let a = Child::spawn_with(
+        &data,
+        &[
+            ("SIGHTLINE_FORWARD_ENDPOINT", endpoint.as_str()),
+            ("SIGHTLINE_FORWARD_TRACES", "forward"),
+            ("SIGHTLINE_FORWARD_METRICS", "local"),
+            ("SIGHTLINE_FORWARD_LOGS", "local"),
+            ("SIGHTLINE_FORWARD_RETRY_INITIAL_INTERVAL", "100ms"),
+            ("SIGHTLINE_FORWARD_RETRY_MAX_INTERVAL", "300ms"),
+        ],
+    );
+    let client = reqwest::blocking::Client::new();
+    let post = |k: u64, n: u64| {
+        let t = build::trace_id(k, 0x51);
+        let spans = (0..n)
+            .map(|i| {
+                let mut sp = build::span(&t, i + 1, None, "fill", build::now_ns(), 10);
+                sp.attributes.push(build::kv(
+                    "noise",
+                    build::s(&format!("{:x}", (k * 104729 + i * 7).wrapping_pow(3)).repeat(8)),
+                ));
+                sp
+            })
+            .collect();
+        let r = client
+            .post(a.otlp_http("/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(build::request("full", spans).encode_to_vec())
+            .send()
+            .unwrap();
+        (
+            hex::encode(&t),
+            r.status().as_u16(),
+            r.headers().contains_key("retry-after"),
+        )
+    };
+    let mut acked = Vec::new();
+    let mut full = false;
+    for k in 0..1000u64 {
+        match post(k, 200) {
+            (id, 200, _) => acked.push(id),
+            (_, 503, retry_after) => {
+                assert!(retry_after, "503 carries Retry-After");
+                full = true;
+                break;
+            }
+            (_, other, _) => panic!("unexpected {other} while filling the disk"),
+        }
+    }
+    assert!(full, "the disk never filled");
+    assert!(!acked.is_empty());
+    // Still full: refused, not acknowledged.
+    assert_eq!(post(5000, 200).1, 503);
+    // The upstream comes back: everything acknowledged arrives, the delivered segment goes, and
+    // new exports are taken again.
+    let b = Child::spawn_at(b_dir.path(), &[], b_ports);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &acked {
+        loop {
+            let v: serde_json::Value = reqwest::blocking::get(b.api(&format!("/api/traces/{id}")))
+                .unwrap()
+                .json()
+                .unwrap();
+            if common::data_len(&v) == 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trace {id} never arrived upstream"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let mut recovered = false;
+    for k in 0..100u64 {
+        if post(6000 + k, 5).1 == 200 {
+            recovered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        recovered,
+        "exports are taken again once delivery freed the space"
+    );
+    println!(
+        "{} exports acknowledged before the disk filled; all delivered; taken again after",
+        acked.len()
+    );
+}

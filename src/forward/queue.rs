@@ -549,8 +549,22 @@ impl Writer {
                 self.roll(s)?;
             }
             let (_, file) = self.active[s].as_mut().expect("rolled above");
-            file.write_all(&bufs[s])?;
-            file.sync_data()?;
+            let written = file.write_all(&bufs[s]).and_then(|_| file.sync_data());
+            if let Err(e) = written {
+                // Disk full or an I/O error: cut what part of the write landed, and start a new
+                // segment next time, so the published length is always the end of whole records.
+                let published = {
+                    let st = self.queues[s].state.lock();
+                    st.segments.back().map_or(HEADER_LEN, |b| b.len)
+                };
+                let _ = file.set_len(published);
+                self.active[s] = None;
+                if let Some(back) = self.queues[s].state.lock().segments.back_mut() {
+                    back.sealed = true;
+                }
+                self.queues[s].ready.notify_one();
+                return Err(e);
+            }
             let q = &self.queues[s];
             {
                 let mut st = q.state.lock();
@@ -569,35 +583,42 @@ impl Writer {
     /// Seals the signal's open segment and starts a new one.
     fn roll(&mut self, s: usize) -> io::Result<()> {
         let q = &self.queues[s];
+        // Sealed first: even if the new file cannot be made (disk full), the old one can now be
+        // delivered and deleted, which is what frees the space.
+        self.active[s] = None;
+        if let Some(back) = q.state.lock().segments.back_mut() {
+            back.sealed = true;
+        }
+        q.ready.notify_one();
         let id = self.next_id[s];
         self.next_id[s] += 1;
         let path = seg_path(&q.dir, id);
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .open(&path)?;
-        f.write_all(&[
-            SEGMENT_MAGIC[0],
-            SEGMENT_MAGIC[1],
-            SEGMENT_MAGIC[2],
-            SEGMENT_MAGIC[3],
-            SEGMENT_VERSION,
-            s as u8,
-            0,
-            0,
-        ])?;
-        f.sync_data()?;
-        // The new name must survive a crash too.
-        if let Ok(d) = File::open(&q.dir) {
-            let _ = d.sync_all();
-        }
+        let create = || -> io::Result<File> {
+            let mut f = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .read(true)
+                .open(&path)?;
+            let mut header = [0u8; HEADER_LEN as usize];
+            header[..4].copy_from_slice(SEGMENT_MAGIC);
+            header[4] = SEGMENT_VERSION;
+            header[5] = s as u8;
+            f.write_all(&header)?;
+            f.sync_data()?;
+            // The new name must survive a crash too.
+            File::open(&q.dir)?.sync_all()?;
+            Ok(f)
+        };
+        let f = match create() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         let reader = Arc::new(File::open(&path)?);
         {
             let mut st = q.state.lock();
-            if let Some(back) = st.segments.back_mut() {
-                back.sealed = true;
-            }
             if st.segments.is_empty() {
                 st.cursor_seg = id;
                 st.cursor_off = HEADER_LEN;
