@@ -228,6 +228,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &config.base_path,
         ui,
     );
+    // Every request on the main listener passes the front door: request-target checks, one
+    // path normalisation, then a proxied route or Sightline's own router.
+    let front = crate::proxy::Front::new(
+        main_router,
+        &config.proxy,
+        &config.base_path,
+        config.trusted_proxies.clone(),
+    );
     let otlp_router = ingest::http::router(ingest.clone());
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
     let samplers = crate::samplers::start(
@@ -244,7 +252,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let t2 = token.clone();
         let t3 = token.clone();
         let main_srv = tokio::spawn(async move {
-            axum::serve(http_l, main_router)
+            axum::serve(http_l, crate::proxy::make_service(front))
                 .with_graceful_shutdown(async move { t1.cancelled().await })
                 .await
         });

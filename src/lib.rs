@@ -69,6 +69,7 @@ pub mod error;
 pub mod forward;
 pub mod ingest;
 pub mod promql;
+pub mod proxy;
 pub mod samplers;
 pub mod spanmetrics;
 pub mod telemetry;

@@ -52,6 +52,8 @@ pub struct Config {
     pub spanmetrics: crate::spanmetrics::SpanMetricsConfig,
     pub scrape: Vec<ScrapeConfig>,
     pub forward: crate::forward::ForwardConfig,
+    pub trusted_proxies: Vec<crate::proxy::Cidr>,
+    pub proxy: Vec<crate::proxy::ProxyRoute>,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -471,6 +473,22 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             .map(|(i, s)| scrape_config(i, s))
             .collect::<Result<_, _>>()?,
         forward: forward_config(&raw.forward)?,
+        trusted_proxies: raw
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                crate::proxy::Cidr::parse(t).ok_or_else(|| {
+                    invalid(
+                        "trusted_proxies",
+                        t,
+                        "expected addresses or CIDR blocks separated by commas, e.g. 10.0.0.0/8, 127.0.0.1",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        proxy: proxy_routes(&raw.proxy)?,
         log_level: raw.log.level.clone(),
         log_json,
     })
@@ -620,6 +638,99 @@ fn normalise_base_path(value: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(trimmed.to_string())
+}
+
+fn proxy_routes(raw: &[raw::RawProxy]) -> Result<Vec<crate::proxy::ProxyRoute>, ConfigError> {
+    let mut out: Vec<crate::proxy::ProxyRoute> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let key = |k: &str| format!("proxy[{i}].{k}");
+        let path = crate::proxy::path::normalise(r.path.trim(), true)
+            .map_err(|e| invalid(&key("path"), &r.path, e.message()))?;
+        let path = path.trim_end_matches('/').to_string();
+        if path.is_empty() {
+            return Err(invalid(
+                &key("path"),
+                &r.path,
+                "expected a sub-path such as /prometheus, not /",
+            ));
+        }
+        let ours = ["/ui", "/api", "/v1", "/metrics", "/healthz", "/readyz"];
+        if ours
+            .iter()
+            .any(|o| crate::proxy::path::under(&path, o) || crate::proxy::path::under(o, &path))
+        {
+            return Err(invalid(
+                &key("path"),
+                &r.path,
+                "expected a path that does not cover or sit under Sightline's own routes (/ui, /api, /v1, /metrics, /healthz, /readyz)",
+            ));
+        }
+        if let Some(other) = out.iter().find(|o| {
+            crate::proxy::path::under(&path, &o.path) || crate::proxy::path::under(&o.path, &path)
+        }) {
+            return Err(invalid(
+                &key("path"),
+                &r.path,
+                &format!("expected a path apart from the route at {}", other.path),
+            ));
+        }
+        let url = reqwest::Url::parse(r.upstream.trim()).map_err(|_| {
+            invalid(
+                &key("upstream"),
+                &r.upstream,
+                "expected a URL such as http://127.0.0.1:9090",
+            )
+        })?;
+        if url.scheme() != "http" {
+            return Err(invalid(
+                &key("upstream"),
+                &r.upstream,
+                "expected an http:// URL (https upstreams are not supported yet)",
+            ));
+        }
+        let Some(host) = url.host_str() else {
+            return Err(invalid(
+                &key("upstream"),
+                &r.upstream,
+                "expected a URL with a host",
+            ));
+        };
+        if url.query().is_some() || !url.username().is_empty() {
+            return Err(invalid(
+                &key("upstream"),
+                &r.upstream,
+                "expected scheme://host:port[/path] only",
+            ));
+        }
+        let authority = match url.port() {
+            Some(p) => format!(
+                "{}:{p}",
+                if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                }
+            ),
+            None => host.to_string(),
+        };
+        let upstream_path = url.path().trim_end_matches('/').to_string();
+        out.push(crate::proxy::ProxyRoute {
+            name: if r.name.trim().is_empty() {
+                path.trim_start_matches('/').to_string()
+            } else {
+                r.name.trim().to_string()
+            },
+            path,
+            scheme: "http".into(),
+            authority,
+            upstream_path,
+            strip_prefix: r.strip_prefix,
+            preserve_host: r.preserve_host,
+            connect_timeout: nonzero_duration(&key("connect_timeout"), &r.connect_timeout)?,
+            timeout: nonzero_duration(&key("timeout"), &r.timeout)?,
+        });
+    }
+    Ok(out)
 }
 
 fn forward_config(r: &raw::RawForward) -> Result<crate::forward::ForwardConfig, ConfigError> {

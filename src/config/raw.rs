@@ -19,6 +19,10 @@ pub struct RawConfig {
     pub spanmetrics: RawSpanMetrics,
     pub scrape: Vec<RawScrape>,
     pub forward: RawForward,
+    /// Addresses or CIDR blocks ("10.0.0.0/8, 127.0.0.1") whose X-Forwarded-* headers are
+    /// believed; from anyone else they are replaced.
+    pub trusted_proxies: String,
+    pub proxy: Vec<RawProxy>,
     pub log: RawLog,
 }
 
@@ -258,6 +262,37 @@ impl Default for RawForward {
     }
 }
 
+/// One `[[proxy]]` route: a sub-path of the main listener served by another HTTP service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// "/prometheus": this path and everything below it (under `base_path`).
+    pub path: String,
+    /// "http://127.0.0.1:9090", optionally with a path prefix on the upstream.
+    pub upstream: String,
+    /// Shown in the UI's navigation; default: the path.
+    #[serde(default)]
+    pub name: String,
+    /// Remove `path` before forwarding (for apps that do not know they live under a sub-path).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Send the client's Host header instead of the upstream's.
+    #[serde(default)]
+    pub preserve_host: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// Until the upstream's response headers arrive.
+    #[serde(default = "default_proxy_timeout")]
+    pub timeout: String,
+}
+
+fn default_connect_timeout() -> String {
+    "5s".into()
+}
+fn default_proxy_timeout() -> String {
+    "60s".into()
+}
+
 /// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +356,8 @@ impl Default for RawConfig {
             spanmetrics: RawSpanMetrics::default(),
             scrape: Vec::new(),
             forward: RawForward::default(),
+            trusted_proxies: String::new(),
+            proxy: Vec::new(),
             log: RawLog::default(),
         }
     }

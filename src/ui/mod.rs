@@ -50,6 +50,8 @@ pub struct UiState {
     /// Per signal (traces, metrics, logs): "local", "forward" or "both"; `None` when nothing
     /// is forwarded.
     pub forward_modes: Option<[&'static str; 3]>,
+    /// `(name, path)` of each proxied route, for the navigation.
+    pub apps: Vec<(String, String)>,
 }
 
 impl UiState {
@@ -149,6 +151,11 @@ impl UiState {
                 .collect(),
             gpu_enabled: cfg.gpu.enabled,
             rates: pages::IngestRates::start(metrics),
+            apps: cfg
+                .proxy
+                .iter()
+                .map(|r| (r.name.clone(), format!("{}{}/", cfg.base_path, r.path)))
+                .collect(),
             forward_modes: cfg
                 .forward
                 .enabled()

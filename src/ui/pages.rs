@@ -105,6 +105,8 @@ pub struct Page {
     pub end_ms: i64,
     pub fixed_end: bool,
     pub v: &'static str,
+    /// Proxied routes: (name, href).
+    pub apps: Vec<(String, String)>,
 }
 
 impl Page {
@@ -128,6 +130,7 @@ impl Page {
             end_ms: r.end_ms,
             fixed_end: r.fixed_end,
             v: ASSET_VERSION,
+            apps: st.apps.clone(),
         }
     }
 }
