@@ -429,3 +429,317 @@ async fn headers_bodies_websockets_and_failures_through_the_proxy() {
     assert!(ui.contains("href=\"/grafana/\""));
     s.stop().await;
 }
+
+/// Debian's Prometheus 2.42 under `/prometheus`, as its documentation sets it up behind a
+/// reverse proxy: its UI, its assets and its API used through Sightline, and `promtool` as the
+/// API client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_behind_a_sub_path() {
+    let pport = common::free_port();
+    let s = sightline_with(
+        &routes_config(&[(
+            "/prometheus",
+            &format!("http://127.0.0.1:{pport}"),
+            "name = \"Prometheus\"",
+        )]),
+        |_| {},
+    )
+    .await;
+    let host = s.api("").trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prometheus\n    metrics_path: /prometheus/metrics\n    static_configs:\n      - targets: ['127.0.0.1:{pport}']\n"
+        ),
+    )
+    .unwrap();
+    let mut prom = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+        .arg(format!("--web.external-url=http://{host}/prometheus/"))
+        .arg("--web.route-prefix=/prometheus")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("Debian's prometheus must be installed (apt-get install prometheus)");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = client
+            .get(s.api("/prometheus/-/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never became ready behind the proxy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The UI: /prometheus redirects within the prefix; the page and its script load through it.
+    let r = client.get(s.api("/prometheus")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.url().path().starts_with("/prometheus/"), "{}", r.url());
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Prometheus"), "{html}");
+    // Debian builds the classic UI: its scripts live under /prometheus/classic/static/.
+    let script = html
+        .split('"')
+        .find(|p| p.starts_with("/prometheus/") && p.contains("static/") && p.contains(".js"))
+        .expect("the UI's scripts under the prefix")
+        .to_string();
+    let r = client.get(s.api(&script)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{script}");
+    assert!(r.bytes().await.unwrap().len() > 10_000, "{script}");
+    let graph = client.get(s.api("/prometheus/graph")).send().await.unwrap();
+    assert_eq!(graph.status(), 200);
+    // The API, once Prometheus has scraped itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value = client
+            .get(s.api("/prometheus/api/v1/query?query=up"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["data"]["result"][0]["value"][1] == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no up sample: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("promtool")
+            .args([
+                "query",
+                "instant",
+                &format!("http://{host}/prometheus"),
+                "up",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "up{{instance=\"127.0.0.1:{pport}\", job=\"prometheus\"}} => 1"
+        )),
+        "{text}"
+    );
+    let _ = prom.kill();
+    let _ = prom.wait();
+    s.stop().await;
+}
+
+/// Tokens traversal attempts are made of (Traefik CVE-2025-32431, Grafana CVE-2021-43798, and
+/// the usual encodings).
+const TOKENS: &[&str] = &[
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2e",
+    "%2e",
+    ".%2e",
+    "%2e.",
+    "%252e%252e",
+    "%25252e",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "\\",
+    "",
+    "secret",
+    "app",
+    "etc",
+    "passwd",
+    "x",
+    "..;",
+    ";",
+    "%3b",
+    "%00",
+    "..%2f",
+    "%2e%2e%2f",
+    "..%5c",
+    "%c0%ae%c0%ae",
+    "%e0%80%ae",
+    "..%00",
+    "%2e%2e%5c",
+    "...",
+    "%20..",
+    "..%20",
+    "%u002e",
+    "%%32%65",
+    "~",
+    "%7e",
+];
+const SEPS: &[&str] = &["/", "//", "\\", "/./", "%2f", "/%2e/"];
+const STARTS: &[&str] = &[
+    "/app/", "/app", "//app/", "/app\\", "/%61pp/", "/APP/", "/", "/secret/", "/ui/", "/./app/",
+];
+
+fn corpus(n: usize) -> Vec<String> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |m: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % m as u64) as usize
+    };
+    let mut out = vec![
+        "/app/../secret/x".to_string(),
+        "/app/..%2fsecret".to_string(),
+        "/app/%2e%2e/%2e%2e/etc/passwd".to_string(),
+        "/app/%252e%252e/secret".to_string(),
+        "/app/..\\..\\secret".to_string(),
+        "/app/public/plugins/alertlist/../../../../../../etc/passwd".to_string(),
+        "/app/public/plugins/alertlist/..%2f..%2f..%2f..%2fetc%2fpasswd".to_string(),
+        "/app/%2e%2e%2fsecret%2fx".to_string(),
+        "/app/;/../secret".to_string(),
+    ];
+    while out.len() < n {
+        let mut p = STARTS[next(STARTS.len())].to_string();
+        for i in 0..1 + next(6) {
+            if i > 0 {
+                p.push_str(SEPS[next(SEPS.len())]);
+            }
+            p.push_str(TOKENS[next(TOKENS.len())]);
+        }
+        if next(4) == 0 {
+            p.push_str("?q=..%2f..%2f&x=/../");
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traversal_corpus_never_leaves_a_route_nor_reaches_other_hosts() {
+    let app = Upstream::start().await;
+    let secret = Upstream::start().await;
+    // A host no route names: nothing may ever connect to it.
+    let canary = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let canary_addr = canary.local_addr().unwrap();
+    let canary_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let hits = canary_hits.clone();
+        tokio::spawn(async move {
+            while canary.accept().await.is_ok() {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let s = sightline_with(
+        &routes_config(&[("/app", &app.url(), ""), ("/secret", &secret.url(), "")]),
+        |_| {},
+    )
+    .await;
+    let host = s.api("").trim_start_matches("http://").to_string();
+    let paths = corpus(4000);
+    let mut requests: Vec<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.clone(),
+                format!("GET {p} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            )
+        })
+        .collect();
+    // Requests aimed at the canary: absolute-form targets, CONNECT, its address as Host.
+    for p in ["/app/x", "/", "/secret/y"] {
+        requests.push((
+            format!("absolute {p}"),
+            format!("GET http://{canary_addr}{p} HTTP/1.1\r\nHost: {canary_addr}\r\nConnection: close\r\n\r\n"),
+        ));
+        requests.push((
+            format!("host {p}"),
+            format!("GET {p} HTTP/1.1\r\nHost: {canary_addr}\r\nConnection: close\r\n\r\n"),
+        ));
+    }
+    requests.push((
+        "connect".into(),
+        format!("CONNECT {canary_addr} HTTP/1.1\r\nHost: {canary_addr}\r\n\r\n"),
+    ));
+    let total = requests.len();
+    let statuses = tokio::task::spawn_blocking(move || {
+        let chunks: Vec<Vec<(String, String)>> =
+            requests.chunks(total / 8 + 1).map(|c| c.to_vec()).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let host = host.clone();
+                std::thread::spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(p, r)| (p, raw(&host, &r).0))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flat_map(|h| h.join().unwrap())
+            .collect::<Vec<_>>();
+        handles
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses.len(), total);
+    for (p, code) in &statuses {
+        assert!(
+            [200, 400, 404, 405, 307, 308].contains(code),
+            "{p:?} answered {code}"
+        );
+    }
+    let check = |up: &Upstream, prefix: &str| {
+        let seen = up.take();
+        for s in &seen {
+            let path = s.target.split('?').next().unwrap();
+            assert!(
+                sightline::proxy::path::under(path, prefix),
+                "{prefix} upstream got {path:?}"
+            );
+            assert_eq!(
+                sightline::proxy::path::normalise(path, true).as_deref(),
+                Ok(path),
+                "{prefix} upstream got a path that is not normal"
+            );
+            let lower = path.to_ascii_lowercase();
+            for bad in ["/../", "/./", "//", "%2e", "%2f", "%5c", "%25", "\\"] {
+                assert!(!lower.contains(bad), "{prefix} upstream got {path:?}");
+            }
+        }
+        seen.len()
+    };
+    let (a, b) = (check(&app, "/app"), check(&secret, "/secret"));
+    assert!(
+        a > 200 && b > 30,
+        "the corpus exercised both routes: {a} and {b}"
+    );
+    let refused = statuses.iter().filter(|(_, c)| *c == 400).count();
+    assert!(refused > 500, "{refused} refused");
+    assert_eq!(
+        canary_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an unconfigured host was contacted"
+    );
+    println!(
+        "{total} requests: {a} reached /app, {b} reached /secret (each inside its prefix), {refused} refused with 400"
+    );
+    s.stop().await;
+}
