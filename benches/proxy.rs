@@ -27,7 +27,9 @@ fn upstream() -> u16 {
                 let b = body.clone();
                 async move { b }
             });
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
             axum::serve(l, app).await.unwrap();
         });
     });
@@ -67,7 +69,9 @@ fn wrk(url: &str, seconds: u64, connections: u64) -> (f64, f64) {
         .find_map(|l| l.trim().strip_prefix("99%"))
         .map(|v| ms(v.trim()))
         .unwrap_or_else(|| panic!("no 99% in wrk output:\n{text}"));
-    let errors = text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
     if let Some(e) = errors {
         println!("  wrk: {}", e.trim());
     }
@@ -137,13 +141,20 @@ fn main() {
     let (mut s, mut c) = (Vec::new(), Vec::new());
     for round in 0..2 {
         let cr = wrk(&caddy_url, seconds, connections);
-        println!("round {round} caddy:     {:.0} req/s, p99 {:.2} ms", cr.0, cr.1);
+        println!(
+            "round {round} caddy:     {:.0} req/s, p99 {:.2} ms",
+            cr.0, cr.1
+        );
         let sr = wrk(&sl_url, seconds, connections);
-        println!("round {round} sightline: {:.0} req/s, p99 {:.2} ms", sr.0, sr.1);
+        println!(
+            "round {round} sightline: {:.0} req/s, p99 {:.2} ms",
+            sr.0, sr.1
+        );
         c.push(cr);
         s.push(sr);
     }
-    let mean = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let mean =
+        |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
     let (s_rps, c_rps) = (mean(&s, |x| x.0), mean(&c, |x| x.0));
     let (s_p99, c_p99) = (mean(&s, |x| x.1), mean(&c, |x| x.1));
     println!("sightline_proxy_requests_per_second {s_rps:.0}");

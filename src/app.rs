@@ -198,6 +198,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .context("cannot start forwarding")?,
         );
     }
+    let auth = config.auth.enabled.then(|| {
+        Arc::new(crate::auth::Auth::new(
+            config.auth.clone(),
+            &config.base_path,
+            false,
+        ))
+    });
+    ingest.auth = auth.clone();
     let forwarder = ingest.forwarder.clone();
     let ingest = Arc::new(ingest);
 
@@ -210,6 +218,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         otlp_l.local_addr()?,
     );
     tracing::info!(%http, %otlp_grpc, %otlp_http, data_dir = %config.data_dir.display(), "sightline listening");
+    if !config.auth.enabled {
+        for (what, a) in [
+            ("main HTTP", http),
+            ("OTLP gRPC", otlp_grpc),
+            ("OTLP HTTP", otlp_http),
+        ] {
+            if !a.ip().is_loopback() {
+                tracing::warn!(listener = what, address = %a, "AUTH IS OFF on a listener that is not on loopback: anyone who can reach it can read all data and send telemetry; set [auth] enabled = true");
+            }
+        }
+    }
 
     let engine = crate::promql::Engine::new(config.query.clone());
     let ui = crate::ui::UiState::new(
@@ -235,6 +254,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &config.proxy,
         &config.base_path,
         config.trusted_proxies.clone(),
+        auth,
     );
     let otlp_router = ingest::http::router(ingest.clone());
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());

@@ -10,6 +10,8 @@ pub enum ErrorCode {
     /// The client's data or parameters are wrong; retrying the same request will not help.
     BadRequest,
     NotFound,
+    /// No or wrong credentials (auth is on).
+    Unauthenticated,
     /// The (decompressed) request is larger than the configured cap.
     PayloadTooLarge,
     /// A Content-Type or Content-Encoding Sightline does not speak.
@@ -27,6 +29,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
@@ -39,6 +42,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => tonic::Code::InvalidArgument,
             ErrorCode::NotFound => tonic::Code::NotFound,
+            ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
             ErrorCode::PayloadTooLarge => tonic::Code::ResourceExhausted,
             ErrorCode::UnsupportedMediaType => tonic::Code::InvalidArgument,
             ErrorCode::Overloaded | ErrorCode::Unavailable => tonic::Code::Unavailable,

@@ -42,10 +42,26 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+    /// Read a password from standard input and print an argon2id hash for [auth] users
+    /// ("name:<hash>").
+    HashPassword,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let pw = line.trim_end_matches(['\n', '\r']);
+        if pw.is_empty() {
+            eprintln!("sightline hash-password: empty password");
+            std::process::exit(2);
+        }
+        println!("{}", sightline::auth::hash_password(pw));
+        return Ok(());
+    }
     let flags = Overrides {
         data_dir: cli.data_dir,
         base_path: cli.base_path,

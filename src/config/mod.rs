@@ -54,6 +54,7 @@ pub struct Config {
     pub forward: crate::forward::ForwardConfig,
     pub trusted_proxies: Vec<crate::proxy::Cidr>,
     pub proxy: Vec<crate::proxy::ProxyRoute>,
+    pub auth: crate::auth::AuthConfig,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -265,6 +266,13 @@ fn apply_env(
                     message: format!("expected true or false, got {value:?}"),
                 })?)
             }
+            // Lists of secrets and hashes (argon2 hashes hold commas): separated by whitespace.
+            toml::Value::Array(_) if section == "auth" => toml::Value::Array(
+                value
+                    .split_whitespace()
+                    .map(|x| toml::Value::String(x.to_string()))
+                    .collect(),
+            ),
             // Lists of numbers (bucket bounds): comma-separated.
             toml::Value::Array(_) => toml::Value::Array(
                 value
@@ -489,6 +497,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             })
             .collect::<Result<_, _>>()?,
         proxy: proxy_routes(&raw.proxy)?,
+        auth: auth_config(&raw.auth)?,
         log_level: raw.log.level.clone(),
         log_json,
     })
@@ -638,6 +647,64 @@ fn normalise_base_path(value: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(trimmed.to_string())
+}
+
+fn auth_config(r: &raw::RawAuth) -> Result<crate::auth::AuthConfig, ConfigError> {
+    let mut users = Vec::new();
+    for u in &r.users {
+        let Some((name, hash)) = u.split_once(':') else {
+            return Err(invalid(
+                "auth.users",
+                "(not shown)",
+                "expected name:hash entries",
+            ));
+        };
+        if name.is_empty() || !(hash.starts_with("$argon2") || hash.starts_with("$2")) {
+            return Err(invalid(
+                "auth.users",
+                name,
+                "expected name:hash with an argon2 ($argon2id$...) or bcrypt ($2b$...) hash; make one with `sightline hash-password`",
+            ));
+        }
+        users.push((name.to_string(), hash.to_string()));
+    }
+    if r.enabled && users.is_empty() && r.tokens.is_empty() {
+        return Err(invalid(
+            "auth.enabled",
+            "true",
+            "expected at least one of auth.users or auth.tokens",
+        ));
+    }
+    if r.enabled && r.require_ingest_key && r.ingest_keys.is_empty() {
+        return Err(invalid(
+            "auth.ingest_keys",
+            "(empty)",
+            "expected at least one OTLP ingest key while auth is on (or auth.require_ingest_key = false to leave ingest open)",
+        ));
+    }
+    let trusted = r.trusted_header.trim();
+    if !trusted.is_empty() && axum::http::HeaderName::from_bytes(trusted.as_bytes()).is_err() {
+        return Err(invalid(
+            "auth.trusted_header",
+            trusted,
+            "expected a header name",
+        ));
+    }
+    Ok(crate::auth::AuthConfig {
+        enabled: r.enabled,
+        users,
+        tokens: r.tokens.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        ingest_keys: r
+            .ingest_keys
+            .iter()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect(),
+        require_ingest_key: r.require_ingest_key,
+        protect_metrics: r.protect_metrics,
+        session_ttl: nonzero_duration("auth.session_ttl", &r.session_ttl)?,
+        trusted_header: (!trusted.is_empty()).then(|| trusted.to_ascii_lowercase()),
+    })
 }
 
 fn proxy_routes(raw: &[raw::RawProxy]) -> Result<Vec<crate::proxy::ProxyRoute>, ConfigError> {

@@ -23,6 +23,7 @@ pub struct RawConfig {
     /// believed; from anyone else they are replaced.
     pub trusted_proxies: String,
     pub proxy: Vec<RawProxy>,
+    pub auth: RawAuth,
     pub log: RawLog,
 }
 
@@ -262,6 +263,39 @@ impl Default for RawForward {
     }
 }
 
+/// `[auth]`: off by default.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub enabled: bool,
+    /// "name:hash" each; argon2 PHC strings (`sightline hash-password`) or bcrypt hashes.
+    pub users: Vec<String>,
+    /// Bearer tokens for API clients (Grafana data sources, promtool).
+    pub tokens: Vec<String>,
+    /// Keys OTLP senders present (Bearer or x-api-key); they cannot read.
+    pub ingest_keys: Vec<String>,
+    pub require_ingest_key: bool,
+    pub protect_metrics: bool,
+    pub session_ttl: String,
+    /// Header proxied routes receive with the signed-in user's name, e.g. "X-WEBAUTH-USER".
+    pub trusted_header: String,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            users: Vec::new(),
+            tokens: Vec::new(),
+            ingest_keys: Vec::new(),
+            require_ingest_key: true,
+            protect_metrics: true,
+            session_ttl: "12h".into(),
+            trusted_header: String::new(),
+        }
+    }
+}
+
 /// One `[[proxy]]` route: a sub-path of the main listener served by another HTTP service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -358,6 +392,7 @@ impl Default for RawConfig {
             forward: RawForward::default(),
             trusted_proxies: String::new(),
             proxy: Vec::new(),
+            auth: RawAuth::default(),
             log: RawLog::default(),
         }
     }

@@ -55,6 +55,9 @@ impl TraceService for Otlp {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.0
+            .authorize(&request.metadata().clone().into_headers())
+            .map_err(status)?;
+        self.0
             .export_traces(request.into_inner(), Transport::Grpc)
             .await
             .map(Response::new)
@@ -69,6 +72,9 @@ impl MetricsService for Otlp {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.0
+            .authorize(&request.metadata().clone().into_headers())
+            .map_err(status)?;
+        self.0
             .export_metrics(request.into_inner(), Transport::Grpc)
             .await
             .map(Response::new)
@@ -82,6 +88,9 @@ impl LogsService for Otlp {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.0
+            .authorize(&request.metadata().clone().into_headers())
+            .map_err(status)?;
         self.0
             .export_logs(request.into_inner(), Transport::Grpc)
             .await

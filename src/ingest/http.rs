@@ -92,6 +92,13 @@ where
     F: FnOnce(Arc<Ingest>, Req) -> Fut,
     Fut: std::future::Future<Output = Result<Resp, ExportError>>,
 {
+    if let Err(e) = ingest.authorize(&headers) {
+        return error_response(
+            content_format(&headers).unwrap_or(Format::Json),
+            e.code,
+            e.message,
+        );
+    }
     let format = match content_format(&headers) {
         Some(f) => f,
         None => {

@@ -58,6 +58,8 @@ pub struct Ingest {
     pub max_grpc_message_bytes: usize,
     /// Set when some signal is forwarded upstream.
     pub forwarder: Option<Arc<crate::forward::Forwarder>>,
+    /// Set when auth is on: OTLP needs an ingest key.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl Ingest {
@@ -85,6 +87,21 @@ impl Ingest {
             max_http_body_bytes: cfg.max_http_body_bytes,
             max_grpc_message_bytes: cfg.max_grpc_message_bytes,
             forwarder: None,
+            auth: None,
+        }
+    }
+
+    /// Refuses a sender without a valid ingest key (when auth requires one).
+    pub fn authorize(&self, headers: &axum::http::HeaderMap) -> Result<(), ExportError> {
+        match &self.auth {
+            Some(a) if !a.ingest_allowed(headers) => {
+                self.metrics.refused_requests.fetch_add(1, Relaxed);
+                Err(ExportError::new(
+                    ErrorCode::Unauthenticated,
+                    "an OTLP ingest key is required: Authorization: Bearer <key> or x-api-key: <key>",
+                ))
+            }
+            _ => Ok(()),
         }
     }
 

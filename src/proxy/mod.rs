@@ -97,6 +97,8 @@ struct Inner {
     router: Router,
     /// "https" once the listener serves TLS.
     scheme: &'static str,
+    base: String,
+    auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// The main listener's service: checks, normalises and routes every request.
@@ -122,6 +124,7 @@ impl Front {
         routes: &[ProxyRoute],
         base_path: &str,
         trusted: Vec<Cidr>,
+        auth: Option<Arc<crate::auth::Auth>>,
     ) -> Front {
         let routes = routes
             .iter()
@@ -144,6 +147,8 @@ impl Front {
                 trusted,
                 router,
                 scheme: "http",
+                base: base_path.to_string(),
+                auth,
             }),
         }
     }
@@ -171,6 +176,35 @@ impl Front {
             Ok(p) => p,
             Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("{}\n", e.message())),
         };
+        let mut identity = None;
+        if let Some(auth) = &self.inner.auth {
+            let rel = lenient
+                .strip_prefix(self.inner.base.as_str())
+                .filter(|r| r.starts_with('/'))
+                .unwrap_or(&lenient);
+            match rel {
+                "/healthz" => {}
+                "/ui/login" => return crate::auth::pages::login(auth, &self.inner.base, req).await,
+                "/ui/logout" => {
+                    return crate::auth::pages::logout(auth, &self.inner.base, req).await;
+                }
+                "/v1/traces" | "/v1/metrics" | "/v1/logs" => {}
+                "/metrics" if !auth.cfg.protect_metrics => {}
+                r if r.starts_with("/ui/assets/") => {}
+                _ => match auth.identify(req.headers()) {
+                    None => return crate::auth::pages::unauthenticated(&self.inner.base, &req),
+                    Some(id) => {
+                        if !crate::auth::csrf_ok(req.method(), req.headers(), &id) {
+                            return plain(
+                                StatusCode::FORBIDDEN,
+                                "cross-site request refused: send the X-CSRF-Token of your session\n",
+                            );
+                        }
+                        identity = Some(id);
+                    }
+                },
+            }
+        }
         if let Some(route) = self
             .inner
             .routes
@@ -178,7 +212,7 @@ impl Front {
             .find(|r| path::under(&lenient, &r.full))
         {
             return match path::normalise(&raw, true) {
-                Ok(p) => self.forward(route, p, peer, req).await,
+                Ok(p) => self.forward(route, p, peer, req, identity).await,
                 Err(e) => plain(StatusCode::BAD_REQUEST, &format!("{}\n", e.message())),
             };
         }
@@ -193,7 +227,9 @@ impl Front {
                 *req.uri_mut() = u;
             }
         }
-        match self.inner.router.clone().oneshot(req).await {
+        let csrf = identity.map(|i| i.csrf).unwrap_or_default();
+        let fut = self.inner.router.clone().oneshot(req);
+        match crate::auth::REQUEST_CSRF.scope(csrf, fut).await {
             Ok(r) => r,
             Err(e) => match e {},
         }
@@ -209,6 +245,7 @@ impl Front {
         path: String,
         peer: SocketAddr,
         req: Request,
+        identity: Option<crate::auth::Identity>,
     ) -> Response {
         let cfg = &route.cfg;
         let (mut parts, body) = req.into_parts();
@@ -296,6 +333,20 @@ impl Front {
             headers.insert(HeaderName::from_static("x-forwarded-host"), h);
         }
         set(headers, "x-forwarded-prefix", &route.full);
+        if let Some(auth) = &self.inner.auth {
+            // Sightline's credentials stay with Sightline; the user's name goes in the trusted
+            // header (never taken from the client).
+            headers.remove(header::AUTHORIZATION);
+            crate::auth::strip_own_cookies(headers);
+            if let Some(h) = &auth.cfg.trusted_header {
+                headers.remove(h.as_str());
+                if let (Some(id), Ok(name)) = (&identity, HeaderName::from_bytes(h.as_bytes()))
+                    && let Ok(v) = HeaderValue::from_str(&id.user)
+                {
+                    headers.insert(name, v);
+                }
+            }
+        }
         let host = if cfg.preserve_host {
             original_host.unwrap_or_else(|| HeaderValue::from_static("localhost"))
         } else {

@@ -107,6 +107,8 @@ pub struct Page {
     pub v: &'static str,
     /// Proxied routes: (name, href).
     pub apps: Vec<(String, String)>,
+    /// The signed-in session's CSRF token (for the sign-out form); empty without a session.
+    pub csrf: String,
 }
 
 impl Page {
@@ -131,6 +133,7 @@ impl Page {
             fixed_end: r.fixed_end,
             v: ASSET_VERSION,
             apps: st.apps.clone(),
+            csrf: crate::auth::current_csrf(),
         }
     }
 }
