@@ -29,7 +29,11 @@
 //! - [`forward`]: forwarding upstream over OTLP (`[forward]`): a queue on disk per signal,
 //!   written before the export is acknowledged, drained by one sender per signal with retries.
 //!
-//! Not built yet (its own issue): the reverse proxy and auth.
+//! - [`proxy`]: the main listener's front door (request-target checks, one path normalisation,
+//!   auth) and the sub-path reverse proxy (`[[proxy]]`).
+//! - [`auth`]: users, API tokens, browser sessions with CSRF, OTLP ingest keys.
+//!
+//! Not built yet (issue 8): TLS on the listeners.
 //!
 //! # One span's path
 //!
