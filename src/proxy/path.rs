@@ -155,6 +155,11 @@ pub fn normalise(raw: &str, strict: bool) -> Result<String, PathError> {
     if kept.is_empty() || trailing {
         out.push('/');
     }
+    // Re-encoding can lengthen a path; the limit holds for what is returned too (so a normal
+    // path normalises to itself).
+    if out.len() > MAX_PATH {
+        return Err(PathError::TooLong);
+    }
     Ok(out)
 }
 
