@@ -198,11 +198,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .context("cannot start forwarding")?,
         );
     }
+    // The certificate is read before anything is bound, so a bad file stops the start with a
+    // message naming it.
+    let tls = match &config.tls {
+        Some(t) => {
+            let t = t.clone();
+            let certs = tokio::task::spawn_blocking(move || crate::tls::CertStore::load(&t))
+                .await
+                .context("certificate load task panicked")??;
+            Some(certs)
+        }
+        None => None,
+    };
+    let tls_on = |pick: fn(&crate::tls::TlsConfig) -> bool| config.tls.as_ref().is_some_and(pick);
     let auth = config.auth.enabled.then(|| {
         Arc::new(crate::auth::Auth::new(
             config.auth.clone(),
             &config.base_path,
-            false,
+            tls_on(|t| t.http),
         ))
     });
     ingest.auth = auth.clone();
@@ -217,7 +230,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         grpc_l.local_addr()?,
         otlp_l.local_addr()?,
     );
-    tracing::info!(%http, %otlp_grpc, %otlp_http, data_dir = %config.data_dir.display(), "sightline listening");
+    let scheme = |on: bool| if on { "https" } else { "http" };
+    tracing::info!(%http, %otlp_grpc, %otlp_http, data_dir = %config.data_dir.display(),
+        http_scheme = scheme(tls_on(|t| t.http)), otlp_grpc_scheme = scheme(tls_on(|t| t.otlp_grpc)),
+        otlp_http_scheme = scheme(tls_on(|t| t.otlp_http)), "sightline listening");
+    if let Some(c) = &tls {
+        tracing::info!(sha256 = %c.fingerprint(), "TLS certificate loaded; send SIGHUP to read it again");
+    }
     if !config.auth.enabled {
         for (what, a) in [
             ("main HTTP", http),
@@ -255,6 +274,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &config.base_path,
         config.trusted_proxies.clone(),
         auth,
+        tls_on(|t| t.http),
     );
     let otlp_router = ingest::http::router(ingest.clone());
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
@@ -266,24 +286,65 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics.samplers.clone(),
         shutdown.clone(),
     );
+    // TLS listeners: HTTP/2 and HTTP/1.1 offered by ALPN on the HTTP ones, HTTP/2 on gRPC.
+    use crate::tls::Bound;
+    let certs_for = |on: bool| tls.as_ref().filter(|_| on);
+    let http_l = Bound::new(http_l, certs_for(tls_on(|t| t.http)), &[b"h2", b"http/1.1"])?;
+    let otlp_l = Bound::new(
+        otlp_l,
+        certs_for(tls_on(|t| t.otlp_http)),
+        &[b"h2", b"http/1.1"],
+    )?;
+    let grpc_l = Bound::new(grpc_l, certs_for(tls_on(|t| t.otlp_grpc)), &[b"h2"])?;
+    if let Some(c) = &tls {
+        metrics
+            .tls
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        crate::tls::reload_on_sighup(c.clone(), metrics.tls_reloads.clone(), shutdown.clone())?;
+    }
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         let t1 = token.clone();
         let t2 = token.clone();
         let t3 = token.clone();
         let main_srv = tokio::spawn(async move {
-            axum::serve(http_l, crate::proxy::make_service(front))
-                .with_graceful_shutdown(async move { t1.cancelled().await })
-                .await
+            match http_l {
+                Bound::Plain(l) => {
+                    axum::serve(l, crate::proxy::make_service(front))
+                        .with_graceful_shutdown(async move { t1.cancelled().await })
+                        .await
+                }
+                Bound::Tls(l) => {
+                    axum::serve(l, crate::proxy::make_service(front))
+                        .with_graceful_shutdown(async move { t1.cancelled().await })
+                        .await
+                }
+            }
         });
         let otlp_srv = tokio::spawn(async move {
-            axum::serve(otlp_l, otlp_router)
-                .with_graceful_shutdown(async move { t2.cancelled().await })
-                .await
+            match otlp_l {
+                Bound::Plain(l) => {
+                    axum::serve(l, otlp_router)
+                        .with_graceful_shutdown(async move { t2.cancelled().await })
+                        .await
+                }
+                Bound::Tls(l) => {
+                    axum::serve(l, otlp_router)
+                        .with_graceful_shutdown(async move { t2.cancelled().await })
+                        .await
+                }
+            }
         });
-        let grpc_srv = tokio::spawn(ingest::grpc::serve(ingest, grpc_l, async move {
-            t3.cancelled().await
-        }));
+        let grpc_srv = tokio::spawn(async move {
+            let stop = async move { t3.cancelled().await };
+            match grpc_l {
+                Bound::Plain(l) => {
+                    let incoming = tonic::transport::server::TcpIncoming::from(l);
+                    ingest::grpc::serve(ingest, incoming, stop).await
+                }
+                Bound::Tls(l) => ingest::grpc::serve(ingest, l.into_stream(), stop).await,
+            }
+        });
         token.cancelled().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let (a, b, c) = tokio::join!(main_srv, otlp_srv, grpc_srv);

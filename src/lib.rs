@@ -33,7 +33,9 @@
 //!   auth) and the sub-path reverse proxy (`[[proxy]]`).
 //! - [`auth`]: users, API tokens, browser sessions with CSRF, OTLP ingest keys.
 //!
-//! Not built yet (issue 8): TLS on the listeners.
+//! - [`tls`]: TLS on the listeners (rustls), the certificate read again on SIGHUP.
+//!
+//! Not built yet: https upstreams for the proxy.
 //!
 //! # One span's path
 //!
@@ -78,6 +80,7 @@ pub mod proxy;
 pub mod samplers;
 pub mod spanmetrics;
 pub mod telemetry;
+pub mod tls;
 pub mod traces;
 pub mod tsdb;
 pub mod ui;

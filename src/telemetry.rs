@@ -45,6 +45,9 @@ pub struct Metrics {
     /// Forwarding upstream (rendered only when something is forwarded).
     pub forward: std::sync::Arc<crate::forward::ForwardCounters>,
     pub forwarding: std::sync::atomic::AtomicBool,
+    /// Certificate reloads on SIGHUP (rendered only when a listener serves TLS).
+    pub tls_reloads: std::sync::Arc<crate::tls::Reloads>,
+    pub tls: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -186,6 +189,15 @@ impl Metrics {
         self.spanmetrics.render(&mut out);
         if self.forwarding.load(Relaxed) {
             self.forward.render(&mut out);
+        }
+        if self.tls.load(Relaxed) {
+            let name = "sightline_tls_certificate_reloads_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} TLS certificate reloads on SIGHUP, by result (a failed one keeps the previous certificate)\n# TYPE {name} counter\n{name}{{result=\"ok\"}} {}\n{name}{{result=\"failed\"}} {}",
+                self.tls_reloads.ok.load(Relaxed),
+                self.tls_reloads.failed.load(Relaxed)
+            );
         }
         out
     }

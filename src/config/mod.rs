@@ -55,6 +55,7 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::proxy::Cidr>,
     pub proxy: Vec<crate::proxy::ProxyRoute>,
     pub auth: crate::auth::AuthConfig,
+    pub tls: Option<crate::tls::TlsConfig>,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -498,9 +499,67 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             .collect::<Result<_, _>>()?,
         proxy: proxy_routes(&raw.proxy)?,
         auth: auth_config(&raw.auth)?,
+        tls: tls_config(&raw.tls)?,
         log_level: raw.log.level.clone(),
         log_json,
     })
+}
+
+fn tls_config(r: &raw::RawTls) -> Result<Option<crate::tls::TlsConfig>, ConfigError> {
+    let (cert, key) = (r.cert_file.trim(), r.key_file.trim());
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, false) => {}
+        (true, false) => {
+            return Err(invalid(
+                "tls.cert_file",
+                "",
+                "a PEM certificate file (tls.key_file is set, so TLS needs both)",
+            ));
+        }
+        (false, true) => {
+            return Err(invalid(
+                "tls.key_file",
+                "",
+                "a PEM private key file (tls.cert_file is set, so TLS needs both)",
+            ));
+        }
+    }
+    let mut c = crate::tls::TlsConfig {
+        cert_file: cert.into(),
+        key_file: key.into(),
+        http: false,
+        otlp_grpc: false,
+        otlp_http: false,
+    };
+    for l in r
+        .listeners
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        match l {
+            "all" => (c.http, c.otlp_grpc, c.otlp_http) = (true, true, true),
+            "http" => c.http = true,
+            "otlp_grpc" => c.otlp_grpc = true,
+            "otlp_http" => c.otlp_http = true,
+            _ => {
+                return Err(invalid(
+                    "tls.listeners",
+                    l,
+                    "\"all\" or listener names separated by commas: http, otlp_grpc, otlp_http",
+                ));
+            }
+        }
+    }
+    if !(c.http || c.otlp_grpc || c.otlp_http) {
+        return Err(invalid(
+            "tls.listeners",
+            &r.listeners,
+            "at least one listener (\"all\", http, otlp_grpc, otlp_http) when cert_file is set",
+        ));
+    }
+    Ok(Some(c))
 }
 
 fn buckets(key: &str, b: &[f64]) -> Result<Vec<f64>, ConfigError> {

@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub trusted_proxies: String,
     pub proxy: Vec<RawProxy>,
     pub auth: RawAuth,
+    pub tls: RawTls,
     pub log: RawLog,
 }
 
@@ -296,6 +297,28 @@ impl Default for RawAuth {
     }
 }
 
+/// `[tls]`: one certificate for the listeners, read again on SIGHUP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    /// PEM: the server certificate first, then its intermediates.
+    pub cert_file: String,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// Which listeners serve TLS: "all", or some of "http, otlp_grpc, otlp_http".
+    pub listeners: String,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        Self {
+            cert_file: String::new(),
+            key_file: String::new(),
+            listeners: "all".into(),
+        }
+    }
+}
+
 /// One `[[proxy]]` route: a sub-path of the main listener served by another HTTP service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -393,6 +416,7 @@ impl Default for RawConfig {
             trusted_proxies: String::new(),
             proxy: Vec::new(),
             auth: RawAuth::default(),
+            tls: RawTls::default(),
             log: RawLog::default(),
         }
     }

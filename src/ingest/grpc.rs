@@ -134,12 +134,23 @@ fn client_fault_statuses(
     resp
 }
 
-/// Serves the three OTLP services on `listener` until `shutdown` resolves.
-pub async fn serve(
+/// Serves the three OTLP services on the connections from `incoming` (a TCP listener's, or TLS
+/// connections with their handshake done) until `shutdown` resolves.
+pub async fn serve<I, IO, IE>(
     ingest: Arc<Ingest>,
-    listener: tokio::net::TcpListener,
+    incoming: I,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), tonic::transport::Error>
+where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let limit = ingest.max_grpc_message_bytes;
     let svc = Otlp(ingest);
     tonic::transport::Server::builder()
@@ -162,9 +173,6 @@ pub async fn serve(
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit),
         )
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -125,6 +125,7 @@ impl Front {
         base_path: &str,
         trusted: Vec<Cidr>,
         auth: Option<Arc<crate::auth::Auth>>,
+        tls: bool,
     ) -> Front {
         let routes = routes
             .iter()
@@ -146,7 +147,7 @@ impl Front {
                 routes,
                 trusted,
                 router,
-                scheme: "http",
+                scheme: if tls { "https" } else { "http" },
                 base: base_path.to_string(),
                 auth,
             }),
@@ -489,24 +490,26 @@ fn gateway_page(status: StatusCode, cfg: &ProxyRoute, what: &str) -> Response {
         .into_response()
 }
 
-/// `axum::serve`'s make-service: one [`Front`] per connection, knowing the peer address.
-pub fn make_service(
+/// `axum::serve`'s make-service: one [`Front`] per connection, knowing the peer address. `L` is
+/// the TCP listener, or [`crate::tls::TlsListener`].
+pub fn make_service<L>(
     front: Front,
 ) -> impl for<'a> tower::Service<
-    axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
+    axum::serve::IncomingStream<'a, L>,
     Error = std::convert::Infallible,
     Response = PerConnection,
     Future = std::future::Ready<Result<PerConnection, std::convert::Infallible>>,
-> + Clone {
-    tower::service_fn(
-        move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
-            let peer = *incoming.remote_addr();
-            std::future::ready(Ok(PerConnection {
-                front: front.clone(),
-                peer,
-            }))
-        },
-    )
+> + Clone
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, L>| {
+        let peer = *incoming.remote_addr();
+        std::future::ready(Ok(PerConnection {
+            front: front.clone(),
+            peer,
+        }))
+    })
 }
 
 /// [`Front`] bound to one connection's peer.
