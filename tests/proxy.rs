@@ -430,6 +430,79 @@ async fn headers_bodies_websockets_and_failures_through_the_proxy() {
     s.stop().await;
 }
 
+/// HTTP/2 clients (prior knowledge on the plain listener; over TLS, ALPN picks it, see tests/tls.rs):
+/// requests reach the HTTP/1.1 upstream with their cookies in one header and the forwarded
+/// headers from `:authority`; bodies stream both ways; answers lose their hop-by-hop headers
+/// (HTTP/2 forbids them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_through_the_proxy() {
+    let up = Upstream::start().await;
+    let s = sightline_with(&routes_config(&[("/app", &up.url(), "")]), |_| {}).await;
+    let host = s.api("").trim_start_matches("http://").to_string();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .get(s.api("/app/h2?q=1"))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("keep-alive").is_none());
+    assert_eq!(
+        r.text().await.unwrap(),
+        "upstream saw /app/h2?q=1 (0 bytes)"
+    );
+    let h = &up.take()[0];
+    let cookies: Vec<&str> = h
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["a=1; b=2"]);
+    assert_eq!(h.header("x-forwarded-host"), Some(host.as_str()));
+    assert_eq!(h.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(h.header("host"), Some(up.addr.to_string().as_str()));
+
+    // 16 MiB up and 16 MiB down over one HTTP/2 stream, with a Connection-named header in the
+    // upstream's answer that must not reach the HTTP/2 client.
+    let n = 16u64 << 20;
+    let chunk = bytes::Bytes::from(vec![3u8; 1 << 20]);
+    let stream = tokio_stream::iter(
+        (0..16).map(move |_| Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk.clone()))),
+    );
+    let mut r = h2
+        .post(s.api(&format!("/app/upload?bytes={n}")))
+        .body(reqwest::Body::wrap(http_body_util::StreamBody::new(stream)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-hop").is_none());
+    let (mut got, mut sum) = (0u64, 0u64);
+    while let Some(c) = r.chunk().await.unwrap() {
+        got += c.len() as u64;
+        sum = c.iter().fold(sum, |s, b| s.wrapping_add(*b as u64));
+    }
+    assert_eq!(got, n);
+    assert_eq!(sum, (0..65536u64).map(|i| i % 251).sum::<u64>() * 256);
+    let h = &up.take()[0];
+    assert_eq!((h.body_len, h.body_sum), (n, 3 * n));
+    // Sightline's own routes over HTTP/2 too.
+    let r = h2.get(s.api("/api/v1/labels")).send().await.unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_2, 200)
+    );
+    s.stop().await;
+}
+
 /// Debian's Prometheus 2.42 under `/prometheus`, as its documentation sets it up behind a
 /// reverse proxy: its UI, its assets and its API used through Sightline, and `promtool` as the
 /// API client.

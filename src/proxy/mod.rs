@@ -307,6 +307,7 @@ impl Front {
             .flatten();
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
+        join_cookies(headers);
         if !trusted {
             headers.remove(header::FORWARDED);
         }
@@ -446,6 +447,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     for h in HOP_BY_HOP {
         headers.remove(h);
+    }
+}
+
+/// HTTP/2 clients may send each cookie in its own `cookie` field; an HTTP/1.1 upstream expects
+/// one header, joined with "; " (RFC 9113 section 8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    if headers.get_all(header::COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, v);
     }
 }
 
