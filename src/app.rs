@@ -275,7 +275,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.trusted_proxies.clone(),
         auth,
         tls_on(|t| t.http),
-    );
+    )?;
     let otlp_router = ingest::http::router(ingest.clone());
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
     let samplers = crate::samplers::start(

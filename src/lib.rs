@@ -34,8 +34,7 @@
 //! - [`auth`]: users, API tokens, browser sessions with CSRF, OTLP ingest keys.
 //!
 //! - [`tls`]: TLS on the listeners (rustls), the certificate read again on SIGHUP.
-//!
-//! Not built yet: https upstreams for the proxy.
+
 //!
 //! # One span's path
 //!

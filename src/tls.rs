@@ -161,6 +161,54 @@ fn read(
     })
 }
 
+/// A client configuration trusting the system's roots and, when given, the CA certificates in
+/// `ca_file` (for the proxy's https upstreams).
+pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!(error = %e, "a system CA certificate could not be read");
+    }
+    let (_, unusable) = roots.add_parsable_certificates(native.certs);
+    if unusable > 0 {
+        tracing::debug!(unusable, "system CA certificates rustls cannot use");
+    }
+    if let Some(f) = ca_file {
+        let pem = read_limited(f, "CA")?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("the CA file {} is not valid PEM: {e}", f.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "the CA file {} holds no CERTIFICATE block",
+            f.display()
+        );
+        for c in certs {
+            roots.add(c).with_context(|| {
+                format!("a certificate in the CA file {} is not usable", f.display())
+            })?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
+/// A client configuration that trusts nothing, for connectors that only ever speak plain HTTP.
+pub fn client_config_without_roots() -> anyhow::Result<rustls::ClientConfig> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth())
+}
+
 /// Waits for SIGHUP and reloads `store` each time, until `shutdown` fires.
 pub fn reload_on_sighup(
     store: Arc<CertStore>,

@@ -527,3 +527,114 @@ async fn some_listeners_only_and_clear_errors_at_start() {
         assert!(stderr.contains(says), "{says}: {stderr}");
     }
 }
+
+/// An https upstream behind a route, trusted through the route's `ca_file`; the same upstream
+/// behind a route without it is a 502 (the system's roots do not know the test CA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_is_trusted_through_its_ca_file() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("upstream");
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // The stand-in upstream: rustls with the test CA's certificate, answering with what it saw.
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(leaf.der.clone())],
+        rustls::pki_types::pem::PemObject::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = l.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let host = req
+                            .headers()
+                            .get("host")
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(format!(
+                                "tls upstream saw {} host {host}",
+                                req.uri()
+                            ))),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    let toml = format!(
+        "[[proxy]]\npath = \"/sec\"\nupstream = \"https://localhost:{port}/base\"\nca_file = {ca_file:?}\n[[proxy]]\npath = \"/untrusted\"\nupstream = \"https://localhost:{port}\"\n"
+    );
+    let file = files.path().join("s.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let (cfg, _) = sightline::config::load(
+        Some(&file),
+        Vec::new(),
+        &sightline::config::Overrides::default(),
+    )
+    .unwrap();
+    let proxy = cfg.proxy.clone();
+    let s = Server::start_in(tempfile::tempdir().unwrap(), move |c| c.proxy = proxy).await;
+    let r = reqwest::get(s.api("/sec/x?y=1")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("tls upstream saw /base/sec/x?y=1 host localhost:{port}")
+    );
+    let r = reqwest::get(s.api("/untrusted/x")).await.unwrap();
+    assert_eq!(r.status(), 502);
+    s.stop().await;
+
+    // ca_file on an http upstream, and a CA file that is not PEM, are refused with the route named.
+    std::fs::write(
+        &file,
+        format!(
+            "[[proxy]]\npath = \"/p\"\nupstream = \"http://127.0.0.1:1\"\nca_file = {ca_file:?}\n"
+        ),
+    )
+    .unwrap();
+    let e = sightline::config::load(Some(&file), Vec::new(), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("proxy[0].ca_file"), "{e}");
+    let garbage = files.path().join("garbage.pem");
+    std::fs::write(&garbage, "no certificates here").unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[[proxy]]\npath = \"/p\"\nupstream = \"https://127.0.0.1:1\"\nca_file = {garbage:?}\n"
+        ),
+    )
+    .unwrap();
+    let (cfg, _) = sightline::config::load(Some(&file), Vec::new(), &Default::default()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut c = sightline::config::Config::for_data_dir(data.path());
+    c.proxy = cfg.proxy;
+    let e = format!("{:#}", sightline::app::start(c).await.err().unwrap());
+    assert!(
+        e.contains("/p") && e.contains("holds no CERTIFICATE block"),
+        "{e}"
+    );
+}

@@ -807,11 +807,19 @@ fn proxy_routes(raw: &[raw::RawProxy]) -> Result<Vec<crate::proxy::ProxyRoute>, 
                 "expected a URL such as http://127.0.0.1:9090",
             )
         })?;
-        if url.scheme() != "http" {
+        if url.scheme() != "http" && url.scheme() != "https" {
             return Err(invalid(
                 &key("upstream"),
                 &r.upstream,
-                "expected an http:// URL (https upstreams are not supported yet)",
+                "expected an http:// or https:// URL",
+            ));
+        }
+        let ca_file = r.ca_file.trim();
+        if !ca_file.is_empty() && url.scheme() != "https" {
+            return Err(invalid(
+                &key("ca_file"),
+                ca_file,
+                "nothing: ca_file is for https upstreams",
             ));
         }
         let Some(host) = url.host_str() else {
@@ -847,7 +855,8 @@ fn proxy_routes(raw: &[raw::RawProxy]) -> Result<Vec<crate::proxy::ProxyRoute>, 
                 r.name.trim().to_string()
             },
             path,
-            scheme: "http".into(),
+            scheme: url.scheme().into(),
+            ca_file: (!ca_file.is_empty()).then(|| ca_file.into()),
             authority,
             upstream_path,
             strip_prefix: r.strip_prefix,

@@ -325,7 +325,7 @@ impl Default for RawTls {
 pub struct RawProxy {
     /// "/prometheus": this path and everything below it (under `base_path`).
     pub path: String,
-    /// "http://127.0.0.1:9090", optionally with a path prefix on the upstream.
+    /// "http://127.0.0.1:9090" or "https://...", optionally with a path prefix on the upstream.
     pub upstream: String,
     /// Shown in the UI's navigation; default: the path.
     #[serde(default)]
@@ -341,6 +341,9 @@ pub struct RawProxy {
     /// Until the upstream's response headers arrive.
     #[serde(default = "default_proxy_timeout")]
     pub timeout: String,
+    /// For an https upstream: PEM file of CA certificates trusted besides the system's roots.
+    #[serde(default)]
+    pub ca_file: String,
 }
 
 fn default_connect_timeout() -> String {

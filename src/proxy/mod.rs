@@ -3,14 +3,15 @@
 //! Every request passes [`Front`] first: `CONNECT` and absolute-form request targets are refused
 //! (only configured upstreams are ever contacted), and the path is normalised once
 //! ([`path::normalise`]). A path under a configured route (below `base_path`) goes to that
-//! route's upstream, streamed both ways over HTTP/1.1, WebSocket upgrades included; everything
+//! route's upstream (http or https, rustls with the system's roots plus the route's `ca_file`),
+//! streamed both ways over HTTP/1.1, WebSocket upgrades included; everything
 //! else goes to Sightline's own router with the normalised path. Toward the upstream, hop-by-hop
 //! headers (RFC 9110 7.6.1, and whatever `Connection` names) are removed, and `X-Forwarded-For`,
 //! `-Proto`, `-Host` and `-Prefix` are set by Sightline: incoming ones (and `Forwarded`) are
 //! dropped unless the peer is in `trusted_proxies` (Caddy's rule), and since they are set after
 //! the `Connection`-named headers are removed, a client cannot strip them. An upstream that
 //! refuses the connection is a 502, one that does not answer in time a 504, each with a page that
-//! says which route failed. This module does not know about auth or TLS (their own modules).
+//! says which route failed. Auth and the listeners' TLS live in their own modules.
 
 pub mod path;
 
@@ -35,8 +36,11 @@ pub struct ProxyRoute {
     pub name: String,
     /// Normalised, no trailing slash, e.g. "/prometheus" (below `base_path`).
     pub path: String,
-    /// `http://host:port`, and a path prefix on the upstream (no trailing slash; may be empty).
+    /// `http` or `https`, `host:port`, and a path prefix on the upstream (no trailing slash; may
+    /// be empty).
     pub scheme: String,
+    /// For https: CA certificates trusted besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     pub authority: String,
     pub upstream_path: String,
     pub strip_prefix: bool,
@@ -88,7 +92,7 @@ struct Route {
     cfg: ProxyRoute,
     /// `base_path` + `path`.
     full: String,
-    client: Client<HttpConnector, Body>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
 }
 
 struct Inner {
@@ -126,23 +130,37 @@ impl Front {
         trusted: Vec<Cidr>,
         auth: Option<Arc<crate::auth::Auth>>,
         tls: bool,
-    ) -> Front {
+    ) -> anyhow::Result<Front> {
         let routes = routes
             .iter()
             .map(|r| {
                 let mut http = HttpConnector::new();
                 http.set_connect_timeout(Some(r.connect_timeout));
                 http.set_nodelay(true);
-                Route {
+                http.enforce_http(false);
+                // https upstreams: the system's roots plus the route's CA file; an http route
+                // never uses its (empty) TLS configuration.
+                let tls = if r.scheme == "https" {
+                    crate::tls::client_config(r.ca_file.as_deref())
+                        .map_err(|e| anyhow::anyhow!("[[proxy]] {}: {e:#}", r.path))?
+                } else {
+                    crate::tls::client_config_without_roots()?
+                };
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http);
+                Ok(Route {
                     full: format!("{base_path}{}", r.path),
                     cfg: r.clone(),
                     client: Client::builder(TokioExecutor::new())
                         .pool_idle_timeout(Duration::from_secs(90))
-                        .build(http),
-                }
+                        .build(connector),
+                })
             })
-            .collect();
-        Front {
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Front {
             inner: Arc::new(Inner {
                 routes,
                 trusted,
@@ -151,7 +169,7 @@ impl Front {
                 base: base_path.to_string(),
                 auth,
             }),
-        }
+        })
     }
 
     /// Serves one request from `peer`.
