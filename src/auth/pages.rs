@@ -10,12 +10,7 @@ use http_body_util::BodyExt;
 
 use super::{Auth, CSRF_COOKIE, SESSION_COOKIE, cookie, random_token, same};
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::proxy::escape;
 
 /// Only a local path under the base path may be a redirect target.
 fn safe_next(base: &str, next: &str) -> String {

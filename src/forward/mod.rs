@@ -228,7 +228,6 @@ impl ForwardCounters {
 pub struct Forwarder {
     pub config: ForwardConfig,
     tx: Mutex<Option<std::sync::mpsc::Sender<queue::Append>>>,
-    queues: Arc<[queue::Queue; 3]>,
     pub counters: Arc<ForwardCounters>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     senders: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -305,7 +304,6 @@ impl Forwarder {
         Ok(Arc::new(Forwarder {
             config,
             tx: Mutex::new(Some(tx)),
-            queues,
             counters,
             writer: Mutex::new(Some(writer)),
             senders: Mutex::new(senders),
@@ -376,7 +374,6 @@ impl Forwarder {
         if let Some(w) = writer {
             let _ = tokio::task::spawn_blocking(move || w.join()).await;
         }
-        let _ = &self.queues;
     }
 }
 

@@ -230,8 +230,13 @@ impl Front {
             .iter()
             .find(|r| path::under(&lenient, &r.full))
         {
+            // Strict mode refuses what an upstream might decode again; the path it returns is
+            // checked against the route once more before anything is sent.
             return match path::normalise(&raw, true) {
-                Ok(p) => self.forward(route, p, peer, req, identity).await,
+                Ok(p) if path::under(&p, &route.full) => {
+                    self.forward(route, p, peer, req, identity).await
+                }
+                Ok(_) => plain(StatusCode::BAD_REQUEST, "request path leaves its route\n"),
                 Err(e) => plain(StatusCode::BAD_REQUEST, &format!("{}\n", e.message())),
             };
         }
@@ -493,7 +498,8 @@ fn plain(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-fn escape(s: &str) -> String {
+/// Text for the hand-written HTML pages (the gateway errors here, the sign-in page in `auth`).
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
