@@ -1,5 +1,9 @@
 //! Reverse-proxy benchmark (not a test): `cargo bench --bench proxy -- [--seconds N]
-//! [--connections N]`.
+//! [--connections N] [--tls]`.
+//!
+//! With `--tls` both proxies terminate TLS (the same self-signed certificate: Sightline's `[tls]`
+//! on the main listener, Caddy's `tls cert key`); wrk keeps its connections open, so this
+//! measures encrypted request handling more than handshakes.
 //!
 //! One upstream (a small axum server on its own thread in this process, answering 1 KiB) behind
 //! two proxies on this machine: Sightline's `[[proxy]]` route (release binary) and Debian's Caddy
@@ -92,28 +96,42 @@ fn ms(v: &str) -> f64 {
 fn main() {
     let seconds = arg("--seconds", 15);
     let connections = arg("--connections", 64);
+    let tls = std::env::args().any(|a| a == "--tls");
     let up = upstream();
     wait_port(up);
     let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let self_signed =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(&cert, self_signed.cert.pem()).unwrap();
+    std::fs::write(&key, self_signed.signing_key.serialize_pem()).unwrap();
+    let mut env = vec![
+        ("SIGHTLINE_SPANMETRICS_ENABLED", "false"),
+        ("SIGHTLINE_TLS_LISTENERS", "http"),
+    ];
+    if tls {
+        env.push(("SIGHTLINE_TLS_CERT_FILE", cert.to_str().unwrap()));
+        env.push(("SIGHTLINE_TLS_KEY_FILE", key.to_str().unwrap()));
+    }
     let cfg = dir.path().join("sightline.toml");
     std::fs::write(
         &cfg,
         format!("[[proxy]]\npath = \"/app\"\nupstream = \"http://127.0.0.1:{up}\"\n"),
     )
     .unwrap();
-    let sl = Sightline::spawn(
-        &dir.path().join("data"),
-        &[
-            ("SIGHTLINE_CONFIG", cfg.to_str().unwrap()),
-            ("SIGHTLINE_SPANMETRICS_ENABLED", "false"),
-        ],
-    );
+    env.push(("SIGHTLINE_CONFIG", cfg.to_str().unwrap()));
+    let sl = Sightline::spawn(&dir.path().join("data"), &env);
+    let caddy_tls = if tls {
+        format!("\ttls {} {}\n", cert.display(), key.display())
+    } else {
+        String::new()
+    };
     let caddy_port = free_port();
     let caddyfile = dir.path().join("Caddyfile");
     std::fs::write(
         &caddyfile,
         format!(
-            "{{\n\tadmin off\n\tauto_https off\n}}\n:{caddy_port} {{\n\thandle /app* {{\n\t\treverse_proxy 127.0.0.1:{up}\n\t}}\n}}\n"
+            "{{\n\tadmin off\n\tauto_https off\n}}\n:{caddy_port} {{\n{caddy_tls}\thandle /app* {{\n\t\treverse_proxy 127.0.0.1:{up}\n\t}}\n}}\n"
         ),
     )
     .unwrap();
@@ -130,11 +148,13 @@ fn main() {
     wait_port(caddy_port);
     let version = Command::new("caddy").arg("version").output().unwrap();
     println!(
-        "# proxy: wrk -t2 -c{connections} -d{seconds}s, 1 KiB answers; caddy {}",
+        "# proxy: wrk -t2 -c{connections} -d{seconds}s, 1 KiB answers, {}; caddy {}",
+        if tls { "TLS" } else { "plain HTTP" },
         String::from_utf8_lossy(&version.stdout).trim()
     );
-    let sl_url = format!("http://127.0.0.1:{}/app/hello", sl.http);
-    let caddy_url = format!("http://127.0.0.1:{caddy_port}/app/hello");
+    let scheme = if tls { "https" } else { "http" };
+    let sl_url = format!("{scheme}://127.0.0.1:{}/app/hello", sl.http);
+    let caddy_url = format!("{scheme}://127.0.0.1:{caddy_port}/app/hello");
     // Warm both (connection pools, page cache).
     wrk(&sl_url, 2, connections);
     wrk(&caddy_url, 2, connections);

@@ -100,7 +100,16 @@ fn init_logging(config: &config::Config) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log_level));
+        .unwrap_or_else(|| {
+            // rustls warns about each client's oddities (an IP address sent as SNI, as wrk and
+            // some SDKs do): per connection, not the operator's concern. A filter that names
+            // targets itself is taken as written.
+            let f = tracing_subscriber::EnvFilter::new(&config.log_level);
+            match "rustls=error".parse() {
+                Ok(d) if !config.log_level.contains('=') => f.add_directive(d),
+                _ => f,
+            }
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
