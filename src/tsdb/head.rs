@@ -34,6 +34,81 @@ pub struct Exemplar {
     pub t: i64,
 }
 
+/// The head's series by id, in pages of [`Slots::PAGE`] held in place: no allocation and no
+/// pointer per series, and growth never moves the series already there.
+#[derive(Default)]
+struct Slots {
+    pages: Vec<Box<[Option<MemSeries>]>>,
+    len: usize,
+}
+
+impl Slots {
+    const PAGE: usize = 1024;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Slots allocated (used or not).
+    fn capacity(&self) -> usize {
+        self.pages.len() * Self::PAGE
+    }
+
+    fn get(&self, i: usize) -> Option<&Option<MemSeries>> {
+        if i >= self.len {
+            return None;
+        }
+        self.pages.get(i / Self::PAGE)?.get(i % Self::PAGE)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Option<MemSeries>> {
+        if i >= self.len {
+            return None;
+        }
+        self.pages.get_mut(i / Self::PAGE)?.get_mut(i % Self::PAGE)
+    }
+
+    /// Grows to `n` slots (never shrinks); new slots are empty.
+    fn grow_to(&mut self, n: usize) {
+        while self.capacity() < n {
+            self.pages.push((0..Self::PAGE).map(|_| None).collect());
+        }
+        self.len = self.len.max(n);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Option<MemSeries>> {
+        self.pages.iter().flat_map(|p| p.iter()).take(self.len)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Option<MemSeries>> {
+        self.pages
+            .iter_mut()
+            .flat_map(|p| p.iter_mut())
+            .take(self.len)
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Option<MemSeries>;
+    fn index(&self, i: usize) -> &Option<MemSeries> {
+        &self.pages[i / Self::PAGE][i % Self::PAGE]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slots {
+    fn index_mut(&mut self, i: usize) -> &mut Option<MemSeries> {
+        &mut self.pages[i / Self::PAGE][i % Self::PAGE]
+    }
+}
+
+/// What few series hold, boxed together (see [`MemSeries`]).
+#[derive(Default)]
+struct Extra {
+    /// Out-of-order samples, waiting for the next block.
+    ooo: Vec<(i64, f64)>,
+    exemplar: Option<Exemplar>,
+}
+
 /// Interned strings, ids dense from 0.
 #[derive(Default)]
 pub struct Symbols {
@@ -71,9 +146,12 @@ impl Symbols {
 }
 
 /// A series' sealed chunks in one buffer, oldest first: `[uvarint len][codec chunk]...`. One
-/// allocation per series instead of one per chunk.
+/// allocation per series instead of one per chunk. The buffer is a boxed slice with the used
+/// length beside it (a `Vec`'s capacity word would cost every series 8 bytes): 32 bytes in all.
 struct SealedChunks {
-    buf: Vec<u8>,
+    /// `len` bytes used; the rest is room left by a merge, reused by the next push.
+    buf: Box<[u8]>,
+    len: u32,
     /// Offset of the newest chunk's length prefix.
     last_start: u32,
     /// Newest timestamp in the sealed chunks (`i64::MIN` when there are none).
@@ -83,14 +161,24 @@ struct SealedChunks {
 impl SealedChunks {
     fn new() -> Self {
         SealedChunks {
-            buf: Vec::new(),
+            buf: Box::default(),
+            len: 0,
             last_start: 0,
             max_t: i64::MIN,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len == 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len as usize).unwrap_or_default()
+    }
+
+    /// Heap bytes held (used or not).
+    fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// (offset of the length prefix, chunk bytes) of each chunk.
@@ -98,8 +186,9 @@ impl SealedChunks {
         let mut pos = 0usize;
         std::iter::from_fn(move || {
             let start = pos;
-            let (len, n) = codec::get_uvarint(self.buf.get(pos..)?)?;
-            let data = self.buf.get(pos + n..pos + n + len as usize)?;
+            let bytes = self.bytes();
+            let (len, n) = codec::get_uvarint(bytes.get(pos..)?)?;
+            let data = bytes.get(pos + n..pos + n + len as usize)?;
             pos += n + len as usize;
             Some((start, data))
         })
@@ -118,20 +207,29 @@ impl SealedChunks {
     fn push(&mut self, samples: &[(i64, f64)]) {
         let Some(last) = samples.last() else { return };
         let data = codec::encode(samples);
-        let mut len = Vec::with_capacity(3);
-        codec::put_uvarint(&mut len, data.len() as u64);
-        // Exact growth: no doubling slack kept per series.
-        self.buf.reserve_exact(len.len() + data.len());
-        self.last_start = self.buf.len() as u32;
-        self.buf.extend_from_slice(&len);
-        self.buf.extend_from_slice(&data);
+        let mut prefix = Vec::with_capacity(3);
+        codec::put_uvarint(&mut prefix, data.len() as u64);
+        let at = self.len as usize;
+        let need = at + prefix.len() + data.len();
+        if need > self.buf.len() {
+            // Exact growth: no doubling slack kept per series.
+            let mut v = std::mem::take(&mut self.buf).into_vec();
+            v.truncate(at);
+            v.reserve_exact(need - at);
+            v.resize(need, 0);
+            self.buf = v.into_boxed_slice();
+        }
+        self.buf[at..at + prefix.len()].copy_from_slice(&prefix);
+        self.buf[at + prefix.len()..need].copy_from_slice(&data);
+        self.last_start = at as u32;
+        self.len = need as u32;
         self.max_t = self.max_t.max(last.0);
     }
 
     /// Removes the newest chunk and returns its samples.
     fn pop(&mut self) -> Option<Vec<(i64, f64)>> {
         let samples = codec::decode(self.last()?).ok()?;
-        self.buf.truncate(self.last_start as usize);
+        self.len = self.last_start;
         self.last_start = self.chunks().last().map_or(0, |(s, _)| s as u32);
         Some(samples)
     }
@@ -152,7 +250,9 @@ impl SealedChunks {
         for part in samples.chunks(MAX_SEALED_SAMPLES) {
             self.push(part);
         }
-        self.buf.shrink_to_fit();
+        if self.buf.len() > self.len as usize {
+            self.buf = self.bytes().into();
+        }
     }
 }
 
@@ -161,15 +261,17 @@ pub struct MemSeries {
     labels: Box<[u32]>,
     sealed: SealedChunks,
     open: XorChunk,
-    // Boxed: 8 bytes per series instead of 24 for a buffer most series never use.
-    #[allow(clippy::box_collection)]
-    ooo: Option<Box<Vec<(i64, f64)>>>,
-    exemplar: Option<Box<Exemplar>>,
+    /// Out-of-order samples and the exemplar, which most series never have: 8 bytes when absent.
+    extra: Option<Box<Extra>>,
     /// Whether the WAL holds this series' record (so samples for it can be replayed).
     pub logged: bool,
 }
 
 impl MemSeries {
+    fn ooo(&self) -> &[(i64, f64)] {
+        self.extra.as_ref().map_or(&[], |e| &e.ooo)
+    }
+
     fn last_t(&self) -> Option<i64> {
         self.open
             .last_t()
@@ -177,7 +279,7 @@ impl MemSeries {
     }
 
     fn is_empty(&self) -> bool {
-        self.open.is_empty() && self.sealed.is_empty() && self.ooo.is_none()
+        self.open.is_empty() && self.sealed.is_empty() && self.ooo().is_empty()
     }
 
     fn seal(&mut self) {
@@ -222,7 +324,8 @@ impl MemSeries {
                     .filter(|s| s.0 >= mint && s.0 <= maxt),
             );
         }
-        if let Some(ooo) = &self.ooo {
+        let ooo = self.ooo();
+        if !ooo.is_empty() {
             let before = out.len();
             out.extend(ooo.iter().copied().filter(|s| s.0 >= mint && s.0 <= maxt));
             if out.len() > before {
@@ -234,13 +337,12 @@ impl MemSeries {
 
     fn heap_bytes(&self) -> usize {
         self.labels.len() * 4
-            + self.sealed.buf.capacity()
+            + self.sealed.capacity()
             + self.open.heap_bytes()
-            + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16 + 24)
             + self
-                .exemplar
+                .extra
                 .as_ref()
-                .map_or(0, |_| std::mem::size_of::<Exemplar>())
+                .map_or(0, |e| std::mem::size_of::<Extra>() + e.ooo.capacity() * 16)
     }
 }
 
@@ -266,7 +368,7 @@ pub enum AppendOutcome {
 
 pub struct Head {
     pub syms: Symbols,
-    series: Vec<Option<Box<MemSeries>>>,
+    series: Slots,
     by_hash: HashMap<u64, u32>,
     /// Label-set hashes shared by more than one series (rare).
     collisions: HashMap<u64, Vec<u32>>,
@@ -295,7 +397,7 @@ impl Head {
     pub fn new(ooo_window_ms: i64) -> Head {
         Head {
             syms: Symbols::default(),
-            series: Vec::new(),
+            series: Slots::default(),
             by_hash: HashMap::new(),
             collisions: HashMap::new(),
             postings: HashMap::new(),
@@ -356,19 +458,18 @@ impl Head {
             }
         }
         if self.series.len() <= id as usize {
-            self.series.resize_with(id as usize + 1, || None);
+            self.series.grow_to(id as usize + 1);
         }
         if self.series[id as usize].is_none() {
             self.live += 1;
         }
-        self.series[id as usize] = Some(Box::new(MemSeries {
+        self.series[id as usize] = Some(MemSeries {
             labels: syms.into_boxed_slice(),
             sealed: SealedChunks::new(),
             open: XorChunk::new(),
-            ooo: None,
-            exemplar: None,
+            extra: None,
             logged,
-        }));
+        });
         match self.by_hash.get(&hash) {
             Some(&other) if other != id => self.collisions.entry(hash).or_default().push(id),
             _ => {
@@ -382,7 +483,7 @@ impl Head {
     }
 
     pub fn series_mut(&mut self, id: u32) -> Option<&mut MemSeries> {
-        self.series.get_mut(id as usize)?.as_deref_mut()
+        self.series.get_mut(id as usize)?.as_mut()
     }
 
     pub fn labels_of(&self, id: u32) -> Option<Labels> {
@@ -405,11 +506,7 @@ impl Head {
     pub fn append(&mut self, id: u32, t: i64, v: f64) -> AppendOutcome {
         let min_valid = self.min_valid_t;
         let ooo_floor = self.max_t.saturating_sub(self.ooo_window_ms);
-        let Some(s) = self
-            .series
-            .get_mut(id as usize)
-            .and_then(|s| s.as_deref_mut())
-        else {
+        let Some(s) = self.series.get_mut(id as usize).and_then(|s| s.as_mut()) else {
             return AppendOutcome::TooOld;
         };
         match s.last_t() {
@@ -444,7 +541,7 @@ impl Head {
         if t < ooo_floor || self.ooo_window_ms == 0 && t < min_valid {
             return AppendOutcome::TooOld;
         }
-        let ooo = s.ooo.get_or_insert_with(Default::default);
+        let ooo = &mut s.extra.get_or_insert_with(Default::default).ooo;
         if let Some(&(_, old)) = ooo.iter().find(|x| x.0 == t) {
             return if old.to_bits() == v.to_bits() {
                 AppendOutcome::Duplicate
@@ -458,9 +555,12 @@ impl Head {
 
     pub fn set_exemplar(&mut self, id: u32, e: Exemplar) {
         if let Some(s) = self.series_mut(id)
-            && s.exemplar.as_ref().is_none_or(|old| old.t <= e.t)
+            && s.extra
+                .as_ref()
+                .and_then(|x| x.exemplar.as_ref())
+                .is_none_or(|old| old.t <= e.t)
         {
-            s.exemplar = Some(Box::new(e));
+            s.extra.get_or_insert_with(Default::default).exemplar = Some(e);
         }
     }
 
@@ -554,9 +654,9 @@ impl Head {
         self.series
             .get(id as usize)?
             .as_ref()?
+            .extra
+            .as_ref()?
             .exemplar
-            .as_deref()
-            .copied()
     }
 
     /// The oldest in-order sample time in the head.
@@ -608,10 +708,15 @@ impl Head {
         let mut out = HashMap::new();
         for (i, s) in self.series.iter_mut().enumerate() {
             if let Some(s) = s
-                && let Some(mut o) = s.ooo.take()
+                && let Some(x) = &mut s.extra
+                && !x.ooo.is_empty()
             {
+                let mut o = std::mem::take(&mut x.ooo);
+                if x.exemplar.is_none() {
+                    s.extra = None;
+                }
                 sort_dedup(&mut o);
-                out.insert(i as u32, *o);
+                out.insert(i as u32, o);
             }
         }
         out
@@ -710,14 +815,9 @@ impl Head {
 
     /// Approximate heap bytes held by the head (series, chunks, index), for `/metrics`.
     pub fn approx_bytes(&self) -> usize {
-        let series: usize = self
-            .series
-            .iter()
-            .flatten()
-            .map(|s| std::mem::size_of::<MemSeries>() + s.heap_bytes())
-            .sum();
+        let series: usize = self.series.iter().flatten().map(|s| s.heap_bytes()).sum();
         series
-            + self.series.capacity() * 8
+            + self.series.capacity() * std::mem::size_of::<Option<MemSeries>>()
             + self.by_hash.capacity() * 16
             + self
                 .postings
@@ -742,11 +842,7 @@ impl MemSeries {
         let first = self.sealed.min_t().or_else(|| self.open.first_t());
         let last = self.last_t();
         let in_order = matches!((first, last), (Some(f), Some(l)) if f <= maxt && l >= mint);
-        in_order
-            || self
-                .ooo
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|s| s.0 >= mint && s.0 <= maxt))
+        in_order || self.ooo().iter().any(|s| s.0 >= mint && s.0 <= maxt)
     }
 }
 

@@ -37,6 +37,11 @@ impl BitWriter {
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
+
+    /// Continues a stream kept as its parts (see [`XorChunk`]).
+    fn resume(buf: Vec<u8>, used: u8) -> Self {
+        BitWriter { buf, used }
+    }
 }
 
 /// Reads bits written by [`BitWriter`]; every read is bounds-checked.
@@ -207,10 +212,13 @@ impl XorValues {
     }
 }
 
-/// An append-only Gorilla chunk.
+/// An append-only Gorilla chunk. The bit stream is kept as its parts rather than as a
+/// [`BitWriter`], so the partial-byte count packs with the other small fields (one per series in
+/// the head: 56 bytes instead of 64).
 #[derive(Debug, Clone)]
 pub struct XorChunk {
-    w: BitWriter,
+    buf: Vec<u8>,
+    used: u8,
     count: u32,
     last_t: i64,
     last_delta: i64,
@@ -222,7 +230,8 @@ pub struct XorChunk {
 impl XorChunk {
     pub fn new() -> Self {
         XorChunk {
-            w: BitWriter::default(),
+            buf: Vec::new(),
+            used: 0,
             count: 0,
             last_t: 0,
             last_delta: 0,
@@ -245,7 +254,7 @@ impl XorChunk {
         if self.count == 0 {
             return None;
         }
-        Some(i64::from_be_bytes(self.w.buf.get(..8)?.try_into().ok()?))
+        Some(i64::from_be_bytes(self.buf.get(..8)?.try_into().ok()?))
     }
 
     pub fn last_t(&self) -> Option<i64> {
@@ -257,44 +266,51 @@ impl XorChunk {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.w.buf
+        &self.buf
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.w.buf.capacity()
+        self.buf.capacity()
     }
 
     /// Appends a sample; the caller keeps timestamps strictly increasing.
     pub fn append(&mut self, t: i64, v: f64) {
+        let mut w = BitWriter::resume(std::mem::take(&mut self.buf), self.used);
         match self.count {
             0 => {
-                // Room for a typical sealed-at-32 chunk without regrowing.
-                self.w.buf.reserve_exact(64);
-                self.w.write_bits(t as u64, 64);
-                self.w.write_bits(v.to_bits(), 64);
+                // Room for a typical full open chunk (16 samples) without regrowing.
+                w.buf.reserve_exact(64);
+                w.write_bits(t as u64, 64);
+                w.write_bits(v.to_bits(), 64);
                 self.prev = v.to_bits();
             }
             _ => {
+                // Grow in small exact steps (a sample takes at most 19 bytes): doubling would
+                // leave a quarter of every series' open chunk empty on average.
+                if w.buf.capacity() - w.buf.len() < 20 {
+                    w.buf.reserve_exact(24);
+                }
                 let delta = t - self.last_t;
-                write_dod(&mut self.w, delta - self.last_delta);
+                write_dod(&mut w, delta - self.last_delta);
                 self.last_delta = delta;
                 let mut xv = XorValues {
                     prev: self.prev,
                     leading: self.leading,
                     trailing: self.trailing,
                 };
-                xv.write(&mut self.w, v);
+                xv.write(&mut w, v);
                 self.prev = xv.prev;
                 self.leading = xv.leading;
                 self.trailing = xv.trailing;
             }
         }
+        (self.buf, self.used) = (w.buf, w.used);
         self.last_t = t;
         self.count += 1;
     }
 
     pub fn samples(&self) -> Vec<(i64, f64)> {
-        decode_xor_samples(&self.w.buf, self.count as usize).unwrap_or_default()
+        decode_xor_samples(&self.buf, self.count as usize).unwrap_or_default()
     }
 }
 
