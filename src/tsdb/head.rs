@@ -35,7 +35,9 @@ pub struct Exemplar {
 }
 
 /// The head's series by id, in pages of [`Slots::PAGE`] held in place: no allocation and no
-/// pointer per series, and growth never moves the series already there.
+/// pointer per series, and growth never moves the series already there. Ids are not reused, so a
+/// page whose series are all gone is freed ([`Slots::free_empty_pages`]): churn costs nothing once
+/// a page's series have all ended.
 #[derive(Default)]
 struct Slots {
     pages: Vec<Box<[Option<MemSeries>]>>,
@@ -51,7 +53,7 @@ impl Slots {
 
     /// Slots allocated (used or not).
     fn capacity(&self) -> usize {
-        self.pages.len() * Self::PAGE
+        self.pages.iter().map(|p| p.len()).sum()
     }
 
     fn get(&self, i: usize) -> Option<&Option<MemSeries>> {
@@ -70,34 +72,58 @@ impl Slots {
 
     /// Grows to `n` slots (never shrinks); new slots are empty.
     fn grow_to(&mut self, n: usize) {
-        while self.capacity() < n {
-            self.pages.push((0..Self::PAGE).map(|_| None).collect());
+        while self.pages.len() * Self::PAGE < n {
+            self.pages.push(Self::empty_page());
         }
         self.len = self.len.max(n);
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Option<MemSeries>> {
-        self.pages.iter().flat_map(|p| p.iter()).take(self.len)
+    fn empty_page() -> Box<[Option<MemSeries>]> {
+        (0..Self::PAGE).map(|_| None).collect()
     }
 
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Option<MemSeries>> {
+    /// Slot `i` (below [`Self::len`]), its page allocated again if it was freed.
+    fn slot_mut(&mut self, i: usize) -> &mut Option<MemSeries> {
+        let page = &mut self.pages[i / Self::PAGE];
+        if page.is_empty() {
+            *page = Self::empty_page();
+        }
+        &mut page[i % Self::PAGE]
+    }
+
+    /// Frees every page that holds no series (a freed page is an empty slice).
+    fn free_empty_pages(&mut self) {
+        for p in &mut self.pages {
+            if !p.is_empty() && p.iter().all(|s| s.is_none()) {
+                *p = Box::default();
+            }
+        }
+    }
+
+    /// Every slot in id order (a freed page's slots as empty ones).
+    fn iter(&self) -> impl Iterator<Item = &Option<MemSeries>> {
+        static NONE: Option<MemSeries> = None;
         self.pages
-            .iter_mut()
-            .flat_map(|p| p.iter_mut())
+            .iter()
+            .flat_map(|p| {
+                p.iter()
+                    .chain(std::iter::repeat_n(&NONE, Self::PAGE - p.len()))
+            })
             .take(self.len)
     }
-}
 
-impl std::ops::Index<usize> for Slots {
-    type Output = Option<MemSeries>;
-    fn index(&self, i: usize) -> &Option<MemSeries> {
-        &self.pages[i / Self::PAGE][i % Self::PAGE]
-    }
-}
-
-impl std::ops::IndexMut<usize> for Slots {
-    fn index_mut(&mut self, i: usize) -> &mut Option<MemSeries> {
-        &mut self.pages[i / Self::PAGE][i % Self::PAGE]
+    /// (id, slot) of every slot in an allocated page.
+    fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Option<MemSeries>)> {
+        let len = self.len;
+        self.pages
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(pi, p)| {
+                p.iter_mut()
+                    .enumerate()
+                    .map(move |(j, s)| (pi * Self::PAGE + j, s))
+            })
+            .take_while(move |(i, _)| *i < len)
     }
 }
 
@@ -460,10 +486,11 @@ impl Head {
         if self.series.len() <= id as usize {
             self.series.grow_to(id as usize + 1);
         }
-        if self.series[id as usize].is_none() {
+        let slot = self.series.slot_mut(id as usize);
+        if slot.is_none() {
             self.live += 1;
         }
-        self.series[id as usize] = Some(MemSeries {
+        *slot = Some(MemSeries {
             labels: syms.into_boxed_slice(),
             sealed: SealedChunks::new(),
             open: XorChunk::new(),
@@ -706,7 +733,7 @@ impl Head {
     /// Takes every series' out-of-order samples (they go into the next block).
     pub fn take_ooo(&mut self) -> HashMap<u32, Vec<(i64, f64)>> {
         let mut out = HashMap::new();
-        for (i, s) in self.series.iter_mut().enumerate() {
+        for (i, s) in self.series.iter_mut() {
             if let Some(s) = s
                 && let Some(x) = &mut s.extra
                 && !x.ooo.is_empty()
@@ -736,7 +763,7 @@ impl Head {
 
     fn truncate_inner(&mut self, before: i64, gc: bool) {
         let mut removed = false;
-        for slot in self.series.iter_mut() {
+        for (_, slot) in self.series.iter_mut() {
             let Some(s) = slot else { continue };
             if s.sealed.min_t().is_some_and(|m| m < before) {
                 let keep: Vec<_> = s
@@ -771,6 +798,7 @@ impl Head {
             }
         }
         if removed {
+            self.series.free_empty_pages();
             self.rebuild_index();
         }
         self.min_t_cache = self.scan_min_t();
@@ -782,7 +810,7 @@ impl Head {
         let mut by_hash = HashMap::new();
         let mut collisions: HashMap<u64, Vec<u32>> = HashMap::new();
         let old = std::mem::take(&mut self.syms);
-        for (i, slot) in self.series.iter_mut().enumerate() {
+        for (i, slot) in self.series.iter_mut() {
             let Some(s) = slot else { continue };
             let mut pairs = Vec::with_capacity(s.labels.len() / 2);
             for p in s.labels.chunks_exact_mut(2) {
@@ -869,6 +897,54 @@ mod tests {
 
     fn lab(name: &str, job: &str) -> Labels {
         Labels::from_pairs([("__name__", name), ("job", job)])
+    }
+
+    /// Series that end free their page; ids stay stable and the survivors are found by id.
+    #[test]
+    fn churned_pages_are_freed_and_ids_stay() {
+        let mut h = Head::new(0);
+        let n = Slots::PAGE * 3 + 10;
+        for i in 0..n {
+            let l = lab("m", &format!("j{i}"));
+            let id = h.next_id();
+            assert_eq!(id as usize, i);
+            h.create(id, &l, l.hash64(), true);
+            // Series in the second page and the last one stay; the others stop at t = 1000.
+            let t = if i / Slots::PAGE == 1 || i == n - 1 {
+                5000
+            } else {
+                1000
+            };
+            h.append(id, t, i as f64);
+        }
+        let before = h.series.capacity();
+        h.truncate(2000);
+        assert_eq!(h.num_series(), Slots::PAGE + 1);
+        // The first and third pages went; the second and the (partly used) fourth stay.
+        assert_eq!(h.series.capacity(), before - 2 * Slots::PAGE);
+        for i in [Slots::PAGE, 2 * Slots::PAGE - 1, n - 1] {
+            let l = lab("m", &format!("j{i}"));
+            assert_eq!(h.lookup(&l, l.hash64()), Some(i as u32), "series {i}");
+            assert_eq!(
+                h.read(&[i as u32], 0, i64::MAX)[0].1,
+                vec![(5000, i as f64)]
+            );
+        }
+        assert_eq!(h.lookup(&lab("m", "j0"), lab("m", "j0").hash64()), None);
+        assert_eq!(h.each_series().count(), Slots::PAGE + 1);
+        assert!(
+            h.each_series()
+                .all(|(id, l)| l == lab("m", &format!("j{id}")))
+        );
+        // New series take new ids; a freed page is allocated again only if an id in it returns.
+        let l = lab("m", "new");
+        let id = h.next_id();
+        assert_eq!(id as usize, n);
+        h.create(id, &l, l.hash64(), true);
+        assert_eq!(h.lookup(&l, l.hash64()), Some(id));
+        h.create(5, &lab("m", "again"), lab("m", "again").hash64(), true);
+        assert_eq!(h.series.capacity(), before - Slots::PAGE);
+        assert!(h.exists(5) && !h.exists(6));
     }
 
     #[test]
