@@ -126,25 +126,31 @@ fn read_limited(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The CERTIFICATE blocks of a PEM file (at least one).
+fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = read_limited(path, what)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the TLS {what} file {} is not valid PEM: {e}",
+                path.display()
+            )
+        })?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "the TLS {what} file {} holds no CERTIFICATE block",
+        path.display()
+    );
+    Ok(certs)
+}
+
 fn read(
     cert_file: &Path,
     key_file: &Path,
     provider: &rustls::crypto::CryptoProvider,
 ) -> anyhow::Result<CertifiedKey> {
-    let pem = read_limited(cert_file, "certificate")?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the TLS certificate file {} is not valid PEM: {e}",
-                cert_file.display()
-            )
-        })?;
-    anyhow::ensure!(
-        !chain.is_empty(),
-        "the TLS certificate file {} holds no CERTIFICATE block",
-        cert_file.display()
-    );
+    let chain = read_certs(cert_file, "certificate")?;
     let pem = read_limited(key_file, "key")?;
     let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         anyhow::anyhow!(
@@ -161,9 +167,8 @@ fn read(
     })
 }
 
-/// A client configuration trusting the system's roots and, when given, the CA certificates in
-/// `ca_file` (for the proxy's https upstreams).
-pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+/// The system's CA certificates (read once by the caller, then cloned per configuration).
+pub fn system_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
@@ -173,17 +178,17 @@ pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientCon
     if unusable > 0 {
         tracing::debug!(unusable, "system CA certificates rustls cannot use");
     }
+    roots
+}
+
+/// A client configuration trusting `roots` and, when given, the CA certificates in `ca_file`
+/// (for the proxy's https upstreams; empty roots for connectors that only speak plain HTTP).
+pub fn client_config(
+    mut roots: rustls::RootCertStore,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<rustls::ClientConfig> {
     if let Some(f) = ca_file {
-        let pem = read_limited(f, "CA")?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("the CA file {} is not valid PEM: {e}", f.display()))?;
-        anyhow::ensure!(
-            !certs.is_empty(),
-            "the CA file {} holds no CERTIFICATE block",
-            f.display()
-        );
-        for c in certs {
+        for c in read_certs(f, "CA")? {
             roots.add(c).with_context(|| {
                 format!("a certificate in the CA file {} is not usable", f.display())
             })?;
@@ -195,17 +200,6 @@ pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientCon
     .with_safe_default_protocol_versions()
     .context("TLS protocol versions")?
     .with_root_certificates(roots)
-    .with_no_client_auth())
-}
-
-/// A client configuration that trusts nothing, for connectors that only ever speak plain HTTP.
-pub fn client_config_without_roots() -> anyhow::Result<rustls::ClientConfig> {
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_root_certificates(rustls::RootCertStore::empty())
     .with_no_client_auth())
 }
 
@@ -347,6 +341,7 @@ impl TlsListener {
     {
         tokio_stream::StreamExt::map(
             tokio_stream::wrappers::ReceiverStream::new(self.rx),
+            // The closure owns the acceptor guard: the accept task lives as long as the stream.
             move |(s, _)| {
                 let _keep = &self._acceptor;
                 Ok(s)

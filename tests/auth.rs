@@ -86,18 +86,11 @@ async fn upstream() -> (String, Seen) {
 async fn start(up: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let hash = sightline::auth::hash_password("wonderland");
-    let file = dir.path().join("s.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let cfg = common::load_toml(
+        dir.path(),
+        &format!(
             "base_path = \"{BASE}\"\n[auth]\nenabled = true\nusers = [\"alice:{hash}\"]\ntokens = [\"tok-read\"]\ningest_keys = [\"ingest-key\"]\ntrusted_header = \"X-WEBAUTH-USER\"\n[[proxy]]\npath = \"/app\"\nupstream = \"{up}\"\n"
         ),
-    )
-    .unwrap();
-    let (cfg, _) = sightline::config::load(
-        Some(&file),
-        Vec::new(),
-        &sightline::config::Overrides::default(),
     )
     .unwrap();
     Server::start_in(dir, move |c| {
@@ -106,6 +99,15 @@ async fn start(up: &str) -> Server {
         c.proxy = cfg.proxy;
     })
     .await
+}
+
+/// A gRPC request carrying `cred` (if any) as its `authorization` metadata.
+fn grpc_request<T>(cred: Option<&str>, body: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(body);
+    if let Some(c) = cred {
+        r.metadata_mut().insert("authorization", c.parse().unwrap());
+    }
+    r
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -219,44 +221,19 @@ async fn every_route_over_http_and_grpc_with_no_wrong_and_right_credentials() {
             .connect()
             .await
             .unwrap();
-        let md = || {
-            let mut m = tonic::metadata::MetadataMap::new();
-            if let Some(c) = cred {
-                m.insert("authorization", c.parse().unwrap());
-            }
-            m
-        };
         let codes = [
             TraceServiceClient::new(ch.clone())
-                .export(tonic::Request::from_parts(
-                    md(),
-                    Default::default(),
-                    ExportTraceServiceRequest::default(),
-                ))
+                .export(grpc_request(cred, ExportTraceServiceRequest::default()))
                 .await
-                .map(|_| ())
-                .err()
-                .map_or(tonic::Code::Ok, |e| e.code()),
+                .map_or_else(|e| e.code(), |_| tonic::Code::Ok),
             MetricsServiceClient::new(ch.clone())
-                .export(tonic::Request::from_parts(
-                    md(),
-                    Default::default(),
-                    ExportMetricsServiceRequest::default(),
-                ))
+                .export(grpc_request(cred, ExportMetricsServiceRequest::default()))
                 .await
-                .map(|_| ())
-                .err()
-                .map_or(tonic::Code::Ok, |e| e.code()),
+                .map_or_else(|e| e.code(), |_| tonic::Code::Ok),
             LogsServiceClient::new(ch)
-                .export(tonic::Request::from_parts(
-                    md(),
-                    Default::default(),
-                    ExportLogsServiceRequest::default(),
-                ))
+                .export(grpc_request(cred, ExportLogsServiceRequest::default()))
                 .await
-                .map(|_| ())
-                .err()
-                .map_or(tonic::Code::Ok, |e| e.code()),
+                .map_or_else(|e| e.code(), |_| tonic::Code::Ok),
         ];
         for (svc, code) in ["trace", "metrics", "logs"].iter().zip(codes) {
             if code != want {

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use common::Server;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
-use sightline::config::{Config, Overrides};
+use sightline::config::Config;
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -170,9 +170,7 @@ fn routes_config(routes: &[(&str, &str, &str)]) -> String {
 /// Sightline with `[[proxy]]` routes from TOML (through the real config loader).
 async fn sightline_with(toml_text: &str, tweak: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("sightline.toml");
-    std::fs::write(&file, toml_text).unwrap();
-    let (cfg, _) = sightline::config::load(Some(&file), Vec::new(), &Overrides::default()).unwrap();
+    let cfg = common::load_toml(dir.path(), toml_text).unwrap();
     Server::start_in(dir, move |c| {
         c.proxy = cfg.proxy;
         c.trusted_proxies = cfg.trusted_proxies;

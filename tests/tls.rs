@@ -127,18 +127,11 @@ async fn every_listener_serves_tls_to_real_clients() {
     let (cert_file, key_file) = write_pair(certs.path(), &leaf);
     let (up, seen) = upstream_recording_headers().await;
     let hash = sightline::auth::hash_password("wonderland");
-    let file = certs.path().join("s.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let cfg = common::load_toml(
+        certs.path(),
+        &format!(
             "[tls]\ncert_file = {cert_file:?}\nkey_file = {key_file:?}\n[auth]\nenabled = true\nusers = [\"alice:{hash}\"]\ntokens = [\"tok\"]\ningest_keys = [\"ik\"]\n[[proxy]]\npath = \"/app\"\nupstream = \"{up}\"\n"
         ),
-    )
-    .unwrap();
-    let (cfg, _) = sightline::config::load(
-        Some(&file),
-        Vec::new(),
-        &sightline::config::Overrides::default(),
     )
     .unwrap();
     let s = Server::start_in(dir, move |c| {
@@ -587,15 +580,7 @@ async fn an_https_upstream_is_trusted_through_its_ca_file() {
     let toml = format!(
         "[[proxy]]\npath = \"/sec\"\nupstream = \"https://localhost:{port}/base\"\nca_file = {ca_file:?}\n[[proxy]]\npath = \"/untrusted\"\nupstream = \"https://localhost:{port}\"\n"
     );
-    let file = files.path().join("s.toml");
-    std::fs::write(&file, &toml).unwrap();
-    let (cfg, _) = sightline::config::load(
-        Some(&file),
-        Vec::new(),
-        &sightline::config::Overrides::default(),
-    )
-    .unwrap();
-    let proxy = cfg.proxy.clone();
+    let proxy = common::load_toml(files.path(), &toml).unwrap().proxy;
     let s = Server::start_in(tempfile::tempdir().unwrap(), move |c| c.proxy = proxy).await;
     let r = reqwest::get(s.api("/sec/x?y=1")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -608,27 +593,24 @@ async fn an_https_upstream_is_trusted_through_its_ca_file() {
     s.stop().await;
 
     // ca_file on an http upstream, and a CA file that is not PEM, are refused with the route named.
-    std::fs::write(
-        &file,
-        format!(
+    let e = common::load_toml(
+        files.path(),
+        &format!(
             "[[proxy]]\npath = \"/p\"\nupstream = \"http://127.0.0.1:1\"\nca_file = {ca_file:?}\n"
         ),
     )
-    .unwrap();
-    let e = sightline::config::load(Some(&file), Vec::new(), &Default::default())
-        .unwrap_err()
-        .to_string();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("proxy[0].ca_file"), "{e}");
     let garbage = files.path().join("garbage.pem");
     std::fs::write(&garbage, "no certificates here").unwrap();
-    std::fs::write(
-        &file,
-        format!(
+    let cfg = common::load_toml(
+        files.path(),
+        &format!(
             "[[proxy]]\npath = \"/p\"\nupstream = \"https://127.0.0.1:1\"\nca_file = {garbage:?}\n"
         ),
     )
     .unwrap();
-    let (cfg, _) = sightline::config::load(Some(&file), Vec::new(), &Default::default()).unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut c = sightline::config::Config::for_data_dir(data.path());
     c.proxy = cfg.proxy;

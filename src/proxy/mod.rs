@@ -131,6 +131,11 @@ impl Front {
         auth: Option<Arc<crate::auth::Auth>>,
         tls: bool,
     ) -> anyhow::Result<Front> {
+        // The system's CA certificates, read once for all https routes.
+        let system = routes
+            .iter()
+            .any(|r| r.scheme == "https")
+            .then(crate::tls::system_roots);
         let routes = routes
             .iter()
             .map(|r| {
@@ -140,12 +145,12 @@ impl Front {
                 http.enforce_http(false);
                 // https upstreams: the system's roots plus the route's CA file; an http route
                 // never uses its (empty) TLS configuration.
-                let tls = if r.scheme == "https" {
-                    crate::tls::client_config(r.ca_file.as_deref())
-                        .map_err(|e| anyhow::anyhow!("[[proxy]] {}: {e:#}", r.path))?
-                } else {
-                    crate::tls::client_config_without_roots()?
+                let roots = match (&system, r.scheme.as_str()) {
+                    (Some(system), "https") => system.clone(),
+                    _ => tokio_rustls::rustls::RootCertStore::empty(),
                 };
+                let tls = crate::tls::client_config(roots, r.ca_file.as_deref())
+                    .map_err(|e| anyhow::anyhow!("[[proxy]] {}: {e:#}", r.path))?;
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(tls)
                     .https_or_http()

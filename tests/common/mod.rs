@@ -99,6 +99,21 @@ pub fn trace_ids(v: &Value) -> Vec<String> {
     ids
 }
 
+/// `toml` written to `dir/sightline.toml` and read through the real config loader.
+pub fn load_toml(
+    dir: &std::path::Path,
+    toml: &str,
+) -> Result<Config, sightline::config::ConfigError> {
+    let file = dir.join("sightline.toml");
+    std::fs::write(&file, toml).unwrap();
+    sightline::config::load(
+        Some(&file),
+        Vec::new(),
+        &sightline::config::Overrides::default(),
+    )
+    .map(|(c, _)| c)
+}
+
 /// A free loopback port (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
