@@ -663,6 +663,14 @@ fn memory_mode() {
         "head_accounted_bytes_per_series {:.0}",
         head as f64 / gens.len() as f64
     );
+    // glibc's view: bytes in use (headers included) and free bytes kept in the heap.
+    let mi = unsafe { libc::mallinfo2() };
+    println!(
+        "malloc_in_use_bytes_per_series {:.0} malloc_free_bytes_per_series {:.0} mmapped_mb {}",
+        mi.uordblks as f64 / gens.len() as f64,
+        mi.fordblks as f64 / gens.len() as f64,
+        mi.hblkhd >> 20
+    );
     db.close();
     threads.join();
 }

@@ -5,7 +5,7 @@
 //! that are not short decimals (NaN, staleness markers, arbitrary floats) fall back to Gorilla XOR
 //! for the values. Lossless to the bit. Byte layout in `FORMAT.md`.
 
-use super::xor::{BitReader, BitWriter, XorValues};
+use super::xor::{BitReader, BitSink, BitWriter, XorValues};
 
 const TAG: u8 = 0x01;
 const MINI: usize = 64;

@@ -1,21 +1,21 @@
 //! The head: every series that has had samples since the last block was cut, its label set
-//! interned as symbol ids, its recent samples in compressed chunks (an open Gorilla chunk that
-//! takes appends, sealed chunks re-coded by [`super::codec`]), its out-of-order samples, and its
-//! latest exemplar; plus the series index (label hash -> id, inverted postings). The head does not
+//! interned as symbol ids, its recent samples in compressed chunks (an open Gorilla chunk held in
+//! the series that takes appends, sealed chunks re-coded by [`super::codec`] in the chunk
+//! [`Arena`] beside the label ids), its out-of-order samples, and its latest exemplar; plus the series index (label hash -> id, inverted postings). The head does not
 //! log or persist anything: the WAL (`wal.rs`) and blocks (`block.rs`) do, driven by `mod.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::arena::{Addr, Arena, NO_ADDR};
 use super::codec;
 use super::labels::{Label, Labels, MatchOp, Matcher};
 use super::xor::XorChunk;
 
-/// Samples in the open (Gorilla) chunk before it is sealed into the denser codec. Small, because
-/// the open chunk is the head's largest cost per series.
-pub const CHUNK_SAMPLES: usize = 16;
-/// Sealed chunks of equal size are merged (16 + 16 -> 32 ...) up to this many samples, so a
-/// series holds few chunks and each sample is re-coded only a few times.
+/// Sealed chunks are merged with the one before when that one holds no more samples (10 + 11 ->
+/// 21 ...) up to this many samples, so a series holds few chunks and each sample is re-coded only
+/// a few times. The open (Gorilla) chunk is sealed into the denser codec when its fixed buffer is
+/// full ([`super::xor::OPEN_BYTES`]).
 pub const MAX_SEALED_SAMPLES: usize = 512;
 
 /// Prometheus's staleness marker: a NaN with this exact bit pattern.
@@ -171,48 +171,69 @@ impl Symbols {
     }
 }
 
-/// A series' sealed chunks in one buffer, oldest first: `[uvarint len][codec chunk]...`. One
-/// allocation per series instead of one per chunk. The buffer is a boxed slice with the used
-/// length beside it (a `Vec`'s capacity word would cost every series 8 bytes): 32 bytes in all.
-struct SealedChunks {
-    /// `len` bytes used; the rest is room left by a merge, reused by the next push.
-    buf: Box<[u8]>,
+/// A series' label ids and sealed chunks in one [`Arena`] region: the (name, value) symbol ids
+/// as little-endian u32s sorted by name, then the chunks oldest first,
+/// `[uvarint len][codec chunk]...`.
+#[derive(Clone, Copy)]
+struct Sealed {
+    at: Addr,
+    /// Bytes used in the region.
     len: u32,
-    /// Offset of the newest chunk's length prefix.
-    last_start: u32,
-    /// Newest timestamp in the sealed chunks (`i64::MIN` when there are none).
-    max_t: i64,
+    /// Where the chunks start (the label ids' bytes).
+    start: u16,
 }
 
-impl SealedChunks {
-    fn new() -> Self {
-        SealedChunks {
-            buf: Box::default(),
-            len: 0,
-            last_start: 0,
-            max_t: i64::MIN,
+impl Sealed {
+    /// A region holding `ids`; `None` when the arena is full or there are too many ids.
+    fn new(arena: &mut Arena, owner: u32, ids: &[u32]) -> Option<Sealed> {
+        let start = u16::try_from(ids.len() * 4).ok()?;
+        let at = arena.alloc(owner, start as usize)?;
+        for (d, id) in arena.data_mut(at).chunks_exact_mut(4).zip(ids) {
+            d.copy_from_slice(&id.to_le_bytes());
+        }
+        Some(Sealed {
+            at,
+            len: start as u32,
+            start,
+        })
+    }
+
+    /// (name, value) symbol ids.
+    fn label_ids<'a>(&self, arena: &'a Arena) -> impl Iterator<Item = (u32, u32)> + use<'a> {
+        let b = arena
+            .data(self.at)
+            .get(..self.start as usize)
+            .unwrap_or_default();
+        b.chunks_exact(8).map(|p| {
+            let id = |x: &[u8]| u32::from_le_bytes(x.try_into().unwrap_or_default());
+            (id(&p[..4]), id(&p[4..]))
+        })
+    }
+
+    fn set_label_ids(&self, arena: &mut Arena, ids: &[u32]) {
+        let b = arena.data_mut(self.at);
+        for (d, id) in b[..self.start as usize].chunks_exact_mut(4).zip(ids) {
+            d.copy_from_slice(&id.to_le_bytes());
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len <= self.start as u32
     }
 
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len as usize).unwrap_or_default()
-    }
-
-    /// Heap bytes held (used or not).
-    fn capacity(&self) -> usize {
-        self.buf.len()
+    fn bytes<'a>(&self, arena: &'a Arena) -> &'a [u8] {
+        arena
+            .data(self.at)
+            .get(..self.len as usize)
+            .unwrap_or_default()
     }
 
     /// (offset of the length prefix, chunk bytes) of each chunk.
-    fn chunks(&self) -> impl Iterator<Item = (usize, &[u8])> {
-        let mut pos = 0usize;
+    fn chunks<'a>(&self, arena: &'a Arena) -> impl Iterator<Item = (usize, &'a [u8])> + use<'a> {
+        let bytes = self.bytes(arena);
+        let mut pos = self.start as usize;
         std::iter::from_fn(move || {
             let start = pos;
-            let bytes = self.bytes();
             let (len, n) = codec::get_uvarint(bytes.get(pos..)?)?;
             let data = bytes.get(pos + n..pos + n + len as usize)?;
             pos += n + len as usize;
@@ -220,49 +241,39 @@ impl SealedChunks {
         })
     }
 
-    fn last(&self) -> Option<&[u8]> {
-        self.chunks()
-            .find(|(s, _)| *s == self.last_start as usize)
-            .map(|(_, d)| d)
+    fn min_t(&self, arena: &Arena) -> Option<i64> {
+        self.chunks(arena)
+            .next()
+            .and_then(|(_, d)| codec::first_t(d))
     }
 
-    fn min_t(&self) -> Option<i64> {
-        self.chunks().next().and_then(|(_, d)| codec::first_t(d))
-    }
-
-    fn push(&mut self, samples: &[(i64, f64)]) {
-        let Some(last) = samples.last() else { return };
+    /// Keeps the first `keep` bytes and writes `samples` as a chunk after them; false (nothing
+    /// changed) when the arena is full.
+    fn write(
+        &mut self,
+        arena: &mut Arena,
+        owner: u32,
+        keep: usize,
+        samples: &[(i64, f64)],
+    ) -> bool {
         let data = codec::encode(samples);
         let mut prefix = Vec::with_capacity(3);
         codec::put_uvarint(&mut prefix, data.len() as u64);
-        let at = self.len as usize;
-        let need = at + prefix.len() + data.len();
-        if need > self.buf.len() {
-            // Exact growth: no doubling slack kept per series.
-            let mut v = std::mem::take(&mut self.buf).into_vec();
-            v.truncate(at);
-            v.reserve_exact(need - at);
-            v.resize(need, 0);
-            self.buf = v.into_boxed_slice();
-        }
-        self.buf[at..at + prefix.len()].copy_from_slice(&prefix);
-        self.buf[at + prefix.len()..need].copy_from_slice(&data);
-        self.last_start = at as u32;
+        let need = keep + prefix.len() + data.len();
+        let Some(at) = arena.resize(self.at, owner, need, keep) else {
+            return false;
+        };
+        let buf = arena.data_mut(at);
+        buf[keep..keep + prefix.len()].copy_from_slice(&prefix);
+        buf[keep + prefix.len()..need].copy_from_slice(&data);
+        self.at = at;
         self.len = need as u32;
-        self.max_t = self.max_t.max(last.0);
+        true
     }
 
-    /// Removes the newest chunk and returns its samples.
-    fn pop(&mut self) -> Option<Vec<(i64, f64)>> {
-        let samples = codec::decode(self.last()?).ok()?;
-        self.len = self.last_start;
-        self.last_start = self.chunks().last().map_or(0, |(s, _)| s as u32);
-        Some(samples)
-    }
-
-    fn all(&self) -> Vec<(i64, f64)> {
+    fn all(&self, arena: &Arena) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
-        for (_, d) in self.chunks() {
+        for (_, d) in self.chunks(arena) {
             if let Ok(s) = codec::decode(d) {
                 out.extend(s);
             }
@@ -270,22 +281,18 @@ impl SealedChunks {
         out
     }
 
-    /// Replaces the contents with `samples`, in chunks of at most [`MAX_SEALED_SAMPLES`].
-    fn rebuild(&mut self, samples: &[(i64, f64)]) {
-        *self = SealedChunks::new();
-        for part in samples.chunks(MAX_SEALED_SAMPLES) {
-            self.push(part);
-        }
-        if self.buf.len() > self.len as usize {
-            self.buf = self.bytes().into();
-        }
+    fn free(&mut self, arena: &mut Arena) {
+        arena.free(self.at);
+        (self.at, self.len, self.start) = (NO_ADDR, 0, 0);
     }
 }
 
+/// A head series. Its sealed chunks live in the head's [`Arena`]; the open chunk is held in place.
 pub struct MemSeries {
-    /// name, value symbol ids, sorted by name.
-    labels: Box<[u32]>,
-    sealed: SealedChunks,
+    /// Label ids and sealed chunks.
+    sealed: Sealed,
+    /// Newest timestamp in the sealed chunks (`i64::MIN` when there are none).
+    sealed_max_t: i64,
     open: XorChunk,
     /// Out-of-order samples and the exemplar, which most series never have: 8 bytes when absent.
     extra: Option<Box<Extra>>,
@@ -301,36 +308,61 @@ impl MemSeries {
     fn last_t(&self) -> Option<i64> {
         self.open
             .last_t()
-            .or_else(|| (!self.sealed.is_empty()).then_some(self.sealed.max_t))
+            .or_else(|| (!self.sealed.is_empty()).then_some(self.sealed_max_t))
     }
 
     fn is_empty(&self) -> bool {
         self.open.is_empty() && self.sealed.is_empty() && self.ooo().is_empty()
     }
 
-    fn seal(&mut self) {
+    /// Appends an in-order sample, sealing the open chunk first when it is full; false (nothing
+    /// changed) when the sealed chunks' arena is full.
+    fn push(&mut self, arena: &mut Arena, owner: u32, t: i64, v: f64) -> bool {
+        if self.open.append(t, v) {
+            return true;
+        }
+        if !self.seal(arena, owner) {
+            return false;
+        }
+        let fits = self.open.append(t, v);
+        debug_assert!(fits, "an empty open chunk takes any sample");
+        fits
+    }
+
+    /// Seals the open chunk. Binary merging: while the previous sealed chunk holds no more
+    /// samples than the new one, it is folded in.
+    fn seal(&mut self, arena: &mut Arena, owner: u32) -> bool {
         let mut samples = self.open.samples();
-        self.open = XorChunk::new();
-        // Binary merging: while the previous sealed chunk is no larger than this one, fold it in.
-        while let Some(prev) = self.sealed.last() {
+        let Some(&(last, _)) = samples.last() else {
+            return true;
+        };
+        let mut keep = self.sealed.len as usize;
+        let starts: Vec<(usize, &[u8])> = self.sealed.chunks(arena).collect();
+        for &(start, prev) in starts.iter().rev() {
             let n = codec::count(prev);
             if n > samples.len() || n + samples.len() > MAX_SEALED_SAMPLES {
                 break;
             }
-            let Some(mut merged) = self.sealed.pop() else {
+            let Ok(mut merged) = codec::decode(prev) else {
                 break;
             };
             merged.extend_from_slice(&samples);
             samples = merged;
+            keep = start;
         }
-        self.sealed.push(&samples);
+        if !self.sealed.write(arena, owner, keep, &samples) {
+            return false;
+        }
+        self.sealed_max_t = self.sealed_max_t.max(last);
+        self.open = XorChunk::new();
+        true
     }
 
     /// In-order samples in `[mint, maxt]`, then out-of-order ones, merged and deduplicated.
-    fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+    fn samples(&self, arena: &Arena, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
-        if self.sealed.max_t >= mint {
-            for (_, c) in self.sealed.chunks() {
+        if !self.sealed.is_empty() && self.sealed_max_t >= mint {
+            for (_, c) in self.sealed.chunks(arena) {
                 if codec::first_t(c).is_some_and(|f| f <= maxt)
                     && let Ok(s) = codec::decode(c)
                 {
@@ -361,14 +393,18 @@ impl MemSeries {
         out
     }
 
+    /// Heap bytes outside the series' slot and the arena.
     fn heap_bytes(&self) -> usize {
-        self.labels.len() * 4
-            + self.sealed.capacity()
-            + self.open.heap_bytes()
-            + self
-                .extra
-                .as_ref()
-                .map_or(0, |e| std::mem::size_of::<Extra>() + e.ooo.capacity() * 16)
+        self.extra
+            .as_ref()
+            .map_or(0, |e| std::mem::size_of::<Extra>() + e.ooo.capacity() * 16)
+    }
+
+    fn overlaps(&self, arena: &Arena, mint: i64, maxt: i64) -> bool {
+        let first = self.sealed.min_t(arena).or_else(|| self.open.first_t());
+        let last = self.last_t();
+        let in_order = matches!((first, last), (Some(f), Some(l)) if f <= maxt && l >= mint);
+        in_order || self.ooo().iter().any(|s| s.0 >= mint && s.0 <= maxt)
     }
 }
 
@@ -390,11 +426,15 @@ pub enum AppendOutcome {
     Conflict,
     /// Older than the out-of-order window allows.
     TooOld,
+    /// The head's chunk memory ([`Arena`], 16 GiB) is full.
+    Full,
 }
 
 pub struct Head {
     pub syms: Symbols,
     series: Slots,
+    /// Every series' sealed chunks.
+    arena: Arena,
     by_hash: HashMap<u64, u32>,
     /// Label-set hashes shared by more than one series (rare).
     collisions: HashMap<u64, Vec<u32>>,
@@ -424,6 +464,7 @@ impl Head {
         Head {
             syms: Symbols::default(),
             series: Slots::default(),
+            arena: Arena::default(),
             by_hash: HashMap::new(),
             collisions: HashMap::new(),
             postings: HashMap::new(),
@@ -448,10 +489,10 @@ impl Head {
         let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) else {
             return false;
         };
-        s.labels.len() == l.len() * 2
+        s.sealed.start as usize == l.len() * 8
             && l.iter()
-                .zip(s.labels.chunks_exact(2))
-                .all(|(lab, p)| self.syms.str(p[0]) == lab.name && self.syms.str(p[1]) == lab.value)
+                .zip(s.sealed.label_ids(&self.arena))
+                .all(|(lab, (n, v))| self.syms.str(n) == lab.name && self.syms.str(v) == lab.value)
     }
 
     /// The id of a series with exactly these labels.
@@ -468,15 +509,29 @@ impl Head {
             .find(|&id| self.same_labels(id, l))
     }
 
-    /// Adds a series under `id` (a fresh id from [`Self::next_id`], or the WAL's id on replay).
-    pub fn create(&mut self, id: u32, l: &Labels, hash: u64, logged: bool) {
+    /// Adds a series under `id` (a fresh id from [`Self::next_id`], or the WAL's id on replay);
+    /// false (nothing added) when the chunk arena is full or there are more than
+    /// [`super::labels::MAX_LABELS`] labels.
+    #[must_use]
+    pub fn create(&mut self, id: u32, l: &Labels, hash: u64, logged: bool) -> bool {
+        if l.len() > super::labels::MAX_LABELS {
+            return false;
+        }
         let mut syms = Vec::with_capacity(l.len() * 2);
         for lab in l.iter() {
-            let n = self.syms.intern(&lab.name);
-            let v = self.syms.intern(&lab.value);
-            syms.push(n);
-            syms.push(v);
-            let p = self.postings.entry(n).or_default().entry(v).or_default();
+            syms.push(self.syms.intern(&lab.name));
+            syms.push(self.syms.intern(&lab.value));
+        }
+        let Some(sealed) = Sealed::new(&mut self.arena, id, &syms) else {
+            return false;
+        };
+        for pair in syms.chunks_exact(2) {
+            let p = self
+                .postings
+                .entry(pair[0])
+                .or_default()
+                .entry(pair[1])
+                .or_default();
             if p.last().is_none_or(|&last| last < id) {
                 p.push(id);
             } else if let Err(pos) = p.binary_search(&id) {
@@ -487,12 +542,13 @@ impl Head {
             self.series.grow_to(id as usize + 1);
         }
         let slot = self.series.slot_mut(id as usize);
-        if slot.is_none() {
-            self.live += 1;
+        match slot {
+            Some(old) => old.sealed.free(&mut self.arena),
+            None => self.live += 1,
         }
         *slot = Some(MemSeries {
-            labels: syms.into_boxed_slice(),
-            sealed: SealedChunks::new(),
+            sealed,
+            sealed_max_t: i64::MIN,
             open: XorChunk::new(),
             extra: None,
             logged,
@@ -503,6 +559,7 @@ impl Head {
                 self.by_hash.insert(hash, id);
             }
         }
+        true
     }
 
     pub fn exists(&self, id: u32) -> bool {
@@ -515,15 +572,16 @@ impl Head {
 
     pub fn labels_of(&self, id: u32) -> Option<Labels> {
         let s = self.series.get(id as usize)?.as_ref()?;
-        Some(self.labels_from_syms(&s.labels))
+        Some(self.labels_from_syms(s))
     }
 
-    fn labels_from_syms(&self, syms: &[u32]) -> Labels {
+    fn labels_from_syms(&self, s: &MemSeries) -> Labels {
         Labels::from_sorted(
-            syms.chunks_exact(2)
-                .map(|p| Label {
-                    name: self.syms.str(p[0]).to_string(),
-                    value: self.syms.str(p[1]).to_string(),
+            s.sealed
+                .label_ids(&self.arena)
+                .map(|(n, v)| Label {
+                    name: self.syms.str(n).to_string(),
+                    value: self.syms.str(v).to_string(),
                 })
                 .collect(),
         )
@@ -550,16 +608,16 @@ impl Head {
             }
             Some(last) if t < last => {}
             _ if t >= min_valid => {
-                if s.open.len() >= CHUNK_SAMPLES {
-                    s.seal();
+                if !s.push(&mut self.arena, id, t, v) {
+                    return AppendOutcome::Full;
                 }
-                s.open.append(t, v);
                 if t > self.max_t {
                     self.max_t = t;
                 }
                 if self.min_t_cache.is_none_or(|m| t < m) {
                     self.min_t_cache = Some(t);
                 }
+                self.clean_arena();
                 return AppendOutcome::Appended;
             }
             _ => {}
@@ -658,9 +716,9 @@ impl Head {
         let mut out = Vec::new();
         for &id in ids {
             if let Some(s) = self.series.get(id as usize).and_then(|s| s.as_ref()) {
-                let samples = s.samples(mint, maxt);
+                let samples = s.samples(&self.arena, mint, maxt);
                 if !samples.is_empty() {
-                    out.push((self.labels_from_syms(&s.labels), samples));
+                    out.push((self.labels_from_syms(s), samples));
                 }
             }
         }
@@ -672,8 +730,8 @@ impl Head {
     pub fn series_labels(&self, ids: &[u32], mint: i64, maxt: i64) -> Vec<Labels> {
         ids.iter()
             .filter_map(|&id| self.series.get(id as usize)?.as_ref())
-            .filter(|s| s.overlaps(mint, maxt))
-            .map(|s| self.labels_from_syms(&s.labels))
+            .filter(|s| s.overlaps(&self.arena, mint, maxt))
+            .map(|s| self.labels_from_syms(s))
             .collect()
     }
 
@@ -695,7 +753,7 @@ impl Head {
         self.series
             .iter()
             .flatten()
-            .filter_map(|s| s.sealed.min_t().or_else(|| s.open.first_t()))
+            .filter_map(|s| s.sealed.min_t(&self.arena).or_else(|| s.open.first_t()))
             .min()
     }
 
@@ -705,7 +763,7 @@ impl Head {
             .series
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| Some((self.labels_from_syms(&s.as_ref()?.labels), i as u32)))
+            .filter_map(|(i, s)| Some((self.labels_from_syms(s.as_ref()?), i as u32)))
             .collect();
         v.sort();
         v
@@ -717,7 +775,7 @@ impl Head {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (_, c) in s.sealed.chunks() {
+        for (_, c) in s.sealed.chunks(&self.arena) {
             if codec::first_t(c).is_some_and(|f| f < before)
                 && let Ok(x) = codec::decode(c)
             {
@@ -763,35 +821,39 @@ impl Head {
 
     fn truncate_inner(&mut self, before: i64, gc: bool) {
         let mut removed = false;
-        for (_, slot) in self.series.iter_mut() {
+        let arena = &mut self.arena;
+        for (id, slot) in self.series.iter_mut() {
             let Some(s) = slot else { continue };
-            if s.sealed.min_t().is_some_and(|m| m < before) {
+            let id = id as u32;
+            if s.sealed.min_t(arena).is_some_and(|m| m < before) {
                 let keep: Vec<_> = s
                     .sealed
-                    .all()
+                    .all(arena)
                     .into_iter()
                     .filter(|x| x.0 >= before)
                     .collect();
-                let max_t = s.sealed.max_t;
-                s.sealed.rebuild(&keep);
-                if !s.sealed.is_empty() {
-                    s.sealed.max_t = max_t;
+                // Written back over the old chunks (the region shrinks if it has to move).
+                s.sealed.len = s.sealed.start as u32;
+                for part in keep.chunks(MAX_SEALED_SAMPLES) {
+                    let len = s.sealed.len as usize;
+                    s.sealed.write(arena, id, len, part);
+                }
+                if keep.is_empty() {
+                    // Only the label ids are left: a region of their size.
+                    let len = s.sealed.len as usize;
+                    if let Some(at) = arena.resize(s.sealed.at, id, len, len) {
+                        s.sealed.at = at;
+                    }
                 }
             }
             if s.open.first_t().is_some_and(|f| f < before) {
-                let keep: Vec<_> = s
-                    .open
-                    .samples()
-                    .into_iter()
-                    .filter(|x| x.0 >= before)
-                    .collect();
-                let mut c = XorChunk::new();
-                for (t, v) in keep {
-                    c.append(t, v);
+                let keep = std::mem::take(&mut s.open).samples();
+                for (t, v) in keep.into_iter().filter(|x| x.0 >= before) {
+                    s.push(arena, id, t, v);
                 }
-                s.open = c;
             }
             if gc && s.is_empty() && s.last_t().is_none() {
+                s.sealed.free(arena);
                 *slot = None;
                 self.live -= 1;
                 removed = true;
@@ -801,7 +863,23 @@ impl Head {
             self.series.free_empty_pages();
             self.rebuild_index();
         }
+        self.clean_arena();
         self.min_t_cache = self.scan_min_t();
+    }
+
+    /// Cleans the arena's oldest pages while it holds too much beyond its live regions.
+    fn clean_arena(&mut self) {
+        let series = &mut self.series;
+        while self.arena.needs_cleaning() {
+            let cleaned = self.arena.clean_oldest(|owner, at| {
+                if let Some(Some(s)) = series.get_mut(owner as usize) {
+                    s.sealed.at = at;
+                }
+            });
+            if !cleaned {
+                break;
+            }
+        }
     }
 
     fn rebuild_index(&mut self) {
@@ -810,24 +888,27 @@ impl Head {
         let mut by_hash = HashMap::new();
         let mut collisions: HashMap<u64, Vec<u32>> = HashMap::new();
         let old = std::mem::take(&mut self.syms);
+        let arena = &mut self.arena;
         for (i, slot) in self.series.iter_mut() {
             let Some(s) = slot else { continue };
-            let mut pairs = Vec::with_capacity(s.labels.len() / 2);
-            for p in s.labels.chunks_exact_mut(2) {
-                let (n, v) = (old.str(p[0]), old.str(p[1]));
+            let mut pairs = Vec::with_capacity(s.sealed.start as usize / 8);
+            let mut ids = Vec::with_capacity(s.sealed.start as usize / 4);
+            for (n, v) in s.sealed.label_ids(arena) {
+                let (n, v) = (old.str(n), old.str(v));
                 pairs.push(Label {
                     name: n.to_string(),
                     value: v.to_string(),
                 });
-                p[0] = syms.intern(n);
-                p[1] = syms.intern(v);
+                let (n, v) = (syms.intern(n), syms.intern(v));
+                ids.extend([n, v]);
                 postings
-                    .entry(p[0])
+                    .entry(n)
                     .or_default()
-                    .entry(p[1])
+                    .entry(v)
                     .or_default()
                     .push(i as u32);
             }
+            s.sealed.set_label_ids(arena, &ids);
             let h = Labels::from_sorted(pairs).hash64();
             if let std::collections::hash_map::Entry::Vacant(e) = by_hash.entry(h) {
                 e.insert(i as u32);
@@ -845,6 +926,7 @@ impl Head {
     pub fn approx_bytes(&self) -> usize {
         let series: usize = self.series.iter().flatten().map(|s| s.heap_bytes()).sum();
         series
+            + self.arena.bytes()
             + self.series.capacity() * std::mem::size_of::<Option<MemSeries>>()
             + self.by_hash.capacity() * 16
             + self
@@ -861,16 +943,7 @@ impl Head {
         self.series
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| Some((i as u32, self.labels_from_syms(&s.as_ref()?.labels))))
-    }
-}
-
-impl MemSeries {
-    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
-        let first = self.sealed.min_t().or_else(|| self.open.first_t());
-        let last = self.last_t();
-        let in_order = matches!((first, last), (Some(f), Some(l)) if f <= maxt && l >= mint);
-        in_order || self.ooo().iter().any(|s| s.0 >= mint && s.0 <= maxt)
+            .filter_map(|(i, s)| Some((i as u32, self.labels_from_syms(s.as_ref()?))))
     }
 }
 
@@ -901,6 +974,90 @@ mod tests {
 
     /// Series that end free their page; ids stay stable and the survivors are found by id.
     #[test]
+    fn a_series_is_small() {
+        // The open chunk is held in place (80 bytes); what a series costs besides its sealed
+        // chunks and label ids. BENCHMARKS.md's memory figures depend on it.
+        assert_eq!(std::mem::size_of::<XorChunk>(), 80);
+        assert_eq!(std::mem::size_of::<Option<MemSeries>>(), 112);
+    }
+
+    #[test]
+    fn samples_survive_sealing_merging_and_arena_cleaning() {
+        // 3,000 series: a third stop early (their regions are left behind in old pages and must
+        // be moved by cleaning), the rest grow at different paces; every sample reads back.
+        let mut h = Head::new(3_600_000);
+        let n = 3000u32;
+        let mut want: Vec<Vec<(i64, f64)>> = vec![Vec::new(); n as usize];
+        for i in 0..n {
+            let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]);
+            assert!(h.create(i, &l, l.hash64(), true));
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..600i64 {
+            for i in 0..n {
+                let stopped = i % 3 == 0 && round > 100;
+                let every = 1 + (i % 4) as i64;
+                if stopped || round % every != 0 {
+                    continue;
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let t = 1_000_000 + round * 15_000 + (x % 40) as i64;
+                let v = match i % 4 {
+                    0 => (x % 1000) as f64 / 8.0,
+                    1 => round as f64 * 3.0,
+                    // Arbitrary floats: the codec's XOR fallback, several bytes a sample.
+                    _ => (x >> 11) as f64 / (1u64 << 53) as f64,
+                };
+                assert_eq!(h.append(i, t, v), AppendOutcome::Appended);
+                want[i as usize].push((t, v));
+            }
+        }
+        assert!(
+            h.arena.bytes() > 3 * crate::tsdb::arena::PAGE,
+            "{}",
+            h.arena.bytes()
+        );
+        assert!(
+            h.arena.moved > 100,
+            "cleaning moved {} regions",
+            h.arena.moved
+        );
+        let live = h.arena.live_bytes();
+        assert!(
+            h.arena.bytes()
+                <= live + live / crate::tsdb::arena::SLACK + 3 * crate::tsdb::arena::PAGE,
+            "{} held for {live} live",
+            h.arena.bytes()
+        );
+        let ids: Vec<u32> = (0..n).collect();
+        let got = h.read(&ids, i64::MIN, i64::MAX);
+        assert_eq!(got.len(), n as usize);
+        for (labels, samples) in got {
+            let i: usize = labels.get("i").unwrap().parse().unwrap();
+            assert_eq!(samples, want[i], "series {i}");
+        }
+        // Truncation rewrites the regions; what is left still reads back.
+        let cut = 1_000_000 + 300 * 15_000;
+        let live_before = h.arena.live_bytes();
+        h.truncate(cut);
+        // Regions shrink with what they hold, and emptied pages go.
+        assert!(h.arena.live_bytes() < live_before * 7 / 10);
+        let live = h.arena.live_bytes();
+        assert!(
+            h.arena.bytes()
+                <= live + live / crate::tsdb::arena::SLACK + 3 * crate::tsdb::arena::PAGE
+        );
+        for (labels, samples) in h.read(&ids, i64::MIN, i64::MAX) {
+            let i: usize = labels.get("i").unwrap().parse().unwrap();
+            let w: Vec<_> = want[i].iter().copied().filter(|s| s.0 >= cut).collect();
+            assert_eq!(samples, w, "series {i}");
+        }
+        assert_eq!(h.num_series(), 2000, "series with nothing left are gone");
+    }
+
+    #[test]
     fn churned_pages_are_freed_and_ids_stay() {
         let mut h = Head::new(0);
         let n = Slots::PAGE * 3 + 10;
@@ -908,7 +1065,7 @@ mod tests {
             let l = lab("m", &format!("j{i}"));
             let id = h.next_id();
             assert_eq!(id as usize, i);
-            h.create(id, &l, l.hash64(), true);
+            assert!(h.create(id, &l, l.hash64(), true));
             // Series in the second page and the last one stay; the others stop at t = 1000.
             let t = if i / Slots::PAGE == 1 || i == n - 1 {
                 5000
@@ -940,9 +1097,9 @@ mod tests {
         let l = lab("m", "new");
         let id = h.next_id();
         assert_eq!(id as usize, n);
-        h.create(id, &l, l.hash64(), true);
+        assert!(h.create(id, &l, l.hash64(), true));
         assert_eq!(h.lookup(&l, l.hash64()), Some(id));
-        h.create(5, &lab("m", "again"), lab("m", "again").hash64(), true);
+        assert!(h.create(5, &lab("m", "again"), lab("m", "again").hash64(), true));
         assert_eq!(h.series.capacity(), before - Slots::PAGE);
         assert!(h.exists(5) && !h.exists(6));
     }
@@ -952,7 +1109,7 @@ mod tests {
         let mut h = Head::new(3_600_000);
         let l = lab("up", "a");
         let id = h.next_id();
-        h.create(id, &l, l.hash64(), true);
+        assert!(h.create(id, &l, l.hash64(), true));
         assert_eq!(h.lookup(&l, l.hash64()), Some(id));
         for i in 0..300 {
             assert_eq!(
@@ -984,7 +1141,7 @@ mod tests {
         for (n, j) in [("up", "a"), ("up", "b"), ("x", "a")] {
             let l = lab(n, j);
             let id = h.next_id();
-            h.create(id, &l, l.hash64(), true);
+            assert!(h.create(id, &l, l.hash64(), true));
         }
         let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
         assert_eq!(

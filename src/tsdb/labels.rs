@@ -6,6 +6,9 @@ use std::fmt;
 
 use regex::Regex;
 
+/// The most labels a stored series may have (the head keeps their ids in 16-bit-sized room).
+pub const MAX_LABELS: usize = 1000;
+
 /// The label that carries the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
@@ -93,7 +96,8 @@ impl Labels {
         h.finish()
     }
 
-    /// Why this set cannot be stored, if it cannot.
+    /// Why this set cannot be stored, if it cannot: it needs a valid metric name and label
+    /// names, and at most [`MAX_LABELS`] labels.
     pub fn validate(&self) -> Result<(), &'static str> {
         match self.metric_name() {
             None => return Err("series has no metric name"),
@@ -102,6 +106,9 @@ impl Labels {
         }
         if self.0.iter().any(|l| !valid_label_name(&l.name)) {
             return Err("invalid label name");
+        }
+        if self.0.len() > MAX_LABELS {
+            return Err("more than 1,000 labels");
         }
         Ok(())
     }

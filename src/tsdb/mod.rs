@@ -10,6 +10,7 @@
 //! Reads go through the narrow [`Queryable`] seam (`select`, label names, label values), merging
 //! the head and the blocks. This module does not know OTLP or PromQL.
 
+pub mod arena;
 pub mod block;
 pub mod codec;
 pub mod head;
@@ -118,16 +119,24 @@ pub struct AppendResult {
     pub too_old: u64,
     pub series_limit: u64,
     pub invalid: u64,
+    /// Refused because the head's chunk memory is full.
+    pub head_full: u64,
 }
 
 impl AppendResult {
     pub fn rejected(&self) -> u64 {
-        self.conflicts + self.too_old + self.series_limit + self.invalid
+        self.conflicts + self.too_old + self.series_limit + self.invalid + self.head_full
     }
 
     /// A one-line reason for the rejected samples, for partial-success messages.
     pub fn message(&self) -> String {
         let mut parts = Vec::new();
+        if self.head_full > 0 {
+            parts.push(format!(
+                "{} samples refused: the head's chunk memory (16 GiB) is full",
+                self.head_full
+            ));
+        }
         if self.series_limit > 0 {
             parts.push(format!(
                 "{} samples refused: the active series limit is reached",
@@ -195,6 +204,7 @@ pub struct TsdbCounters {
     pub rejected_too_old: AtomicU64,
     pub rejected_series_limit: AtomicU64,
     pub rejected_invalid: AtomicU64,
+    pub rejected_head_full: AtomicU64,
     pub series_created: AtomicU64,
     pub wal_fsyncs: AtomicU64,
     pub wal_write_failures: AtomicU64,
@@ -242,6 +252,7 @@ impl TsdbCounters {
             ("too_old", &self.rejected_too_old),
             ("series_limit", &self.rejected_series_limit),
             ("invalid", &self.rejected_invalid),
+            ("head_full", &self.rejected_head_full),
         ] {
             let _ = writeln!(
                 out,
@@ -428,9 +439,13 @@ impl Tsdb {
             match rec {
                 Record::Series(v) => {
                     for (id, l) in v {
-                        if !head.exists(id) {
-                            head.create(id, &l, l.hash64(), true);
+                        if head.exists(id) {
+                            continue;
+                        }
+                        if head.create(id, &l, l.hash64(), true) {
                             nseries += 1;
+                        } else {
+                            tracing::warn!(series = %l, "wal replay: series not restored (the head is full or it has too many labels)");
                         }
                     }
                 }
@@ -822,6 +837,7 @@ fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cmd>) {
                     c.rejected_too_old.fetch_add(r.too_old, Relaxed);
                     c.rejected_series_limit.fetch_add(r.series_limit, Relaxed);
                     c.rejected_invalid.fetch_add(r.invalid, Relaxed);
+                    c.rejected_head_full.fetch_add(r.head_full, Relaxed);
                     let _ = reply.send((Ok(r), batch));
                 }
             }
@@ -898,9 +914,12 @@ fn apply(
             None if head.num_series() >= inner.cfg.max_series => Err(1),
             None => {
                 let id = head.next_id();
-                head.create(id, l, h, false);
-                inner.counters.series_created.fetch_add(1, Relaxed);
-                Ok(id)
+                if head.create(id, l, h, false) {
+                    inner.counters.series_created.fetch_add(1, Relaxed);
+                    Ok(id)
+                } else {
+                    Err(2)
+                }
             }
         };
         ids.push(id);
@@ -914,6 +933,10 @@ fn apply(
             Ok(id) => *id,
             Err(0) => {
                 r.invalid += 1;
+                continue;
+            }
+            Err(2) => {
+                r.head_full += 1;
                 continue;
             }
             Err(_) => {
@@ -930,6 +953,10 @@ fn apply(
             }
             AppendOutcome::TooOld => {
                 r.too_old += 1;
+                continue;
+            }
+            AppendOutcome::Full => {
+                r.head_full += 1;
                 continue;
             }
         }

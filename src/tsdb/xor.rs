@@ -2,6 +2,16 @@
 //! a bit stream that takes one sample at a time in O(1). Sealed head chunks and persisted blocks
 //! use [`super::codec`] instead, which compresses better but needs the whole chunk at once.
 
+/// Where Gorilla bits go: a growing vector ([`BitWriter`]) or a fixed buffer ([`SliceWriter`]).
+pub trait BitSink {
+    /// Appends the low `n` bits of `v` (n <= 64), most significant first.
+    fn write_bits(&mut self, v: u64, n: u8);
+
+    fn write_bit(&mut self, b: bool) {
+        self.write_bits(b as u64, 1);
+    }
+}
+
 /// Appends bits to a byte vector, most significant bit first.
 #[derive(Debug, Clone, Default)]
 pub struct BitWriter {
@@ -10,8 +20,8 @@ pub struct BitWriter {
     used: u8,
 }
 
-impl BitWriter {
-    pub fn write_bits(&mut self, v: u64, n: u8) {
+impl BitSink for BitWriter {
+    fn write_bits(&mut self, v: u64, n: u8) {
         if n == 0 {
             return;
         }
@@ -29,18 +39,50 @@ impl BitWriter {
         self.buf.extend_from_slice(&be[..bytes]);
         self.used = (total % 8) as u8;
     }
+}
 
-    pub fn write_bit(&mut self, b: bool) {
-        self.write_bits(b as u64, 1);
-    }
-
+impl BitWriter {
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
+}
 
-    /// Continues a stream kept as its parts (see [`XorChunk`]).
-    fn resume(buf: Vec<u8>, used: u8) -> Self {
-        BitWriter { buf, used }
+/// Writes bits into a fixed buffer from bit `pos` on. Bits that would not fit are not written
+/// and set `overflow`; bits after `pos` are overwritten (not ORed), so a caller that drops a
+/// failed write by keeping its old position loses nothing.
+pub struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pub pos: usize,
+    pub overflow: bool,
+}
+
+impl<'a> SliceWriter<'a> {
+    pub fn new(buf: &'a mut [u8], pos: usize) -> Self {
+        SliceWriter {
+            buf,
+            pos,
+            overflow: false,
+        }
+    }
+}
+
+impl BitSink for SliceWriter<'_> {
+    fn write_bits(&mut self, v: u64, n: u8) {
+        if n == 0 || self.overflow {
+            return;
+        }
+        if self.pos + n as usize > self.buf.len() * 8 {
+            self.overflow = true;
+            return;
+        }
+        let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+        let (byte, off) = (self.pos / 8, (self.pos % 8) as u32);
+        // The first byte's bits before `off`, then the n bits, left-aligned in a u128.
+        let kept = self.buf[byte] & !(0xffu8 >> off);
+        let acc = ((kept as u128) << 120) | ((v as u128) << (128 - n as u32 - off));
+        let bytes = (off + n as u32).div_ceil(8) as usize;
+        self.buf[byte..byte + bytes].copy_from_slice(&acc.to_be_bytes()[..bytes]);
+        self.pos += n as usize;
     }
 }
 
@@ -93,7 +135,7 @@ impl<'a> BitReader<'a> {
 
 /// Timestamp delta-of-delta: `0` for 0; `10` + 7 bits for scrape jitter (-63..=64); `110` + 14
 /// bits; `1110` + 20 bits; else `1111` + 64 bits.
-fn write_dod(w: &mut BitWriter, dod: i64) {
+fn write_dod(w: &mut impl BitSink, dod: i64) {
     match dod {
         0 => w.write_bit(false),
         -63..=64 => {
@@ -158,7 +200,7 @@ impl XorValues {
         }
     }
 
-    pub fn write(&mut self, w: &mut BitWriter, v: f64) {
+    pub fn write(&mut self, w: &mut impl BitSink, v: f64) {
         let bits = v.to_bits();
         let x = bits ^ self.prev;
         self.prev = bits;
@@ -212,32 +254,37 @@ impl XorValues {
     }
 }
 
-/// An append-only Gorilla chunk. The bit stream is kept as its parts rather than as a
-/// [`BitWriter`], so the partial-byte count packs with the other small fields (one per series in
-/// the head: 56 bytes instead of 64).
+/// Bytes of an open chunk's bit stream. The open chunk is held in place in each head series
+/// (no allocation, no allocator slack): 16 bytes for the first sample, then about 3-5 bytes per
+/// sample of typical metrics, so it is sealed every 8-12 samples. 51 makes the chunk 80 bytes.
+pub const OPEN_BYTES: usize = 51;
+
+/// An append-only Gorilla chunk in a fixed buffer: [`XorChunk::append`] refuses a sample that
+/// does not fit, and the caller seals the chunk and starts a new one.
 #[derive(Debug, Clone)]
 pub struct XorChunk {
-    buf: Vec<u8>,
-    used: u8,
-    count: u32,
+    buf: [u8; OPEN_BYTES],
+    /// Bits used in `buf`.
+    bits: u16,
+    count: u8,
+    leading: u8,
+    trailing: u8,
     last_t: i64,
     last_delta: i64,
     prev: u64,
-    leading: u8,
-    trailing: u8,
 }
 
 impl XorChunk {
     pub fn new() -> Self {
         XorChunk {
-            buf: Vec::new(),
-            used: 0,
+            buf: [0; OPEN_BYTES],
+            bits: 0,
             count: 0,
+            leading: 0xff,
+            trailing: 0,
             last_t: 0,
             last_delta: 0,
             prev: 0,
-            leading: 0xff,
-            trailing: 0,
         }
     }
 
@@ -266,51 +313,46 @@ impl XorChunk {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        &self.buf[..(self.bits as usize).div_ceil(8)]
     }
 
-    pub fn heap_bytes(&self) -> usize {
-        self.buf.capacity()
-    }
-
-    /// Appends a sample; the caller keeps timestamps strictly increasing.
-    pub fn append(&mut self, t: i64, v: f64) {
-        let mut w = BitWriter::resume(std::mem::take(&mut self.buf), self.used);
-        match self.count {
-            0 => {
-                // Room for a typical full open chunk (16 samples) without regrowing.
-                w.buf.reserve_exact(64);
-                w.write_bits(t as u64, 64);
-                w.write_bits(v.to_bits(), 64);
-                self.prev = v.to_bits();
-            }
-            _ => {
-                // Grow in small exact steps (a sample takes at most 19 bytes): doubling would
-                // leave a quarter of every series' open chunk empty on average.
-                if w.buf.capacity() - w.buf.len() < 20 {
-                    w.buf.reserve_exact(24);
-                }
-                let delta = t - self.last_t;
-                write_dod(&mut w, delta - self.last_delta);
-                self.last_delta = delta;
-                let mut xv = XorValues {
-                    prev: self.prev,
-                    leading: self.leading,
-                    trailing: self.trailing,
-                };
-                xv.write(&mut w, v);
-                self.prev = xv.prev;
-                self.leading = xv.leading;
-                self.trailing = xv.trailing;
-            }
+    /// Appends a sample if it fits (the first one always does); the caller keeps timestamps
+    /// strictly increasing. On `false` nothing changed.
+    #[must_use]
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        if self.count == u8::MAX {
+            return false;
         }
-        (self.buf, self.used) = (w.buf, w.used);
+        let mut w = SliceWriter::new(&mut self.buf, self.bits as usize);
+        let mut xv = XorValues {
+            prev: self.prev,
+            leading: self.leading,
+            trailing: self.trailing,
+        };
+        let delta = t.wrapping_sub(self.last_t);
+        if self.count == 0 {
+            w.write_bits(t as u64, 64);
+            w.write_bits(v.to_bits(), 64);
+            xv = XorValues::new(v);
+        } else {
+            write_dod(&mut w, delta.wrapping_sub(self.last_delta));
+            xv.write(&mut w, v);
+        }
+        if w.overflow {
+            return false;
+        }
+        self.bits = w.pos as u16;
+        if self.count > 0 {
+            self.last_delta = delta;
+        }
+        (self.prev, self.leading, self.trailing) = (xv.prev, xv.leading, xv.trailing);
         self.last_t = t;
         self.count += 1;
+        true
     }
 
     pub fn samples(&self) -> Vec<(i64, f64)> {
-        decode_xor_samples(&self.buf, self.count as usize).unwrap_or_default()
+        decode_xor_samples(self.bytes(), self.count as usize).unwrap_or_default()
     }
 }
 
@@ -344,9 +386,37 @@ pub fn decode_xor_samples(buf: &[u8], n: usize) -> Option<Vec<(i64, f64)>> {
 mod tests {
     use super::*;
 
+    /// Appends to open chunks as the head does (a new chunk when one is full) and returns the
+    /// chunks' decoded samples.
+    fn through_chunks(samples: &[(i64, f64)]) -> (Vec<(i64, f64)>, usize) {
+        let (mut out, mut chunks) = (Vec::new(), 1);
+        let mut c = XorChunk::new();
+        for &(t, v) in samples {
+            if !c.append(t, v) {
+                let before = (c.bytes().to_vec(), c.len());
+                // A refused sample leaves the chunk as it was, and refuses again.
+                assert!(!c.append(t, v));
+                assert_eq!((c.bytes().to_vec(), c.len()), before);
+                out.extend(c.samples());
+                c = XorChunk::new();
+                chunks += 1;
+                assert!(c.append(t, v), "a first sample always fits");
+            }
+        }
+        out.extend(c.samples());
+        (out, chunks)
+    }
+
+    fn assert_same(got: &[(i64, f64)], want: &[(i64, f64)]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.0, w.0);
+            assert_eq!(g.1.to_bits(), w.1.to_bits());
+        }
+    }
+
     #[test]
     fn round_trips_awkward_samples() {
-        let mut c = XorChunk::new();
         let mut want = Vec::new();
         let vals = [
             1.0,
@@ -362,19 +432,48 @@ mod tests {
             -5.0,
         ];
         let mut t = 1_700_000_000_000i64;
-        for (i, v) in vals.iter().enumerate() {
-            t += [15_000, 15_001, 1, 9_000_000, 14_999][i % 5];
-            c.append(t, *v);
-            want.push((t, *v));
+        for i in 0..60 {
+            t += [15_000, 15_001, 1, 9_000_000, 14_999, 1 << 40][i % 6];
+            want.push((t, vals[i % vals.len()]));
         }
-        let got = c.samples();
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(g.0, w.0);
-            assert_eq!(g.1.to_bits(), w.1.to_bits());
-        }
+        want.push((i64::MAX, 2.0));
+        let (got, chunks) = through_chunks(&want);
+        assert_same(&got, &want);
+        assert!(chunks > 3, "awkward samples fill chunks quickly: {chunks}");
         // A truncated stream decodes to an error, not a panic.
+        let mut c = XorChunk::new();
+        for &(t, v) in &want[..4] {
+            assert!(c.append(t, v));
+        }
         assert!(decode_xor_samples(&c.bytes()[..c.bytes().len() / 2], c.len()).is_none());
+    }
+
+    #[test]
+    fn typical_samples_fill_a_chunk() {
+        // A counter scraped every 15 s with jitter: several samples per chunk, bits reused.
+        let mut want = Vec::new();
+        let (mut t, mut v) = (1_790_000_000_000i64, 1e6);
+        for i in 0..1000i64 {
+            t += 15_000 + (i * 7919 % 41) - 20;
+            v += (i * 104_729 % 997) as f64;
+            want.push((t, v));
+        }
+        let (got, chunks) = through_chunks(&want);
+        assert_same(&got, &want);
+        let per_chunk = want.len() as f64 / chunks as f64;
+        assert!(
+            (5.0..40.0).contains(&per_chunk),
+            "{per_chunk} samples per chunk"
+        );
+        // Unchanged values at a steady interval: 2 bits a sample, up to the count limit.
+        let mut c = XorChunk::new();
+        let mut n = 0;
+        while c.append(1000 + n * 15_000, 7.0) {
+            n += 1;
+        }
+        // 128 bits for the first sample, 25 for the second (its delta is a delta-of-delta of 15,000).
+        assert_eq!(n as usize, 2 + ((OPEN_BYTES - 16) * 8 - 25) / 2);
+        assert_eq!(c.samples().len(), n as usize);
     }
 
     #[test]
