@@ -867,10 +867,14 @@ impl Head {
         self.min_t_cache = self.scan_min_t();
     }
 
-    /// Cleans the arena's oldest pages while it holds too much beyond its live regions.
+    /// Cleans the arena's oldest pages while it holds too many dead regions: at most four pages
+    /// a call, so no append waits for more than a few MiB of copying.
     fn clean_arena(&mut self) {
         let series = &mut self.series;
-        while self.arena.needs_cleaning() {
+        for _ in 0..4 {
+            if !self.arena.needs_cleaning() {
+                break;
+            }
             let cleaned = self.arena.clean_oldest(|owner, at| {
                 if let Some(Some(s)) = series.get_mut(owner as usize) {
                     s.sealed.at = at;
