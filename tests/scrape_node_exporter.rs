@@ -110,6 +110,16 @@ async fn node_exporter_same_as_prometheus() {
     .await;
     wait_port(prom_port).await;
     let prom = format!("http://127.0.0.1:{prom_port}");
+    // Prometheus opens its port before its storage is ready (it answers 503 in plain text until
+    // then): wait for /-/ready.
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    while !reqwest::get(format!("{prom}/-/ready"))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < ready_by, "Prometheus never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let ours = server.api("");
 
     // Both have scraped a few times.
