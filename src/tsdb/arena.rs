@@ -251,13 +251,35 @@ impl Arena {
             }
         }
         let b = self.alloc(owner, len)?;
-        let keep = keep.min(len);
-        if keep > 0 {
-            let old = self.data(a).get(..keep).unwrap_or_default().to_vec();
-            self.data_mut(b)[..old.len()].copy_from_slice(&old);
-        }
+        self.copy(a, b, keep.min(len));
         self.free(a);
         Some(b)
+    }
+
+    /// Copies the first `n` data bytes (at most what both hold) of region `a` into region `b`,
+    /// without a temporary buffer.
+    fn copy(&mut self, a: Addr, b: Addr, n: usize) {
+        let (Some((pa, oa, _, ca)), Some((pb, ob, _, cb))) = (self.header(a), self.header(b))
+        else {
+            return;
+        };
+        let n = n.min(ca).min(cb);
+        let (from, to) = (oa + HDR, ob + HDR);
+        if pa == pb {
+            if let Some(pg) = self.pages[pa].as_mut() {
+                pg.buf.copy_within(from..from + n, to);
+            }
+            return;
+        }
+        let (lo, hi) = self.pages.split_at_mut(pa.max(pb));
+        let (src, dst) = if pa < pb {
+            (&lo[pa], &mut hi[0])
+        } else {
+            (&hi[0], &mut lo[pb])
+        };
+        if let (Some(src), Some(dst)) = (src.as_ref(), dst.as_mut()) {
+            dst.buf[to..to + n].copy_from_slice(&src.buf[from..from + n]);
+        }
     }
 
     /// Whether the log pages' dead regions come to more than 1/[`SLACK`] of the live ones plus
@@ -288,8 +310,7 @@ impl Arena {
                 let Some(b) = self.alloc(owner, cap) else {
                     return false;
                 };
-                let data = self.data(a).to_vec();
-                self.data_mut(b).copy_from_slice(&data);
+                self.copy(a, b, cap);
                 self.free(a);
                 self.moved += 1;
                 moved(owner, b);
