@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::ingest::{self, Ingest};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Registry};
 use crate::traces::TraceStore;
 use crate::tsdb::Tsdb;
 
@@ -24,7 +24,7 @@ use crate::tsdb::Tsdb;
 struct AppState {
     store: TraceStore,
     tsdb: Tsdb,
-    metrics: Arc<Metrics>,
+    registry: Registry,
     base_path: String,
 }
 
@@ -35,7 +35,7 @@ pub fn router(
     tsdb: Tsdb,
     engine: crate::promql::Engine,
     ingest: Arc<Ingest>,
-    metrics: Arc<Metrics>,
+    registry: Registry,
     base_path: &str,
     ui: crate::ui::UiState,
 ) -> Router {
@@ -45,7 +45,7 @@ pub fn router(
     let state = AppState {
         store,
         tsdb: tsdb.clone(),
-        metrics,
+        registry,
         base_path: base_path.to_string(),
     };
     let inner = Router::new()
@@ -102,7 +102,7 @@ async fn own_metrics(State(s): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.metrics.render(),
+        s.registry.render(),
     )
         .into_response()
 }
@@ -137,14 +137,28 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpLis
 
 /// Opens the stores and binds every listener, then serves in a background task.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    // Every part's counters, composed into one `/metrics` page in this order.
     let metrics = Arc::new(Metrics::default());
+    let counters = crate::ui::Counters {
+        ingest: metrics.clone(),
+        tsdb: Default::default(),
+        samplers: Default::default(),
+        forward: Default::default(),
+    };
+    let spanmetrics_counters = Arc::new(crate::spanmetrics::SpanMetricsCounters::default());
+    let tls_reloads = Arc::new(crate::tls::Reloads::default());
+    let mut registry = Registry::default();
+    registry.add(metrics.clone());
+    registry.add(counters.tsdb.clone());
+    registry.add(counters.samplers.clone());
+    registry.add(spanmetrics_counters.clone());
     let data_dir = config.data_dir.clone();
     let traces_cfg = config.traces.clone();
     let tsdb_dir = config.data_dir.join("tsdb");
     let tsdb_cfg = config.metrics.tsdb.clone();
-    let counters = metrics.tsdb.clone();
+    let tsdb_counters = counters.tsdb.clone();
     let (tsdb, tsdb_threads) =
-        tokio::task::spawn_blocking(move || Tsdb::open(&tsdb_dir, tsdb_cfg, counters))
+        tokio::task::spawn_blocking(move || Tsdb::open(&tsdb_dir, tsdb_cfg, tsdb_counters))
             .await
             .context("metrics store open task panicked")?
             .with_context(|| {
@@ -157,7 +171,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let (sm, j) = crate::spanmetrics::SpanMetrics::start(
             config.spanmetrics.clone(),
             tsdb.clone(),
-            metrics.spanmetrics.clone(),
+            spanmetrics_counters,
         )
         .context("cannot start the span metrics thread")?;
         Some((sm, j))
@@ -165,7 +179,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None
     };
     let m = metrics.clone();
-    let sm = spanmetrics.as_ref().map(|(s, _)| s.clone());
+    // Span metrics listen to the trace store's commits; the store does not know them.
+    let sm = spanmetrics
+        .as_ref()
+        .map(|(s, _)| Arc::new(s.clone()) as Arc<dyn crate::traces::CommitObserver>);
     let (store, threads) =
         tokio::task::spawn_blocking(move || TraceStore::open(&data_dir, &traces_cfg, m, sm))
             .await
@@ -185,14 +202,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics.clone(),
     );
     if config.forward.enabled() {
-        metrics
-            .forwarding
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        registry.add(counters.forward.clone());
         ingest.forwarder = Some(
             crate::forward::Forwarder::start(
                 config.forward.clone(),
                 &config.data_dir,
-                metrics.forward.clone(),
+                counters.forward.clone(),
                 shutdown.clone(),
             )
             .context("cannot start forwarding")?,
@@ -210,6 +225,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         None => None,
     };
+    if tls.is_some() {
+        registry.add(tls_reloads.clone());
+    }
     let tls_on = |pick: fn(&crate::tls::TlsConfig) -> bool| config.tls.as_ref().is_some_and(pick);
     let auth = config.auth.enabled.then(|| {
         Arc::new(crate::auth::Auth::new(
@@ -254,7 +272,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         tsdb.clone(),
         engine.clone(),
-        metrics.clone(),
+        counters.clone(),
         &config,
     );
     let main_router = router(
@@ -262,7 +280,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tsdb.clone(),
         engine,
         ingest.clone(),
-        metrics.clone(),
+        registry,
         &config.base_path,
         ui,
     );
@@ -283,7 +301,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tsdb.clone(),
         Some(store.clone()),
         spanmetrics.as_ref().map(|(s, _)| s.processes.clone()),
-        metrics.samplers.clone(),
+        counters.samplers.clone(),
         shutdown.clone(),
     );
     // TLS listeners: HTTP/2 and HTTP/1.1 offered by ALPN on the HTTP ones, HTTP/2 on gRPC.
@@ -297,10 +315,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )?;
     let grpc_l = Bound::new(grpc_l, certs_for(tls_on(|t| t.otlp_grpc)), &[b"h2"])?;
     if let Some(c) = &tls {
-        metrics
-            .tls
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        crate::tls::reload_on_sighup(c.clone(), metrics.tls_reloads.clone(), shutdown.clone())?;
+        crate::tls::reload_on_sighup(c.clone(), tls_reloads, shutdown.clone())?;
     }
     let token = shutdown.clone();
     let task = tokio::spawn(async move {

@@ -55,3 +55,20 @@ impl ErrorCode {
         matches!(self, ErrorCode::Overloaded | ErrorCode::Unavailable)
     }
 }
+
+/// A whole request refused (an export, a write to a queue); mapped to a status by [`ErrorCode`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ExportError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ExportError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ExportError {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -70,6 +70,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod base;
 pub mod config;
 pub mod error;
 pub mod forward;

@@ -15,22 +15,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sha2::Digest as _;
 use tokio::net::{TcpListener, TcpStream};
+
+pub use crate::config::TlsConfig;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::server::TlsStream;
-
-/// `[tls]`, validated.
-#[derive(Debug, Clone)]
-pub struct TlsConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    /// Which listeners serve TLS.
-    pub http: bool,
-    pub otlp_grpc: bool,
-    pub otlp_http: bool,
-}
 
 /// Certificate files are small; anything bigger is not a certificate chain.
 const MAX_PEM_BYTES: u64 = 1 << 20;
@@ -250,6 +241,20 @@ pub fn reload_on_sighup(
 pub struct Reloads {
     pub ok: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
+}
+
+impl crate::telemetry::MetricSource for Reloads {
+    fn write_metrics(&self, out: &mut crate::telemetry::Exposition) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let name = "sightline_tls_certificate_reloads_total";
+        out.family(
+            name,
+            crate::telemetry::Kind::Counter,
+            "TLS certificate reloads on SIGHUP, by result (a failed one keeps the previous certificate)",
+        );
+        out.sample(name, &[("result", "ok")], self.ok.load(Relaxed));
+        out.sample(name, &[("result", "failed")], self.failed.load(Relaxed));
+    }
 }
 
 /// A bound listener, plain or TLS.

@@ -782,11 +782,11 @@ async fn a_traversal_corpus_never_leaves_a_route_nor_reaches_other_hosts() {
         for s in &seen {
             let path = s.target.split('?').next().unwrap();
             assert!(
-                sightline::proxy::path::under(path, prefix),
+                sightline::base::urlpath::under(path, prefix),
                 "{prefix} upstream got {path:?}"
             );
             assert_eq!(
-                sightline::proxy::path::normalise(path, true).as_deref(),
+                sightline::base::urlpath::normalise(path, true).as_deref(),
                 Ok(path),
                 "{prefix} upstream got a path that is not normal"
             );

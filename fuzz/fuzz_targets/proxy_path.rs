@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightline::proxy::path::{normalise, under};
+use sightline::base::urlpath::{normalise, under};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!lower.contains("%2f") && !lower.contains("%5c"), "{s:?} -> {n:?}");
             // Decoding once more (what a careless upstream does) keeps it under its prefix.
             if under(&n, "/app") {
-                let once: Vec<u8> = sightline::proxy::path::decode(&n).unwrap_or_default();
+                let once: Vec<u8> = sightline::base::urlpath::decode(&n).unwrap_or_default();
                 let once = String::from_utf8_lossy(&once);
                 if let Ok(again) = normalise(&once, false) {
                     assert!(under(&again, "/app"), "{s:?} -> {n:?} -> {again:?}");

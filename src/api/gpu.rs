@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::params::Params;
+use crate::base::params::Params;
 use crate::traces::{TraceStore, model};
 use crate::tsdb::{Labels, MatchOp, Matcher, Queryable, Tsdb};
 

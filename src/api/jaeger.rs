@@ -17,7 +17,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiState;
-use super::params::{Params, now_us};
+use crate::base::clock::now_us;
+use crate::base::params::Params;
 use crate::traces::model::{self, TagValue};
 use crate::traces::tagquery;
 use crate::traces::{StoreError, StoredSpan, TraceSearch};

@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::params::Params;
+use crate::base::params::Params;
 use crate::traces::model;
 use crate::traces::{LogSearch, tagquery};
 

@@ -7,7 +7,6 @@
 pub mod gpu;
 pub mod jaeger;
 pub mod logs;
-pub mod params;
 pub mod prom;
 pub mod query;
 pub mod selector;

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::tsdb::{Matcher, Queryable, Tsdb, is_stale};
 
-use super::params::Params;
 use super::selector;
+use crate::base::params::Params;
 
 pub fn router(db: Tsdb) -> Router {
     Router::new()
@@ -32,8 +32,8 @@ pub fn router(db: Tsdb) -> Router {
 pub fn error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
     let body = format!(
         "{{\"status\":\"error\",\"errorType\":{},\"error\":{}}}",
-        super::query::go_json_string(error_type),
-        super::query::go_json_string(&msg.into())
+        crate::base::gofmt::quote(error_type, crate::base::gofmt::QuoteStyle::Json),
+        crate::base::gofmt::quote(&msg.into(), crate::base::gofmt::QuoteStyle::Json)
     );
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -314,7 +314,10 @@ async fn export(
                         } else if v.is_finite() {
                             json!(v)
                         } else {
-                            json!(crate::ingest::metrics::format_float(*v))
+                            json!(crate::base::gofmt::float(
+                                *v,
+                                crate::base::gofmt::FloatStyle::Label
+                            ))
                         }
                     })
                     .collect();

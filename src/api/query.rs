@@ -4,6 +4,7 @@
 //! written byte for byte as Prometheus writes them: timestamps as seconds with up to three
 //! decimals, sample values as strings in Go's shortest form, Go's JSON string escaping.
 
+use crate::base::clock::now_ms;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::base::gofmt::{FloatStyle, QuoteStyle, float, quote};
 use crate::promql::{self, Engine, EvalError, Expr, QueryValue, ValueType};
 use crate::tsdb::{Labels, Matcher, Tsdb};
 
@@ -66,7 +68,7 @@ fn parse_duration_param(s: &str) -> Option<i64> {
     promql::parse_duration(s)
 }
 
-fn time_param(p: &super::params::Params, key: &str) -> Result<Option<i64>, String> {
+fn time_param(p: &crate::base::params::Params, key: &str) -> Result<Option<i64>, String> {
     match p.get(key) {
         None => Ok(None),
         Some(v) => parse_time(v).map(Some).ok_or_else(|| {
@@ -75,7 +77,7 @@ fn time_param(p: &super::params::Params, key: &str) -> Result<Option<i64>, Strin
     }
 }
 
-fn timeout_param(p: &super::params::Params) -> Result<Option<Duration>, String> {
+fn timeout_param(p: &crate::base::params::Params) -> Result<Option<Duration>, String> {
     match p.get("timeout") {
         None => Ok(None),
         Some(v) => match parse_duration_param(v) {
@@ -87,7 +89,7 @@ fn timeout_param(p: &super::params::Params) -> Result<Option<Duration>, String> 
     }
 }
 
-fn parse_query(p: &super::params::Params) -> Result<Expr, String> {
+fn parse_query(p: &crate::base::params::Params) -> Result<Expr, String> {
     let Some(q) = p.get("query") else {
         return Err(
             "invalid parameter \"query\": 1:1: parse error: no expression found in input".into(),
@@ -111,13 +113,6 @@ fn eval_error(e: EvalError) -> Response {
             )
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 async fn run<F>(st: &QueryState, f: F) -> Response
@@ -161,7 +156,7 @@ async fn query(
 }
 
 /// A required time parameter (`start`, `end`).
-fn required_time(p: &super::params::Params, key: &str) -> Result<i64, String> {
+fn required_time(p: &crate::base::params::Params, key: &str) -> Result<i64, String> {
     time_param(p, key)?.ok_or_else(|| {
         format!("invalid parameter \"{key}\": cannot parse \"\" to a valid timestamp")
     })
@@ -169,7 +164,7 @@ fn required_time(p: &super::params::Params, key: &str) -> Result<i64, String> {
 
 /// `query`, `start`, `end`, `step` and `timeout` of a range query, checked as Prometheus does.
 fn range_args(
-    p: &super::params::Params,
+    p: &crate::base::params::Params,
 ) -> Result<(Expr, i64, i64, i64, Option<Duration>), String> {
     let expr = parse_query(p)?;
     let start = required_time(p, "start")?;
@@ -223,7 +218,7 @@ async fn query_range(
 async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let p = params(q, &headers, &body);
     match parse_query(&p) {
-        Ok(e) => success_raw(go_json_string(&e.to_string())),
+        Ok(e) => success_raw(quote(&e.to_string(), QuoteStyle::Json)),
         Err(e) => bad_data(e),
     }
 }
@@ -305,60 +300,13 @@ async fn exemplars(
                 "seriesLabels": super::prom::labels_json(&l),
                 "exemplars": ex.iter().map(|e| json!({
                     "labels": {"trace_id": hex::encode(e.trace_id), "span_id": hex::encode(e.span_id)},
-                    "value": format_sample_value(e.value),
+                    "value": float(e.value, FloatStyle::Json),
                     "timestamp": e.t as f64 / 1000.0,
                 })).collect::<Vec<_>>(),
             })
         })
         .collect();
     success_raw(Value::Array(data).to_string())
-}
-
-/// Go's `encoding/json` string form: HTML-sensitive characters and U+2028/9 escaped.
-pub fn go_json_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '<' => o.push_str("\\u003c"),
-            '>' => o.push_str("\\u003e"),
-            '&' => o.push_str("\\u0026"),
-            '\u{2028}' => o.push_str("\\u2028"),
-            '\u{2029}' => o.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// A sample value as Prometheus writes it: Go's `strconv.FormatFloat(v, 'f' or 'e', -1)`,
-/// exponent form below 1e-6 and from 1e21.
-pub fn format_sample_value(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        promql::ast::go_exp(v)
-    } else {
-        format!("{v}")
-    }
 }
 
 /// Milliseconds as Prometheus writes timestamps: seconds, and `.ddd` when not whole.
@@ -395,7 +343,7 @@ fn write_sample(o: &mut String, t: i64, v: f64) {
         write_ts(o, t);
         let _ = write!(o, ",\"{v}\"]");
     } else {
-        write_point(o, t, &format_sample_value(v));
+        write_point(o, t, &float(v, FloatStyle::Json));
     }
 }
 
@@ -405,9 +353,9 @@ fn write_labels(o: &mut String, l: &Labels) {
         if i > 0 {
             o.push(',');
         }
-        o.push_str(&go_json_string(&x.name));
+        o.push_str(&quote(&x.name, QuoteStyle::Json));
         o.push(':');
-        o.push_str(&go_json_string(&x.value));
+        o.push_str(&quote(&x.value, QuoteStyle::Json));
     }
     o.push('}');
 }
@@ -419,14 +367,14 @@ pub fn result_json(v: &QueryValue) -> String {
         QueryValue::Scalar(t, x) => {
             // Prometheus writes scalars with 'f' formatting, never in exponent form.
             o.push_str("{\"resultType\":\"scalar\",\"result\":");
-            let v = promql::eval::format_value_f(*x);
+            let v = float(*x, FloatStyle::F);
             write_point(&mut o, *t, &v);
         }
         QueryValue::Str(t, s) => {
             o.push_str("{\"resultType\":\"string\",\"result\":[");
             write_ts(&mut o, *t);
             o.push(',');
-            o.push_str(&go_json_string(s));
+            o.push_str(&quote(s, QuoteStyle::Json));
             o.push(']');
         }
         QueryValue::Vector(t, samples) => {
@@ -473,13 +421,13 @@ mod tests {
 
     #[test]
     fn values_and_times_are_written_like_prometheus() {
-        assert_eq!(format_sample_value(1.0), "1");
-        assert_eq!(format_sample_value(0.1), "0.1");
-        assert_eq!(format_sample_value(1e21), "1e+21");
-        assert_eq!(format_sample_value(1e20), "100000000000000000000");
-        assert_eq!(format_sample_value(1.5e-7), "1.5e-07");
-        assert_eq!(format_sample_value(0.000001), "0.000001");
-        assert_eq!(format_sample_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(float(1.0, FloatStyle::Json), "1");
+        assert_eq!(float(0.1, FloatStyle::Json), "0.1");
+        assert_eq!(float(1e21, FloatStyle::Json), "1e+21");
+        assert_eq!(float(1e20, FloatStyle::Json), "100000000000000000000");
+        assert_eq!(float(1.5e-7, FloatStyle::Json), "1.5e-07");
+        assert_eq!(float(0.000001, FloatStyle::Json), "0.000001");
+        assert_eq!(float(f64::NEG_INFINITY, FloatStyle::Json), "-Inf");
         let mut o = String::new();
         write_ts(&mut o, 1_435_781_451_780);
         assert_eq!(o, "1435781451.780");
@@ -490,7 +438,7 @@ mod tests {
         write_ts(&mut o, 5);
         assert_eq!(o, "0.005");
         assert_eq!(
-            go_json_string("a<b>&\"\n"),
+            quote("a<b>&\"\n", QuoteStyle::Json),
             "\"a\\u003cb\\u003e\\u0026\\\"\\n\""
         );
     }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::params::Params;
+use crate::base::params::Params;
 use crate::promql::{Engine, QueryValue};
 use crate::tsdb::Tsdb;
 
@@ -95,7 +95,7 @@ pub fn parse_base(p: &Params) -> Result<Base, String> {
                 .map_err(|_| format!("unable to parse param '{key}': {v:?} is not an integer")),
         }
     };
-    let now = super::params::now_us() as i64 / 1000;
+    let now = crate::base::clock::now_us() as i64 / 1000;
     let b = Base {
         services,
         group_by_operation,
@@ -132,8 +132,11 @@ impl Base {
         let services: Vec<String> = self.services.iter().map(|s| regex::escape(s)).collect();
         let mut m = format!(
             "service=~{}, span_kind=~{}",
-            crate::promql::ast::quote(&services.join("|")),
-            crate::promql::ast::quote(&self.span_kinds.join("|"))
+            crate::base::gofmt::quote(&services.join("|"), crate::base::gofmt::QuoteStyle::Go),
+            crate::base::gofmt::quote(
+                &self.span_kinds.join("|"),
+                crate::base::gofmt::QuoteStyle::Go
+            )
         );
         if !extra.is_empty() {
             m.push_str(", ");
@@ -169,7 +172,7 @@ impl Base {
 fn timestamp(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let frac = ms.rem_euclid(1000);
-    let (y, mo, d, sod) = crate::promql::eval::civil(secs);
+    let (y, mo, d, sod) = crate::base::clock::civil(secs);
     let base = format!(
         "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
         sod / 3600,
@@ -290,7 +293,7 @@ async fn latencies(State(st): State<SpmState>, RawQuery(q): RawQuery) -> Respons
     // Seconds in the store, milliseconds in Jaeger's answer.
     let q = format!(
         "1000 * histogram_quantile({}, sum(rate(traces_spanmetrics_latency_bucket{{{}}}[{}ms])) by ({}))",
-        crate::promql::ast::format_number(quantile),
+        crate::base::gofmt::float(quantile, crate::base::gofmt::FloatStyle::G),
         b.matchers(""),
         b.rate_ms,
         b.group_by(true)

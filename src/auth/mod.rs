@@ -22,39 +22,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use parking_lot::Mutex;
 use sha2::Digest;
 
+pub use crate::config::AuthConfig;
+
 pub const SESSION_COOKIE: &str = "sightline_session";
 pub const CSRF_COOKIE: &str = "sightline_csrf";
-
-/// Validated `[auth]`.
-#[derive(Clone, Default)]
-pub struct AuthConfig {
-    pub enabled: bool,
-    /// (name, password hash).
-    pub users: Vec<(String, String)>,
-    pub tokens: Vec<String>,
-    pub ingest_keys: Vec<String>,
-    pub require_ingest_key: bool,
-    pub protect_metrics: bool,
-    pub session_ttl: Duration,
-    /// Sent to proxied routes with the signed-in user's name (Grafana's `auth.proxy` style).
-    pub trusted_header: Option<String>,
-}
-
-/// Secrets are never printed.
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("enabled", &self.enabled)
-            .field(
-                "users",
-                &self.users.iter().map(|u| &u.0).collect::<Vec<_>>(),
-            )
-            .field("tokens", &self.tokens.len())
-            .field("ingest_keys", &self.ingest_keys.len())
-            .field("protect_metrics", &self.protect_metrics)
-            .finish_non_exhaustive()
-    }
-}
 
 struct Session {
     user: String,

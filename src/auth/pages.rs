@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 
 use super::{Auth, CSRF_COOKIE, SESSION_COOKIE, cookie, random_token, same};
 
-use crate::proxy::escape;
+use crate::base::html::escape;
 
 /// Only a local path under the base path may be a redirect target.
 fn safe_next(base: &str, next: &str) -> String {

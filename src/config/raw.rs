@@ -181,8 +181,8 @@ impl Default for RawSpanMetrics {
             enabled: true,
             interval: "15s".into(),
             max_series: 10_000,
-            latency_buckets: crate::spanmetrics::default_latency_buckets(),
-            service_graph_buckets: crate::spanmetrics::default_graph_buckets(),
+            latency_buckets: default_latency_buckets(),
+            service_graph_buckets: default_graph_buckets(),
             service_graph_wait: "10s".into(),
             service_graph_max_items: 100_000,
         }
@@ -483,4 +483,14 @@ impl Default for RawLog {
             format: "text".into(),
         }
     }
+}
+
+/// Tempo's defaults: 2 ms doubling to 16.384 s for span latency, 0.1 s doubling to 12.8 s for
+/// the service graph.
+pub fn default_latency_buckets() -> Vec<f64> {
+    (0..14).map(|i| 0.002 * f64::from(1u32 << i)).collect()
+}
+
+pub fn default_graph_buckets() -> Vec<f64> {
+    (0..8).map(|i| 0.1 * f64::from(1u32 << i)).collect()
 }

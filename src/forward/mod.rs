@@ -7,126 +7,22 @@
 pub mod client;
 pub mod queue;
 
-use std::path::{Path, PathBuf};
+use crate::base::clock::now_ms;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::Signal;
+pub use crate::config::{
+    ForwardAuth as Auth, ForwardConfig, ForwardMode as Mode, ForwardProtocol as Protocol,
+};
 use crate::error::ErrorCode;
-use crate::ingest::ExportError;
-use crate::telemetry::Signal;
-
-pub const SIGNAL_NAMES: [&str; 3] = ["traces", "metrics", "logs"];
-
-/// What happens to one signal's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Local,
-    Forward,
-    Both,
-}
-
-impl Mode {
-    pub fn keeps_locally(self) -> bool {
-        self != Mode::Forward
-    }
-    pub fn forwards(self) -> bool {
-        self != Mode::Local
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Local => "local",
-            Mode::Forward => "forward",
-            Mode::Both => "both",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    HttpProtobuf,
-    Grpc,
-}
-
-#[derive(Clone, PartialEq)]
-pub enum Auth {
-    Basic { username: String, password: String },
-    Bearer(String),
-}
-
-/// Validated `[forward]`.
-#[derive(Clone)]
-pub struct ForwardConfig {
-    /// The base endpoint as configured (credentials are never part of it).
-    pub endpoint: String,
-    pub protocol: Protocol,
-    /// OTLP/HTTP: the full URL per signal (traces, metrics, logs).
-    pub urls: [String; 3],
-    pub modes: [Mode; 3],
-    pub headers: Vec<(String, String)>,
-    pub auth: Option<Auth>,
-    pub gzip: bool,
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
-    pub queue_max_bytes: u64,
-    pub max_batch_bytes: usize,
-    pub batch_timeout: Duration,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-}
-
-impl ForwardConfig {
-    /// Nothing forwarded: every signal local.
-    pub fn local_only() -> ForwardConfig {
-        ForwardConfig {
-            endpoint: String::new(),
-            protocol: Protocol::HttpProtobuf,
-            urls: Default::default(),
-            modes: [Mode::Local; 3],
-            headers: Vec::new(),
-            auth: None,
-            gzip: true,
-            ca_file: None,
-            timeout: Duration::from_secs(10),
-            queue_max_bytes: 1 << 30,
-            max_batch_bytes: 2 << 20,
-            batch_timeout: Duration::from_millis(200),
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(30),
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.modes.iter().any(|m| m.forwards())
-    }
-}
-
-/// Credentials and header values are never printed.
-impl std::fmt::Debug for ForwardConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ForwardConfig")
-            .field("endpoint", &self.endpoint)
-            .field("protocol", &self.protocol)
-            .field("modes", &self.modes)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .field(
-                "auth",
-                &self.auth.as_ref().map(|a| match a {
-                    Auth::Basic { .. } => "basic",
-                    Auth::Bearer(_) => "bearer",
-                }),
-            )
-            .field("gzip", &self.gzip)
-            .field("queue_max_bytes", &self.queue_max_bytes)
-            .finish_non_exhaustive()
-    }
-}
+use crate::error::ExportError;
+use crate::telemetry::{Exposition, Kind, MetricSource};
 
 /// `sightline_forward_*`, per signal.
 #[derive(Default)]
@@ -148,16 +44,8 @@ pub struct ForwardCounters {
     pub last_error: [Mutex<Option<(u64, String)>>; 3],
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-impl ForwardCounters {
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
+impl MetricSource for ForwardCounters {
+    fn write_metrics(&self, out: &mut Exposition) {
         for (name, help, vals) in [
             (
                 "sightline_forward_sent_total",
@@ -180,47 +68,42 @@ impl ForwardCounters {
                 &self.dropped,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (i, s) in SIGNAL_NAMES.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{signal=\"{s}\"}} {}", vals[i].load(Relaxed));
-            }
+            out.per_signal(name, Kind::Counter, help, vals);
         }
-        for (name, help, vals) in [
-            (
-                "sightline_forward_queue_bytes",
-                "Bytes of the forward queue's files on disk",
-                &self.queue_bytes,
-            ),
-            (
-                "sightline_forward_queue_items",
-                "Items in the forward queue not yet delivered",
-                &self.queue_items,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (i, s) in SIGNAL_NAMES.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{signal=\"{s}\"}} {}", vals[i].load(Relaxed));
-            }
-        }
-        let name = "sightline_forward_last_success_timestamp_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} When the upstream last accepted a batch (0: never)\n# TYPE {name} gauge"
+        out.per_signal(
+            "sightline_forward_queue_bytes",
+            Kind::Gauge,
+            "Bytes of the forward queue's files on disk",
+            &self.queue_bytes,
         );
-        for (i, s) in SIGNAL_NAMES.iter().enumerate() {
-            let v = self.last_success_ms[i].load(Relaxed) as f64 / 1000.0;
-            let _ = writeln!(out, "{name}{{signal=\"{s}\"}} {v}");
+        out.per_signal(
+            "sightline_forward_queue_items",
+            Kind::Gauge,
+            "Items in the forward queue not yet delivered",
+            &self.queue_items,
+        );
+        let name = "sightline_forward_last_success_timestamp_seconds";
+        out.family(
+            name,
+            Kind::Gauge,
+            "When the upstream last accepted a batch (0: never)",
+        );
+        for s in Signal::ALL {
+            let v = self.last_success_ms[s.index()].load(Relaxed) as f64 / 1000.0;
+            out.sample(name, &[("signal", s.name())], v);
         }
-        let name = "sightline_forward_queue_repairs_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Torn or corrupt forward-queue data cut on start or found unreadable\n# TYPE {name} counter\n{name} {}",
-            self.queue_repairs.load(Relaxed)
+        out.single(
+            "sightline_forward_queue_repairs_total",
+            Kind::Counter,
+            "Torn or corrupt forward-queue data cut on start or found unreadable",
+            &self.queue_repairs,
         );
     }
+}
 
+impl ForwardCounters {
     fn error(&self, s: usize, why: &str) {
-        *self.last_error[s].lock() = Some((now_ms(), why.to_string()));
+        *self.last_error[s].lock() = Some((now_ms() as u64, why.to_string()));
     }
 }
 
@@ -248,7 +131,7 @@ impl Forwarder {
         let total = Arc::new(AtomicU64::new(0));
         let open = |s: usize| {
             queue::Queue::open(
-                root.join(SIGNAL_NAMES[s]),
+                root.join(Signal::ALL[s].name()),
                 s,
                 total.clone(),
                 counters.clone(),
@@ -271,7 +154,7 @@ impl Forwarder {
             if !config.modes[s].forwards() {
                 if pending > 0 {
                     tracing::warn!(
-                        signal = SIGNAL_NAMES[s],
+                        signal = Signal::ALL[s].name(),
                         items = pending,
                         "forward queue holds items of a signal no longer forwarded; kept until it is again"
                     );
@@ -280,7 +163,7 @@ impl Forwarder {
             }
             if pending > 0 {
                 tracing::info!(
-                    signal = SIGNAL_NAMES[s],
+                    signal = Signal::ALL[s].name(),
                     items = pending,
                     "forward queue: resuming delivery"
                 );
@@ -348,7 +231,7 @@ impl Forwarder {
     pub fn status(&self) -> Vec<SignalStatus> {
         (0..3)
             .map(|s| SignalStatus {
-                signal: SIGNAL_NAMES[s],
+                signal: Signal::ALL[s].name(),
                 mode: self.config.modes[s].name(),
                 queue_bytes: self.counters.queue_bytes[s].load(Relaxed),
                 queue_items: self.counters.queue_items[s].load(Relaxed),
@@ -417,7 +300,7 @@ async fn send_loop(
     counters: Arc<ForwardCounters>,
     shutdown: CancellationToken,
 ) {
-    let name = SIGNAL_NAMES[s];
+    let name = Signal::ALL[s].name();
     let peek = |q: Arc<[queue::Queue; 3]>, max: usize| async move {
         tokio::task::spawn_blocking(move || q[s].peek(max))
             .await
@@ -461,7 +344,7 @@ async fn send_loop(
                 client::Outcome::Delivered { rejected, message } => {
                     let rejected = rejected.min(batch.items);
                     counters.sent[s].fetch_add(batch.items - rejected, Relaxed);
-                    counters.last_success_ms[s].store(now_ms(), Relaxed);
+                    counters.last_success_ms[s].store(now_ms() as u64, Relaxed);
                     if rejected > 0 {
                         counters.failed[s].fetch_add(rejected, Relaxed);
                         let why = format!("partial success: {rejected} rejected: {message}");

@@ -385,7 +385,7 @@ impl Queue {
     /// of that segment is given up, counted as dropped.
     fn corrupt(&self, seg: u64, at: u64, why: &str) -> io::Error {
         tracing::error!(
-            signal = super::SIGNAL_NAMES[self.signal],
+            signal = crate::base::Signal::ALL[self.signal].name(),
             segment = seg,
             offset = at,
             why,
@@ -679,7 +679,7 @@ mod tests {
     ) -> ([Queue; 3], [u64; 3]) {
         let mk = |s: usize| {
             Queue::open(
-                dir.join(super::super::SIGNAL_NAMES[s]),
+                dir.join(crate::base::Signal::ALL[s].name()),
                 s,
                 total.clone(),
                 c.clone(),

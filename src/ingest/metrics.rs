@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use parking_lot::Mutex;
 
+use crate::base::gofmt::{FloatStyle, float};
 use crate::traces::model::any_to_text;
 use crate::tsdb::{Batch, Exemplar, Labels, Metadata, STALE_NAN_BITS};
 
@@ -191,24 +192,6 @@ fn attr_labels(kvs: &[KeyValue]) -> BTreeMap<String, String> {
         }
     }
     out
-}
-
-/// Prometheus's float formatting for `le` and `quantile` values: shortest form, `+Inf`.
-pub fn format_float(f: f64) -> String {
-    if f == f64::INFINITY {
-        "+Inf".into()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else if f.is_nan() {
-        "NaN".into()
-    } else {
-        // Rust prints 1e21 as "1000000000000000000000"; Prometheus prints "1e+21".
-        if f.abs() >= 1e21 || (f != 0.0 && f.abs() < 1e-4) {
-            crate::promql::ast::go_exp(f)
-        } else {
-            format!("{f}")
-        }
-    }
 }
 
 /// Cumulative state for one delta stream.
@@ -662,7 +645,11 @@ impl Converter {
         let mut cum = 0.0;
         for (k, (le, n)) in buckets.iter().enumerate() {
             cum += n;
-            let l = ctx.labels(&bucket_name, &attrs, Some(("le", format_float(*le))));
+            let l = ctx.labels(
+                &bucket_name,
+                &attrs,
+                Some(("le", float(*le, FloatStyle::Label))),
+            );
             let i = out.series_index(l);
             out.samples.push((i, t, if stale { stale_v } else { cum }));
             if let Some(e) = per_bucket.get(&k) {
@@ -703,7 +690,11 @@ impl Converter {
         };
         for q in &p.quantile_values {
             out.push(
-                ctx.labels(name, &attrs, Some(("quantile", format_float(q.quantile)))),
+                ctx.labels(
+                    name,
+                    &attrs,
+                    Some(("quantile", float(q.quantile, FloatStyle::Label))),
+                ),
                 t,
                 val(q.value),
             );
@@ -882,10 +873,10 @@ mod tests {
         };
         let l = attr_labels(&[kv("a.b", "2"), kv("a_b", "1")]);
         assert_eq!(l.get("a_b").map(String::as_str), Some("2;1"));
-        assert_eq!(format_float(0.005), "0.005");
-        assert_eq!(format_float(1.0), "1");
-        assert_eq!(format_float(1e21), "1e+21");
-        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(float(0.005, FloatStyle::Label), "0.005");
+        assert_eq!(float(1.0, FloatStyle::Label), "1");
+        assert_eq!(float(1e21, FloatStyle::Label), "1e+21");
+        assert_eq!(float(f64::INFINITY, FloatStyle::Label), "+Inf");
     }
 
     fn point_attrs() -> Vec<KeyValue> {

@@ -24,27 +24,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+use crate::base::Signal;
 use crate::config::IngestConfig;
 use crate::error::ErrorCode;
-use crate::telemetry::{Metrics, Signal, Transport};
+pub use crate::error::ExportError;
+use crate::telemetry::{Metrics, Transport};
 use crate::traces::{TraceStore, model};
-
-/// A whole export refused; mapped to a status by [`ErrorCode`].
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ExportError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ExportError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ExportError {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 /// What both transports share.
 pub struct Ingest {

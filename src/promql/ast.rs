@@ -4,39 +4,11 @@
 
 use std::fmt;
 
+use crate::base::gofmt::{FloatStyle, QuoteStyle, float, quote};
 use crate::tsdb::{MatchOp, Matcher};
 
 use super::functions::Function;
-
-/// What an expression evaluates to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueType {
-    Scalar,
-    Vector,
-    Matrix,
-    String,
-}
-
-impl ValueType {
-    pub fn name(self) -> &'static str {
-        match self {
-            ValueType::Scalar => "scalar",
-            ValueType::Vector => "instant vector",
-            ValueType::Matrix => "range vector",
-            ValueType::String => "string",
-        }
-    }
-
-    /// The API's `resultType`.
-    pub fn api_name(self) -> &'static str {
-        match self {
-            ValueType::Scalar => "scalar",
-            ValueType::Vector => "vector",
-            ValueType::Matrix => "matrix",
-            ValueType::String => "string",
-        }
-    }
-}
+pub use super::functions::ValueType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -307,31 +279,6 @@ impl Expr {
     }
 }
 
-/// Go's `strconv.Quote` for the printable ASCII and UTF-8 text PromQL strings hold.
-pub fn quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '\x07' => o.push_str("\\a"),
-            '\x08' => o.push_str("\\b"),
-            '\x0c' => o.push_str("\\f"),
-            '\x0b' => o.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                o.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// Prometheus's duration format: `1h30m`, `5m`, `90d`; years and weeks only when exact.
 pub fn format_duration(ms: i64) -> String {
     if ms == 0 {
@@ -361,48 +308,6 @@ pub fn format_duration(ms: i64) -> String {
     r
 }
 
-/// Go's `%v` of a float64 (shortest `%g`: exponent form when the exponent is below -4 or at
-/// least 6, so one million prints as `1e+06`).
-pub fn format_number(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let e = format!("{v:e}");
-    let exp: i32 = e
-        .split_once('e')
-        .and_then(|(_, x)| x.parse().ok())
-        .unwrap_or(0);
-    if !(-4..6).contains(&exp) {
-        go_exp(v)
-    } else {
-        format!("{v}")
-    }
-}
-
-/// Shortest digits in Go's `e` form: `1e+21`, `1.5e-07`.
-pub fn go_exp(v: f64) -> String {
-    let e = format!("{v:e}");
-    match e.split_once('e') {
-        Some((m, x)) if !x.starts_with('-') => format!("{m}e+{x:0>2}"),
-        Some((m, x)) => format!("{m}e-{:0>2}", &x[1..]),
-        None => e,
-    }
-}
-
 fn fmt_modifiers(f: &mut fmt::Formatter<'_>, at: Option<At>, offset: i64) -> fmt::Result {
     match at {
         Some(At::Time(t)) => write!(f, " @ {:.3}", t as f64 / 1000.0)?,
@@ -425,7 +330,14 @@ impl VectorSelector {
             .matchers
             .iter()
             .filter(|m| !(m.name == "__name__" && m.op == MatchOp::Equal && m.value == name))
-            .map(|m| format!("{}{}{}", m.name, m.op.as_str(), quote(&m.value)))
+            .map(|m| {
+                format!(
+                    "{}{}{}",
+                    m.name,
+                    m.op.as_str(),
+                    quote(&m.value, QuoteStyle::Go)
+                )
+            })
             .collect();
         if ms.is_empty() {
             return write!(f, "{name}");
@@ -445,8 +357,8 @@ fn join<T: fmt::Display>(v: &[T]) -> String {
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Expr::Number(v) => write!(f, "{}", format_number(*v)),
-            Expr::Str(s) => write!(f, "{}", quote(s)),
+            Expr::Number(v) => write!(f, "{}", float(*v, FloatStyle::G)),
+            Expr::Str(s) => write!(f, "{}", quote(s, QuoteStyle::Go)),
             Expr::Paren(e) => write!(f, "({e})"),
             Expr::Unary { neg, expr } => write!(f, "{}{expr}", if *neg { "-" } else { "+" }),
             Expr::Binary {
@@ -527,17 +439,17 @@ mod tests {
 
     #[test]
     fn numbers_and_durations_print_like_prometheus() {
-        assert_eq!(format_number(1e21), "1e+21");
-        assert_eq!(format_number(1.5e-7), "1.5e-07");
-        assert_eq!(format_number(100000.0), "100000");
-        assert_eq!(format_number(1e6), "1e+06");
-        assert_eq!(format_number(1234567.0), "1.234567e+06");
-        assert_eq!(format_number(0.0001), "0.0001");
-        assert_eq!(format_number(0.25), "0.25");
+        assert_eq!(float(1e21, FloatStyle::G), "1e+21");
+        assert_eq!(float(1.5e-7, FloatStyle::G), "1.5e-07");
+        assert_eq!(float(100000.0, FloatStyle::G), "100000");
+        assert_eq!(float(1e6, FloatStyle::G), "1e+06");
+        assert_eq!(float(1234567.0, FloatStyle::G), "1.234567e+06");
+        assert_eq!(float(0.0001, FloatStyle::G), "0.0001");
+        assert_eq!(float(0.25, FloatStyle::G), "0.25");
         assert_eq!(format_duration(5_400_000), "1h30m");
         assert_eq!(format_duration(90 * 86_400_000), "90d");
         assert_eq!(format_duration(14 * 86_400_000), "2w");
         assert_eq!(format_duration(1500), "1s500ms");
-        assert_eq!(quote("a\"b\\\n"), "\"a\\\"b\\\\\\n\"");
+        assert_eq!(quote("a\"b\\\n", QuoteStyle::Go), "\"a\\\"b\\\\\\n\"");
     }
 }

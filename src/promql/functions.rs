@@ -1,7 +1,37 @@
-//! The function table: names, argument types and result types the parser checks calls against.
-//! The evaluator (`eval.rs`) implements each by name.
+//! The types an expression can have, and the function table: names, argument types and result
+//! types the parser checks calls against. The evaluator (`eval/functions.rs`, `eval/range.rs`)
+//! implements each by name. Imports nothing of `promql`, so the AST and the parser stand on it.
 
-use super::ast::ValueType;
+/// What an expression evaluates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Scalar,
+    Vector,
+    Matrix,
+    String,
+}
+
+impl ValueType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Scalar => "scalar",
+            ValueType::Vector => "instant vector",
+            ValueType::Matrix => "range vector",
+            ValueType::String => "string",
+        }
+    }
+
+    /// The API's `resultType`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            ValueType::Scalar => "scalar",
+            ValueType::Vector => "vector",
+            ValueType::Matrix => "matrix",
+            ValueType::String => "string",
+        }
+    }
+}
+
 use ValueType::{Matrix as M, Scalar as S, String as Str, Vector as V};
 
 #[derive(Debug)]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::tsdb::{Labels, Queryable, Series};
 
+pub use crate::config::EngineConfig;
 pub use ast::{Expr, ValueType};
 pub use eval::EvalError;
 pub use parser::{ParseError, parse, parse_duration};
@@ -23,26 +24,6 @@ use eval::{Ev, Val, is_present};
 
 /// Most points a range query may return per series, as in Prometheus.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
-
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// How far back an instant selector looks for a sample (ms).
-    pub lookback: i64,
-    pub timeout: Duration,
-    pub max_samples: usize,
-    pub max_concurrency: usize,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            lookback: 300_000,
-            timeout: Duration::from_secs(30),
-            max_samples: 50_000_000,
-            max_concurrency: 20,
-        }
-    }
-}
 
 /// A query's answer, in the shapes of the Prometheus API.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 //!
 //! Every request passes [`Front`] first: `CONNECT` and absolute-form request targets are refused
 //! (only configured upstreams are ever contacted), and the path is normalised once
-//! ([`path::normalise`]). A path under a configured route (below `base_path`) goes to that
+//! ([`crate::base::urlpath::normalise`]). A path under a configured route (below `base_path`) goes to that
 //! route's upstream (http or https, rustls with the system's roots plus the route's `ca_file`),
 //! streamed both ways over HTTP/1.1, WebSocket upgrades included; everything
 //! else goes to Sightline's own router with the normalised path. Toward the upstream, hop-by-hop
@@ -13,11 +13,13 @@
 //! refuses the connection is a 502, one that does not answer in time a 504, each with a page that
 //! says which route failed. Auth and the listeners' TLS live in their own modules.
 
-pub mod path;
-
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::base::html::escape;
+use crate::base::urlpath;
+pub use crate::config::{Cidr, ProxyRoute};
 
 use axum::Router;
 use axum::body::Body;
@@ -28,65 +30,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
-
-/// One validated `[[proxy]]` route.
-#[derive(Debug, Clone)]
-pub struct ProxyRoute {
-    /// Shown in the UI's navigation.
-    pub name: String,
-    /// Normalised, no trailing slash, e.g. "/prometheus" (below `base_path`).
-    pub path: String,
-    /// `http` or `https`, `host:port`, and a path prefix on the upstream (no trailing slash; may
-    /// be empty).
-    pub scheme: String,
-    /// For https: CA certificates trusted besides the system's roots.
-    pub ca_file: Option<std::path::PathBuf>,
-    pub authority: String,
-    pub upstream_path: String,
-    pub strip_prefix: bool,
-    pub preserve_host: bool,
-    pub connect_timeout: Duration,
-    /// Until the upstream's response headers.
-    pub timeout: Duration,
-}
-
-/// An address or a CIDR block of `trusted_proxies`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cidr {
-    addr: IpAddr,
-    bits: u8,
-}
-
-impl Cidr {
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, bits) = match s.split_once('/') {
-            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.trim().parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits = bits.unwrap_or(max);
-        (bits <= max).then_some(Cidr { addr, bits })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - self.bits as u32).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - self.bits as u32).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
 
 struct Route {
     cfg: ProxyRoute,
@@ -196,7 +139,7 @@ impl Front {
             );
         }
         let raw = req.uri().path().to_string();
-        let lenient = match path::normalise(&raw, false) {
+        let lenient = match urlpath::normalise(&raw, false) {
             Ok(p) => p,
             Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("{}\n", e.message())),
         };
@@ -233,12 +176,12 @@ impl Front {
             .inner
             .routes
             .iter()
-            .find(|r| path::under(&lenient, &r.full))
+            .find(|r| urlpath::under(&lenient, &r.full))
         {
             // Strict mode refuses what an upstream might decode again; the path it returns is
             // checked against the route once more before anything is sent.
-            return match path::normalise(&raw, true) {
-                Ok(p) if path::under(&p, &route.full) => {
+            return match urlpath::normalise(&raw, true) {
+                Ok(p) if urlpath::under(&p, &route.full) => {
                     self.forward(route, p, peer, req, identity).await
                 }
                 Ok(_) => plain(StatusCode::BAD_REQUEST, "request path leaves its route\n"),
@@ -501,14 +444,6 @@ fn plain(status: StatusCode, msg: &str) -> Response {
         msg.to_string(),
     )
         .into_response()
-}
-
-/// Text for the hand-written HTML pages (the gateway errors here, the sign-in page in `auth`).
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The page a browser sees when an upstream fails: which route, and what happened.

@@ -7,6 +7,7 @@
 //! sampler logs one line and stays off, and the rest of Sightline does not notice. A field a GPU
 //! does not support (or a driver too old to export) is skipped for that GPU and listed once.
 
+use crate::base::clock::now_ms;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,8 +23,8 @@ use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{EventSet, Nvml};
 use tokio_util::sync::CancellationToken;
 
+use super::SamplerCounters;
 use super::emit::{Emitter, Samples};
-use super::{SamplerCounters, now_ms};
 use crate::config::GpuConfig;
 use crate::tsdb::Tsdb;
 

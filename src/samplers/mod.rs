@@ -10,12 +10,14 @@ pub mod gpu;
 pub mod host;
 pub mod scrape;
 
+use crate::base::clock::now_ms;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::{Exposition, Kind, MetricSource};
 use crate::tsdb::Tsdb;
 
 /// CPU time and rounds per built-in sampler, for `/metrics` and the cost benchmark.
@@ -29,35 +31,31 @@ pub struct SamplerCounters {
     pub gpu_up: AtomicU64,
 }
 
-impl SamplerCounters {
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "# HELP sightline_sampler_cpu_seconds_total CPU time spent by the built-in samplers\n# TYPE sightline_sampler_cpu_seconds_total counter"
+impl MetricSource for SamplerCounters {
+    fn write_metrics(&self, out: &mut Exposition) {
+        let name = "sightline_sampler_cpu_seconds_total";
+        out.family(
+            name,
+            Kind::Counter,
+            "CPU time spent by the built-in samplers",
         );
         for (s, v) in [("host", &self.host_cpu_nanos), ("gpu", &self.gpu_cpu_nanos)] {
-            let _ = writeln!(
-                out,
-                "sightline_sampler_cpu_seconds_total{{sampler=\"{s}\"}} {}",
-                v.load(Relaxed) as f64 / 1e9
-            );
+            out.sample(name, &[("sampler", s)], v.load(Relaxed) as f64 / 1e9);
         }
-        let _ = writeln!(
-            out,
-            "# HELP sightline_sampler_rounds_total Sampling rounds done by the built-in samplers\n# TYPE sightline_sampler_rounds_total counter"
+        let name = "sightline_sampler_rounds_total";
+        out.family(
+            name,
+            Kind::Counter,
+            "Sampling rounds done by the built-in samplers",
         );
         for (s, v) in [("host", &self.host_rounds), ("gpu", &self.gpu_rounds)] {
-            let _ = writeln!(
-                out,
-                "sightline_sampler_rounds_total{{sampler=\"{s}\"}} {}",
-                v.load(Relaxed)
-            );
+            out.sample(name, &[("sampler", s)], v);
         }
-        let _ = writeln!(
-            out,
-            "# HELP sightline_gpu_sampler_up 1 when NVML is loaded and the GPU sampler runs\n# TYPE sightline_gpu_sampler_up gauge\nsightline_gpu_sampler_up {}",
-            self.gpu_up.load(Relaxed)
+        out.single(
+            "sightline_gpu_sampler_up",
+            Kind::Gauge,
+            "1 when NVML is loaded and the GPU sampler runs",
+            &self.gpu_up,
         );
     }
 }
@@ -73,12 +71,6 @@ pub fn thread_cpu_nanos() -> u64 {
         return 0;
     }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Sleeps until `deadline` or until `token` fires; false when it fired.

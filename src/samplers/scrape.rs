@@ -8,6 +8,7 @@
 //! from one scrape to the next, or every series of a target that goes down, gets a staleness
 //! marker. This module does not know how samples are stored beyond [`Tsdb::append`].
 
+use crate::base::clock::now_ms;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -61,12 +62,6 @@ struct Target {
     job: ScrapeConfig,
     instance: String,
     url: String,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn run_target(t: Target, client: reqwest::Client, db: Tsdb, token: CancellationToken) {

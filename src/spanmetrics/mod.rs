@@ -20,6 +20,7 @@
 
 pub mod graph;
 
+use crate::base::clock::now_ms;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,7 +30,9 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
-use crate::traces::model;
+pub use crate::config::{SpanMetricsConfig, default_graph_buckets, default_latency_buckets};
+use crate::telemetry::{Exposition, Kind, MetricSource};
+use crate::traces::{AfterCommit, CommitObserver, model};
 use crate::tsdb::{Batch, Labels, Metadata, Tsdb};
 
 /// One derived sample before it becomes a store series: name, labels, value.
@@ -41,34 +44,6 @@ pub const OVERFLOW: &str = "__overflow__";
 /// Batches waiting for the aggregator; past this the writer does not wait, it counts the spans
 /// as dropped from the derived metrics (they are stored all the same).
 const QUEUE_BATCHES: usize = 1024;
-
-#[derive(Debug, Clone)]
-pub struct SpanMetricsConfig {
-    pub enabled: bool,
-    /// How often the cumulative values are written to the metrics store.
-    pub interval: Duration,
-    /// Label sets across span metrics and service-graph edges; past it, new ones go to one
-    /// `__overflow__` series each.
-    pub max_series: usize,
-    /// Upper bounds (seconds) of `traces_spanmetrics_latency_bucket`.
-    pub latency_buckets: Vec<f64>,
-    /// Upper bounds (seconds) of the service-graph `*_seconds_bucket` series.
-    pub graph_buckets: Vec<f64>,
-    /// How long a span waits for the other half of its call.
-    pub graph_wait: Duration,
-    /// Spans waiting for a partner, at most; the oldest is given up first.
-    pub graph_max_items: usize,
-}
-
-/// Tempo's defaults: 2 ms doubling to 16.384 s for span latency, 0.1 s doubling to 12.8 s for
-/// the service graph.
-pub fn default_latency_buckets() -> Vec<f64> {
-    (0..14).map(|i| 0.002 * f64::from(1u32 << i)).collect()
-}
-
-pub fn default_graph_buckets() -> Vec<f64> {
-    (0..8).map(|i| 0.1 * f64::from(1u32 << i)).collect()
-}
 
 /// One span, as much as the derived metrics need.
 #[derive(Debug, Clone)]
@@ -237,7 +212,7 @@ impl Hist {
         for (i, n) in self.buckets.iter().enumerate() {
             acc += n;
             let le = match bounds.get(i) {
-                Some(b) => crate::promql::ast::format_number(*b),
+                Some(b) => crate::base::gofmt::float(*b, crate::base::gofmt::FloatStyle::G),
                 None => "+Inf".to_string(),
             };
             let mut l = labels.to_vec();
@@ -288,64 +263,59 @@ pub struct SpanMetricsCounters {
     pub flushes: AtomicU64,
 }
 
-impl SpanMetricsCounters {
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
+impl MetricSource for SpanMetricsCounters {
+    fn write_metrics(&self, out: &mut Exposition) {
         for (name, kind, help, v) in [
             (
                 "sightline_spanmetrics_spans_total",
-                "counter",
+                Kind::Counter,
                 "Spans counted by the span and service-graph metrics",
                 &self.spans,
             ),
             (
                 "sightline_spanmetrics_dropped_spans_total",
-                "counter",
+                Kind::Counter,
                 "Stored spans left out of the derived metrics because the aggregator was behind",
                 &self.dropped_spans,
             ),
             (
                 "sightline_spanmetrics_overflow_spans_total",
-                "counter",
+                Kind::Counter,
                 "Spans counted in the __overflow__ series because the series limit was reached",
                 &self.overflow_spans,
             ),
             (
                 "sightline_spanmetrics_series",
-                "gauge",
+                Kind::Gauge,
                 "Label sets held by the span and service-graph metrics",
                 &self.series,
             ),
             (
                 "sightline_servicegraph_edges_total",
-                "counter",
+                Kind::Counter,
                 "Calls found between services (client and server halves paired)",
                 &self.edges,
             ),
             (
                 "sightline_servicegraph_unpaired_total",
-                "counter",
+                Kind::Counter,
                 "Spans whose partner did not arrive within the wait",
                 &self.unpaired,
             ),
             (
                 "sightline_servicegraph_evicted_total",
-                "counter",
+                Kind::Counter,
                 "Waiting spans given up early because the pairing store was full",
                 &self.evicted,
             ),
             (
                 "sightline_spanmetrics_writes_total",
-                "counter",
+                Kind::Counter,
                 "Writes of the derived metrics to the metrics store",
                 &self.flushes,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Relaxed)
-            );
+            out.single(name, kind, help, v);
         }
     }
 }
@@ -415,7 +385,7 @@ enum Msg {
     Stop,
 }
 
-/// The handle the trace store's writer and the GPU sampler hold; cheap to clone.
+/// The handle the trace store (as its commit observer) and the GPU sampler hold; cheap to clone.
 #[derive(Clone)]
 pub struct SpanMetrics {
     tx: SyncSender<Msg>,
@@ -466,10 +436,14 @@ impl SpanMetrics {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// Span metrics listen to the trace store's commits: what they need is taken from the spans
+/// before the write consumes them and handed to the aggregator once the commit succeeded.
+impl CommitObserver for SpanMetrics {
+    fn before_commit(&self, spans: &[ResourceSpans]) -> Option<AfterCommit> {
+        let obs = extract(spans);
+        let me = self.clone();
+        Some(Box::new(move || me.submit(obs)))
+    }
 }
 
 /// The aggregator: span metrics, the service graph and the process map.

@@ -30,6 +30,7 @@ use crate::error::ErrorCode;
 use crate::telemetry::Metrics;
 use index::{DocBuilder, Pending, SearchIndex};
 pub use index::{LogSearch, TraceSearch};
+pub use writer::{AfterCommit, CommitObserver};
 use writer::{RetentionPolicy, WriteOp, Writer};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -128,7 +129,7 @@ impl TraceStore {
         data_dir: &std::path::Path,
         cfg: &TracesConfig,
         metrics: Arc<Metrics>,
-        spanmetrics: Option<crate::spanmetrics::SpanMetrics>,
+        observer: Option<Arc<dyn CommitObserver>>,
     ) -> anyhow::Result<(TraceStore, StoreThreads)> {
         std::fs::create_dir_all(data_dir)?;
         let db_path = data_dir.join("traces.db");
@@ -169,7 +170,7 @@ impl TraceStore {
             deps: Default::default(),
             known_ops,
             index: search.clone(),
-            spanmetrics,
+            observer,
         };
         let inner = Arc::new(Inner {
             writer_tx: parking_lot::Mutex::new(Some(writer_tx)),

@@ -92,9 +92,20 @@ pub struct Writer {
     pub known_ops: OpSet,
     /// Read only to count the live share of the index's bytes for size retention.
     pub index: Arc<super::index::SearchIndex>,
-    /// Span and service-graph metrics, fed with every committed batch.
-    pub spanmetrics: Option<crate::spanmetrics::SpanMetrics>,
+    /// Told about every committed group of spans (span metrics, when on).
+    pub observer: Option<Arc<dyn CommitObserver>>,
 }
+
+/// Something told about the spans the store commits (span metrics is the one in use), so the
+/// store need not know who listens.
+pub trait CommitObserver: Send + Sync {
+    /// Sees a group's spans before they are written (the write consumes them) and returns what
+    /// to run once the group is committed; it is dropped unrun when the commit fails.
+    fn before_commit(&self, spans: &[ResourceSpans]) -> Option<AfterCommit>;
+}
+
+/// Work an observer runs after a successful commit.
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// A chunk ready to insert.
 struct NewChunk {
@@ -154,10 +165,7 @@ impl Writer {
                 }
             }
         }
-        let derived = self
-            .spanmetrics
-            .as_ref()
-            .map(|_| crate::spanmetrics::extract(&spans));
+        let after_commit = self.observer.as_ref().and_then(|o| o.before_commit(&spans));
         let mut edges = Edges::new();
         let mut new_ops = Vec::new();
         let mut chunks = Vec::new();
@@ -174,8 +182,8 @@ impl Writer {
                     self.pending.add(id, Arc::new(c.traces));
                 }
                 self.metrics.observe_commit(started.elapsed().as_secs_f64());
-                if let (Some(sm), Some(obs)) = (&self.spanmetrics, derived) {
-                    sm.submit(obs);
+                if let Some(deliver) = after_commit {
+                    deliver();
                 }
                 for ack in acks {
                     let _ = ack.send(Ok(()));
@@ -291,7 +299,7 @@ impl Writer {
     fn enforce_retention(&mut self) {
         let r = &self.retention;
         let db_bytes = super::db::disk_bytes(&r.db_path);
-        let index_bytes = dir_bytes(&r.index_path);
+        let index_bytes = crate::base::files::dir_bytes(&r.index_path);
         // Deleted documents keep their bytes until Tantivy merges their segments; counting them
         // would make one pass over the limit delete everything. Count the live share only.
         let index_live_bytes = (index_bytes as f64 * self.index.live_fraction()) as u64;
@@ -301,9 +309,7 @@ impl Writer {
         self.metrics
             .index_bytes
             .store(index_bytes, std::sync::atomic::Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = crate::base::clock::now();
         let cutoff = now.saturating_sub(r.max_age).as_nanos() as i64;
         let total = db_bytes + index_live_bytes;
         let result = (|| -> rusqlite::Result<Vec<i64>> {
@@ -418,21 +424,7 @@ fn or_now(t: u64) -> u64 {
     if t != 0 {
         return t;
     }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-pub fn dir_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    crate::base::clock::now_ns()
 }
 
 /// Splits resource spans into parts of at most `max` spans, keeping resource and scope with

@@ -20,7 +20,6 @@ pub mod wal;
 pub mod xor;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
@@ -28,40 +27,14 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use crate::config::TsdbConfig;
 use crate::error::ErrorCode;
+use crate::telemetry::{Exposition, Kind, MetricSource};
 use block::{Block, BlockError, BlockMeta};
 use head::{AppendOutcome, Head};
 pub use head::{Exemplar, Metadata, STALE_NAN_BITS, is_stale};
 pub use labels::{Label, Labels, MatchOp, Matcher};
 use wal::{Record, Wal};
-
-/// Settings of the store (validated from `[metrics]`).
-#[derive(Debug, Clone)]
-pub struct TsdbConfig {
-    pub retention: Duration,
-    /// 0: no size limit.
-    pub max_size_bytes: u64,
-    pub block_duration: Duration,
-    pub out_of_order_window: Duration,
-    pub max_series: usize,
-    pub wal_segment_bytes: u64,
-    /// How often the maintenance thread compacts and applies retention.
-    pub maintenance_interval: Duration,
-}
-
-impl Default for TsdbConfig {
-    fn default() -> Self {
-        TsdbConfig {
-            retention: Duration::from_secs(15 * 86400),
-            max_size_bytes: 0,
-            block_duration: Duration::from_secs(2 * 3600),
-            out_of_order_window: Duration::from_secs(3600),
-            max_series: 1_000_000,
-            wal_segment_bytes: 64 << 20,
-            maintenance_interval: Duration::from_secs(30),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TsdbError {
@@ -220,33 +193,26 @@ pub struct TsdbCounters {
     pub wal_bytes: AtomicU64,
 }
 
-impl TsdbCounters {
-    pub fn render(&self, out: &mut String) {
-        let c = |name: &str, help: &str, v: &AtomicU64, kind: &str, out: &mut String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Relaxed)
-            );
-        };
-        c(
-            "sightline_tsdb_samples_appended_total",
-            "Samples stored in the metrics store",
-            &self.samples_appended,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_samples_duplicate_total",
-            "Samples identical to a stored one (acknowledged, stored once)",
-            &self.samples_duplicate,
-            "counter",
-            out,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sightline_tsdb_samples_rejected_total Samples refused by the metrics store\n# TYPE sightline_tsdb_samples_rejected_total counter"
-        );
+impl MetricSource for TsdbCounters {
+    fn write_metrics(&self, out: &mut Exposition) {
+        for (name, kind, help, v) in [
+            (
+                "sightline_tsdb_samples_appended_total",
+                Kind::Counter,
+                "Samples stored in the metrics store",
+                &self.samples_appended,
+            ),
+            (
+                "sightline_tsdb_samples_duplicate_total",
+                Kind::Counter,
+                "Samples identical to a stored one (acknowledged, stored once)",
+                &self.samples_duplicate,
+            ),
+        ] {
+            out.single(name, kind, help, v);
+        }
+        let name = "sightline_tsdb_samples_rejected_total";
+        out.family(name, Kind::Counter, "Samples refused by the metrics store");
         for (reason, v) in [
             ("duplicate_timestamp", &self.rejected_conflict),
             ("too_old", &self.rejected_too_old),
@@ -254,103 +220,90 @@ impl TsdbCounters {
             ("invalid", &self.rejected_invalid),
             ("head_full", &self.rejected_head_full),
         ] {
-            let _ = writeln!(
-                out,
-                "sightline_tsdb_samples_rejected_total{{reason=\"{reason}\"}} {}",
-                v.load(Relaxed)
-            );
+            out.sample(name, &[("reason", reason)], v);
         }
-        c(
-            "sightline_tsdb_series_created_total",
-            "Series created in the head",
-            &self.series_created,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_wal_fsyncs_total",
-            "WAL group commits",
-            &self.wal_fsyncs,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_wal_write_failures_total",
-            "WAL writes that failed (the export was refused with 503)",
-            &self.wal_write_failures,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_wal_repairs_total",
-            "Torn or corrupt WAL tails cut off at start",
-            &self.wal_repairs,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_blocks_cut_total",
-            "Blocks cut from the head",
-            &self.blocks_cut,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_compactions_total",
-            "Block compactions",
-            &self.compactions,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_block_write_failures_total",
-            "Block writes that failed (retried later)",
-            &self.block_failures,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_retention_deleted_blocks_total",
-            "Blocks deleted by retention",
-            &self.retention_deleted_blocks,
-            "counter",
-            out,
-        );
-        c(
-            "sightline_tsdb_head_series",
-            "Series in the head",
-            &self.head_series,
-            "gauge",
-            out,
-        );
-        c(
-            "sightline_tsdb_head_bytes",
-            "Approximate memory held by the head",
-            &self.head_bytes,
-            "gauge",
-            out,
-        );
-        c(
-            "sightline_tsdb_blocks",
-            "Persisted blocks",
-            &self.blocks,
-            "gauge",
-            out,
-        );
-        c(
-            "sightline_tsdb_block_bytes",
-            "Bytes of persisted blocks",
-            &self.block_bytes,
-            "gauge",
-            out,
-        );
-        c(
-            "sightline_tsdb_wal_bytes",
-            "Bytes of WAL on disk",
-            &self.wal_bytes,
-            "gauge",
-            out,
-        );
+        for (name, kind, help, v) in [
+            (
+                "sightline_tsdb_series_created_total",
+                Kind::Counter,
+                "Series created in the head",
+                &self.series_created,
+            ),
+            (
+                "sightline_tsdb_wal_fsyncs_total",
+                Kind::Counter,
+                "WAL group commits",
+                &self.wal_fsyncs,
+            ),
+            (
+                "sightline_tsdb_wal_write_failures_total",
+                Kind::Counter,
+                "WAL writes that failed (the export was refused with 503)",
+                &self.wal_write_failures,
+            ),
+            (
+                "sightline_tsdb_wal_repairs_total",
+                Kind::Counter,
+                "Torn or corrupt WAL tails cut off at start",
+                &self.wal_repairs,
+            ),
+            (
+                "sightline_tsdb_blocks_cut_total",
+                Kind::Counter,
+                "Blocks cut from the head",
+                &self.blocks_cut,
+            ),
+            (
+                "sightline_tsdb_compactions_total",
+                Kind::Counter,
+                "Block compactions",
+                &self.compactions,
+            ),
+            (
+                "sightline_tsdb_block_write_failures_total",
+                Kind::Counter,
+                "Block writes that failed (retried later)",
+                &self.block_failures,
+            ),
+            (
+                "sightline_tsdb_retention_deleted_blocks_total",
+                Kind::Counter,
+                "Blocks deleted by retention",
+                &self.retention_deleted_blocks,
+            ),
+            (
+                "sightline_tsdb_head_series",
+                Kind::Gauge,
+                "Series in the head",
+                &self.head_series,
+            ),
+            (
+                "sightline_tsdb_head_bytes",
+                Kind::Gauge,
+                "Approximate memory held by the head",
+                &self.head_bytes,
+            ),
+            (
+                "sightline_tsdb_blocks",
+                Kind::Gauge,
+                "Persisted blocks",
+                &self.blocks,
+            ),
+            (
+                "sightline_tsdb_block_bytes",
+                Kind::Gauge,
+                "Bytes of persisted blocks",
+                &self.block_bytes,
+            ),
+            (
+                "sightline_tsdb_wal_bytes",
+                Kind::Gauge,
+                "Bytes of WAL on disk",
+                &self.wal_bytes,
+            ),
+        ] {
+            out.single(name, kind, help, v);
+        }
     }
 }
 
@@ -1165,7 +1118,7 @@ fn maintain(inner: &Inner) {
     }
     apply_retention(inner);
     inner.counters.wal_bytes.store(
-        crate::traces::writer::dir_bytes(&inner.dir.join("wal")),
+        crate::base::files::dir_bytes(&inner.dir.join("wal")),
         Relaxed,
     );
     inner
@@ -1305,7 +1258,7 @@ fn apply_retention(inner: &Inner) {
             }
         });
         if inner.cfg.max_size_bytes > 0 {
-            let wal = crate::traces::writer::dir_bytes(&inner.dir.join("wal"));
+            let wal = crate::base::files::dir_bytes(&inner.dir.join("wal"));
             let mut total: u64 = wal + blocks.iter().map(|b| b.meta.stats.bytes).sum::<u64>();
             while total > inner.cfg.max_size_bytes && !blocks.is_empty() {
                 let b = blocks.remove(0);

@@ -32,13 +32,22 @@ use crate::tsdb::Tsdb;
 /// The policy every UI response carries: only Sightline itself, no inline code.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The counters the pages show (the same ones `/metrics` reports).
+#[derive(Clone)]
+pub struct Counters {
+    pub ingest: Arc<Metrics>,
+    pub tsdb: Arc<crate::tsdb::TsdbCounters>,
+    pub samplers: Arc<crate::samplers::SamplerCounters>,
+    pub forward: Arc<crate::forward::ForwardCounters>,
+}
+
 /// What the pages read.
 #[derive(Clone)]
 pub struct UiState {
     pub store: TraceStore,
     pub tsdb: Tsdb,
     pub engine: Engine,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Counters,
     pub base: String,
     pub started: Instant,
     /// `(setting, value)` pairs for the status page; never secrets.
@@ -59,7 +68,7 @@ impl UiState {
         store: TraceStore,
         tsdb: Tsdb,
         engine: Engine,
-        metrics: Arc<Metrics>,
+        metrics: Counters,
         cfg: &crate::config::Config,
     ) -> UiState {
         let fwd = &cfg.forward;
@@ -150,7 +159,7 @@ impl UiState {
                 .map(|s| (s.job.clone(), s.targets.clone()))
                 .collect(),
             gpu_enabled: cfg.gpu.enabled,
-            rates: pages::IngestRates::start(metrics),
+            rates: pages::IngestRates::start(metrics.ingest.clone()),
             apps: cfg
                 .proxy
                 .iter()

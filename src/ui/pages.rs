@@ -2,6 +2,7 @@
 //! counters), formats it into plain strings, and renders its template. Charts are `div`s that name
 //! a PromQL query; `assets/app.js` draws them from `/api/v1/query_range`.
 
+use crate::base::clock::now_ms;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,9 +14,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::UiState;
-use crate::api::params::Params;
+use crate::base::Signal;
+use crate::base::params::Params;
 use crate::promql::QueryValue;
-use crate::telemetry::{Metrics, Signal, Transport};
+use crate::telemetry::{Metrics, Transport};
 use crate::traces::model;
 use crate::tsdb::Labels;
 
@@ -43,10 +45,6 @@ pub struct Range {
     pub end_ms: i64,
     pub fixed_end: bool,
     pub refresh: String,
-}
-
-pub fn now_ms() -> i64 {
-    crate::api::params::now_us() as i64 / 1000
 }
 
 impl Range {
@@ -233,7 +231,7 @@ fn duration_us(us: u64) -> String {
 
 /// A PromQL string literal for a label value.
 fn lit(s: &str) -> String {
-    crate::promql::ast::quote(s)
+    crate::base::gofmt::quote(s, crate::base::gofmt::QuoteStyle::Go)
 }
 
 fn url(s: &str) -> String {
@@ -301,10 +299,7 @@ impl IngestRates {
 
 fn counts(m: &Metrics) -> [u64; 4] {
     let mut out = [0u64; 4];
-    for (i, s) in [Signal::Traces, Signal::Metrics, Signal::Logs]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, s) in Signal::ALL.into_iter().enumerate() {
         for t in [Transport::Grpc, Transport::Http] {
             let c = m.items(s, t);
             out[i] += c.accepted.load(Relaxed);
@@ -317,7 +312,7 @@ fn counts(m: &Metrics) -> [u64; 4] {
 /// Accepted items per second (over about the last minute) and since start, per signal.
 fn ingest_table(st: &UiState) -> Vec<(String, String)> {
     let rates = st.rates.rates();
-    let c = counts(&st.metrics);
+    let c = counts(&st.metrics.ingest);
     ["Spans", "Metric points", "Log records", "Rejected items"]
         .iter()
         .enumerate()
@@ -329,11 +324,14 @@ fn ingest_table(st: &UiState) -> Vec<(String, String)> {
 }
 
 /// The stores' sizes on disk and in memory.
-fn storage_table(m: &Metrics) -> Vec<(String, String)> {
+fn storage_table(m: &super::Counters) -> Vec<(String, String)> {
     let b = |v: &std::sync::atomic::AtomicU64| bytes(v.load(Relaxed) as f64);
     vec![
-        ("Spans and logs (SQLite)".into(), b(&m.database_bytes)),
-        ("Search index (Tantivy)".into(), b(&m.index_bytes)),
+        (
+            "Spans and logs (SQLite)".into(),
+            b(&m.ingest.database_bytes),
+        ),
+        ("Search index (Tantivy)".into(), b(&m.ingest.index_bytes)),
         ("Metrics head (memory)".into(), b(&m.tsdb.head_bytes)),
         (
             "Metrics blocks".into(),
@@ -602,7 +600,7 @@ pub struct Traces {
 }
 
 pub fn iso_ms(ms: i64) -> String {
-    let (y, mo, d, sod) = crate::promql::eval::civil(ms.div_euclid(1000));
+    let (y, mo, d, sod) = crate::base::clock::civil(ms.div_euclid(1000));
     format!(
         "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
         sod / 3600,
@@ -1299,7 +1297,10 @@ pub async fn explore(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respon
             Err(e) => error = e.to_string(),
             Ok(_) if view == "table" => {
                 for (l, v) in instant(&st, query.clone(), r.end_ms).await {
-                    rows.push((labels_text(&l), crate::promql::eval::format_value_f(v)));
+                    rows.push((
+                        labels_text(&l),
+                        crate::base::gofmt::float(v, crate::base::gofmt::FloatStyle::F),
+                    ));
                 }
             }
             Ok(_) => {}
@@ -1428,7 +1429,7 @@ fn forward_rows(st: &UiState) -> Vec<ForwardRow> {
     };
     (0..3)
         .map(|s| ForwardRow {
-            signal: crate::forward::SIGNAL_NAMES[s],
+            signal: Signal::ALL[s].name(),
             mode: modes[s],
             queued: format!(
                 "{} items, {}",

@@ -1,7 +1,7 @@
-//! Query-string parsing shared by the query APIs: repeated keys kept in order, times in
+//! Query-string parsing shared by the query APIs and the UI: repeated keys kept in order, times in
 //! microseconds, Go-style durations.
 
-use crate::config::parse_duration;
+use super::units::parse_duration;
 
 /// Decoded `key=value` pairs of a query string, repeated keys kept.
 pub struct Params(Vec<(String, String)>);
@@ -51,11 +51,4 @@ impl Params {
             })
             .transpose()
     }
-}
-
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
 }
