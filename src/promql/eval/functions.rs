@@ -102,10 +102,7 @@ impl Ev<'_> {
             }
             "label_replace" => {
                 let rows = self.eval_vector(&args[0])?;
-                let s = |i: usize| match &args[i] {
-                    Expr::Str(s) => s.clone(),
-                    _ => String::new(),
-                };
+                let s = |i: usize| string_arg(&args[i]);
                 let (dst, repl, src, re) = (s(1), s(2), s(3), s(4));
                 let re = regex::RegexBuilder::new(&format!("^(?s:{re})$"))
                     .size_limit(1 << 22)
@@ -133,12 +130,8 @@ impl Ev<'_> {
             }
             "label_join" => {
                 let rows = self.eval_vector(&args[0])?;
-                let s = |e: &Expr| match e {
-                    Expr::Str(s) => s.clone(),
-                    _ => String::new(),
-                };
-                let (dst, sep) = (s(&args[1]), s(&args[2]));
-                let srcs: Vec<String> = args[3..].iter().map(s).collect();
+                let (dst, sep) = (string_arg(&args[1]), string_arg(&args[2]));
+                let srcs: Vec<String> = args[3..].iter().map(string_arg).collect();
                 for src in &srcs {
                     if !crate::tsdb::labels::valid_label_name(src) {
                         return exec(format!("invalid source label name in label_join(): {src}"));
@@ -240,7 +233,8 @@ impl Ev<'_> {
                 let inv = 1.0 / to;
                 Some((v * inv + 0.5).floor() / inv)
             },
-            "clamp" => |v, p| (p[1] >= p[0]).then(|| go_max(p[0], go_min(p[1], v))),
+            // Only `max < min` empties the result; a NaN bound gives NaN for every series.
+            "clamp" => |v, p| (!(p[1] < p[0])).then(|| go_max(p[0], go_min(p[1], v))),
             "clamp_max" => |v, p| Some(go_min(p[0], v)),
             "clamp_min" => |v, p| Some(go_max(p[0], v)),
             _ => return exec(format!("function {name:?} is not implemented")),
@@ -260,6 +254,20 @@ impl Ev<'_> {
         }
         rows.retain(|r| r.vals.iter().any(|v| is_present(*v)));
         Ok(Val::Vector(merge_rows(rows, n)?))
+    }
+}
+
+/// A string argument as Prometheus reads it (`stringFromArg`): parentheses around the literal
+/// are unwrapped, so `label_replace(m, ("dst"), ...)` means the same as without them. The parser
+/// has checked the type, so anything else cannot occur; it reads as empty.
+fn string_arg(e: &Expr) -> String {
+    let mut e = e;
+    while let Expr::Paren(inner) = e {
+        e = inner;
+    }
+    match e {
+        Expr::Str(s) => s.clone(),
+        _ => String::new(),
     }
 }
 
