@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Exemplar as OtlpExemplar, ExponentialHistogramDataPoint,
-    HistogramDataPoint, NumberDataPoint, SummaryDataPoint, exemplar, metric::Data,
-    number_data_point,
+    AggregationTemporality, NumberDataPoint, SummaryDataPoint, metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use parking_lot::Mutex;
 
+use super::histogram::{BucketPoint, exemplar_of, explicit_point, exponential_point, ms};
+use super::naming::{Kind, label_name, metric_name};
 use crate::base::gofmt::{FloatStyle, float};
 use crate::traces::model::any_to_text;
 use crate::tsdb::{Batch, Exemplar, Labels, Metadata, STALE_NAN_BITS};
@@ -44,121 +44,6 @@ impl Converted {
             self.reasons.push(why);
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Gauge,
-    Counter,
-    Histogram,
-    Summary,
-}
-
-/// The Prometheus metric name for an OTLP metric.
-pub fn metric_name(name: &str, unit: &str, kind: Kind) -> String {
-    let mut tokens: Vec<String> = name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
-    let (main, per) = match unit.split_once('/') {
-        Some((m, p)) => (m.trim(), Some(p.trim())),
-        None => (unit.trim(), None),
-    };
-    if let Some(u) = unit_word(main, false)
-        && !tokens.contains(&u)
-    {
-        tokens.push(u);
-    }
-    if let Some(p) = per.and_then(|p| unit_word(p, true))
-        && !tokens.contains(&p)
-    {
-        tokens.push("per".into());
-        tokens.push(p);
-    }
-    if kind == Kind::Counter {
-        tokens.retain(|t| t != "total");
-        tokens.push("total".into());
-    }
-    if unit == "1" && kind == Kind::Gauge {
-        tokens.retain(|t| t != "ratio");
-        tokens.push("ratio".into());
-    }
-    let mut out = tokens.join("_");
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// The word a UCUM unit contributes to a name; units in braces are annotations and dropped.
-fn unit_word(u: &str, per: bool) -> Option<String> {
-    if u.is_empty() || u.contains('{') || u.contains('}') {
-        return None;
-    }
-    let mapped = if per {
-        match u {
-            "s" => "second",
-            "m" => "minute",
-            "h" => "hour",
-            "d" => "day",
-            "w" => "week",
-            "mo" => "month",
-            "y" => "year",
-            other => other,
-        }
-    } else {
-        match u {
-            "d" => "days",
-            "h" => "hours",
-            "min" => "minutes",
-            "s" => "seconds",
-            "ms" => "milliseconds",
-            "us" => "microseconds",
-            "ns" => "nanoseconds",
-            "By" => "bytes",
-            "KiBy" => "kibibytes",
-            "MiBy" => "mebibytes",
-            "GiBy" => "gibibytes",
-            "TiBy" => "tibibytes",
-            "KBy" => "kilobytes",
-            "MBy" => "megabytes",
-            "GBy" => "gigabytes",
-            "TBy" => "terabytes",
-            "m" => "meters",
-            "V" => "volts",
-            "A" => "amperes",
-            "J" => "joules",
-            "W" => "watts",
-            "g" => "grams",
-            "Cel" => "celsius",
-            "Hz" => "hertz",
-            "%" => "percent",
-            "1" => return None,
-            other => other,
-        }
-    };
-    let clean: String = mapped
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect::<String>()
-        .trim_matches('_')
-        .to_string();
-    (!clean.is_empty()).then_some(clean)
-}
-
-/// A Prometheus label name for an attribute key.
-pub fn label_name(key: &str) -> String {
-    let mut s: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "key_");
-    } else if s.starts_with('_') && !s.starts_with("__") {
-        s.insert_str(0, "key");
-    }
-    s
 }
 
 /// Attribute pairs -> sanitised label pairs; keys that collide after sanitising have their
@@ -272,27 +157,6 @@ fn resource_ctx(r: Option<&Resource>) -> ResourceCtx {
         instance,
         info,
     }
-}
-
-fn ms(nanos: u64, now_ms: i64) -> i64 {
-    if nanos == 0 {
-        now_ms
-    } else {
-        (nanos / 1_000_000) as i64
-    }
-}
-
-fn exemplar_of(e: &OtlpExemplar, now_ms: i64) -> Option<Exemplar> {
-    let value = match e.value? {
-        exemplar::Value::AsDouble(d) => d,
-        exemplar::Value::AsInt(i) => i as f64,
-    };
-    Some(Exemplar {
-        trace_id: e.trace_id.as_slice().try_into().ok()?,
-        span_id: e.span_id.as_slice().try_into().ok()?,
-        value,
-        t: ms(e.time_unix_nano, now_ms),
-    })
 }
 
 fn number(p: &NumberDataPoint) -> Option<f64> {
@@ -712,102 +576,10 @@ impl Converter {
     }
 }
 
-/// One histogram data point, explicit or exponential, as classic buckets.
-struct BucketPoint<'a> {
-    attributes: &'a [KeyValue],
-    time_nanos: u64,
-    flags: u32,
-    /// (upper bound, count) per finite bucket, ascending.
-    buckets: Vec<(f64, f64)>,
-    sum: Option<f64>,
-    count: f64,
-    exemplars: Vec<Exemplar>,
-}
-
-fn explicit_point(p: &HistogramDataPoint, now_ms: i64) -> Result<BucketPoint<'_>, &'static str> {
-    Ok(BucketPoint {
-        attributes: &p.attributes,
-        time_nanos: p.time_unix_nano,
-        flags: p.flags,
-        buckets: explicit_buckets(p)
-            .ok_or("histogram bucket_counts must be empty or one longer than explicit_bounds")?,
-        sum: p.sum,
-        count: p.count as f64,
-        exemplars: p
-            .exemplars
-            .iter()
-            .filter_map(|e| exemplar_of(e, now_ms))
-            .collect(),
-    })
-}
-
-fn exponential_point(
-    p: &ExponentialHistogramDataPoint,
-    now_ms: i64,
-) -> Result<BucketPoint<'_>, &'static str> {
-    Ok(BucketPoint {
-        attributes: &p.attributes,
-        time_nanos: p.time_unix_nano,
-        flags: p.flags,
-        buckets: exponential_buckets(p)
-            .ok_or("exponential histogram scale out of range (-10..=20)")?,
-        sum: p.sum,
-        count: p.count as f64,
-        exemplars: p
-            .exemplars
-            .iter()
-            .filter_map(|e| exemplar_of(e, now_ms))
-            .collect(),
-    })
-}
-
-/// (upper bound, count) per finite bucket of an explicit-bounds histogram; the `+Inf` bucket is
-/// implied by the total count. `None` if the counts do not fit the bounds.
-fn explicit_buckets(p: &HistogramDataPoint) -> Option<Vec<(f64, f64)>> {
-    if p.bucket_counts.is_empty() {
-        return Some(Vec::new());
-    }
-    if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
-        return None;
-    }
-    Some(
-        p.explicit_bounds
-            .iter()
-            .zip(&p.bucket_counts)
-            .map(|(b, n)| (*b, *n as f64))
-            .collect(),
-    )
-}
-
-/// Classic buckets at an exponential histogram's own boundaries: negative buckets (upper bound
-/// `-base^i`), the zero bucket (upper bound `zero_threshold`), positive buckets (upper bound
-/// `base^(i+1)`), ascending.
-fn exponential_buckets(p: &ExponentialHistogramDataPoint) -> Option<Vec<(f64, f64)>> {
-    if !(-10..=20).contains(&p.scale) {
-        return None;
-    }
-    let factor = (-(p.scale as f64)).exp2();
-    let bound = |i: i64| (i as f64 * factor).exp2();
-    let mut out = Vec::new();
-    if let Some(neg) = &p.negative {
-        for (k, n) in neg.bucket_counts.iter().enumerate().rev() {
-            let i = neg.offset as i64 + k as i64;
-            out.push((-bound(i), *n as f64));
-        }
-    }
-    out.push((p.zero_threshold.max(0.0), p.zero_count as f64));
-    if let Some(pos) = &p.positive {
-        for (k, n) in pos.bucket_counts.iter().enumerate() {
-            let i = pos.offset as i64 + k as i64;
-            out.push((bound(i + 1), *n as f64));
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint;
 
     #[test]
     fn names_follow_the_compatibility_rules() {

@@ -6,9 +6,11 @@
 
 pub mod budget;
 pub mod grpc;
+mod histogram;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod naming;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

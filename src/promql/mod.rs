@@ -8,6 +8,7 @@
 pub mod ast;
 pub mod eval;
 pub mod functions;
+pub mod lexer;
 pub mod parser;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ pub mod emit;
 pub mod exposition;
 pub mod gpu;
 pub mod host;
+mod procfs;
 pub mod scrape;
 
 use crate::base::clock::now_ms;

@@ -21,6 +21,7 @@ pub mod block;
 pub mod codec;
 mod counters;
 pub mod head;
+mod head_series;
 pub mod labels;
 mod maintain;
 pub mod mem;
