@@ -33,7 +33,7 @@ struct AppState {
 pub fn router(
     store: TraceStore,
     tsdb: Tsdb,
-    engine: crate::promql::Engine,
+    query: crate::promql::QueryService,
     ingest: Arc<Ingest>,
     registry: Registry,
     base_path: &str,
@@ -59,9 +59,9 @@ pub fn router(
         .merge(api::logs::router(api_state.clone()))
         .merge(api::prom::router(tsdb.clone()))
         .merge(crate::ui::router(ui))
-        .merge(api::spm::router(tsdb.clone(), engine.clone()))
+        .merge(api::spm::router(query.clone()))
         .merge(api::gpu::router(api_state.store.clone(), tsdb.clone()))
-        .merge(api::query::router(tsdb, engine))
+        .merge(api::query::router(query))
         .merge(ingest::http::router(ingest));
     // Responses gzipped for clients that ask (the UI's pages and data, large API answers).
     let inner = inner.layer(tower_http::compression::CompressionLayer::new().gzip(true));
@@ -267,18 +267,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     }
 
-    let engine = crate::promql::Engine::new(config.query.clone());
-    let ui = crate::ui::UiState::new(
-        store.clone(),
+    // One query path (admission, the blocking pool) for the Prometheus API, Jaeger's Monitor
+    // tab and the UI.
+    let query = crate::promql::QueryService::new(
         tsdb.clone(),
-        engine.clone(),
-        counters.clone(),
-        &config,
+        crate::promql::Engine::new(config.query.clone()),
     );
+    let ui = crate::ui::UiState::new(store.clone(), query.clone(), counters.clone(), &config);
     let main_router = router(
         store.clone(),
         tsdb.clone(),
-        engine,
+        query,
         ingest.clone(),
         registry,
         &config.base_path,

@@ -12,8 +12,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let p = Params::parse(Some(q));
-    let _ = sightline::api::jaeger::parse_search(&p);
-    let _ = sightline::api::logs::parse(&p);
+    let _ = sightline::traces::params::trace_search(&p);
+    let _ = sightline::traces::params::log_search(&p);
     let r = sightline::ui::Range::from(&p);
     assert!(r.start_ms() <= r.end_ms);
     if let Ok(b) = sightline::api::spm::parse_base(&p) {

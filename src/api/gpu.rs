@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::edge::ApiError;
 use crate::base::params::Params;
 use crate::traces::{TraceStore, model};
 use crate::tsdb::{Labels, MatchOp, Matcher, Queryable, Tsdb};
@@ -37,14 +37,6 @@ pub fn router(store: TraceStore, db: Tsdb) -> Router {
     Router::new()
         .route("/api/traces/{id}/gpu", get(trace_gpu))
         .with_state(GpuApiState { store, db })
-}
-
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({"data": null, "errors": [{"code": status.as_u16(), "msg": msg.into()}]})),
-    )
-        .into_response()
 }
 
 /// The value of a step function at `t` (the last sample at or before it, within the lookback).
@@ -111,23 +103,20 @@ async fn trace_gpu(
     RawQuery(q): RawQuery,
 ) -> Response {
     let Some(tid) = model::parse_trace_id(&id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("malformed trace id {id:?}: expected up to 32 hex digits"),
-        );
+        return ApiError::bad_data(format!(
+            "malformed trace id {id:?}: expected up to 32 hex digits"
+        ))
+        .jaeger();
     };
     let p = Params::parse(q.as_deref());
     let pad = match p.u64("pad") {
         Ok(v) => v.map_or(DEFAULT_PAD_MS, |v| v.min(3_600_000) as i64),
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return ApiError::BadData(e).jaeger(),
     };
     let spans = match st.store.trace(tid).await {
-        Ok(s) if s.is_empty() => return error(StatusCode::NOT_FOUND, "trace not found"),
+        Ok(s) if s.is_empty() => return ApiError::NotFound("trace not found".into()).jaeger(),
         Ok(s) => s,
-        Err(e) => {
-            let status = e.code().http_status();
-            return error(status, e.to_string());
-        }
+        Err(e) => return ApiError::from(e).jaeger(),
     };
     // Each span: id, service, host, start and end in ms (fractional).
     let mut rows = Vec::with_capacity(spans.len());
@@ -156,11 +145,8 @@ async fn trace_gpu(
     let found = tokio::task::spawn_blocking(move || select_gpu(&db, &hosts2, from, to)).await;
     let (series, counters) = match found {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(e) => {
-            tracing::error!(error = %e, "GPU query task failed");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        Ok(Err(e)) => return e.jaeger(),
+        Err(e) => return ApiError::from(e).jaeger(),
     };
     // Group the series by GPU.
     let mut gpus: ByGpu = BTreeMap::new();
@@ -263,23 +249,22 @@ type ByGpu =
 
 type Found = (Vec<crate::tsdb::Series>, Vec<crate::tsdb::Series>);
 
-fn select_gpu(db: &Tsdb, hosts: &BTreeSet<String>, from: i64, to: i64) -> Result<Found, String> {
+fn select_gpu(db: &Tsdb, hosts: &BTreeSet<String>, from: i64, to: i64) -> Result<Found, ApiError> {
     if hosts.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let re: Vec<String> = hosts.iter().map(|h| regex::escape(h)).collect();
-    let host_m =
-        Matcher::new(MatchOp::Regex, "Hostname", re.join("|")).map_err(|e| e.to_string())?;
-    let pick = |names: &str| -> Result<Vec<crate::tsdb::Series>, String> {
+    let host_m = Matcher::new(MatchOp::Regex, "Hostname", re.join("|"))
+        .map_err(|e| ApiError::BadData(e.to_string()))?;
+    let pick = |names: &str| -> Result<Vec<crate::tsdb::Series>, ApiError> {
         let ms = [
-            Matcher::new(MatchOp::Regex, "__name__", names).map_err(|e| e.to_string())?,
-            Matcher::new(MatchOp::Equal, "job", "dcgm").map_err(|e| e.to_string())?,
+            Matcher::new(MatchOp::Regex, "__name__", names)
+                .map_err(|e| ApiError::BadData(e.to_string()))?,
+            Matcher::new(MatchOp::Equal, "job", "dcgm")
+                .map_err(|e| ApiError::BadData(e.to_string()))?,
             host_m.clone(),
         ];
-        Ok(db
-            .select(from - LOOKBACK_MS, to, &ms)
-            .map_err(|e| e.to_string())?
-            .collect())
+        Ok(db.select(from - LOOKBACK_MS, to, &ms)?.collect())
     };
     Ok((
         pick(

@@ -10,21 +10,19 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiState;
+use super::edge::ApiError;
 use crate::base::clock::now_us;
 use crate::base::params::Params;
+use crate::traces::StoredSpan;
 use crate::traces::model::{self, TagValue};
-use crate::traces::tagquery;
-use crate::traces::{StoreError, StoredSpan, TraceSearch};
+use crate::traces::params::trace_search;
 
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 10_000;
 const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 3600 * 1000;
 
 pub fn router(state: ApiState) -> Router {
@@ -47,13 +45,8 @@ struct Envelope<T> {
     total: usize,
     limit: usize,
     offset: usize,
-    errors: Option<Vec<JaegerError>>,
-}
-
-#[derive(Serialize)]
-struct JaegerError {
-    code: u16,
-    msg: String,
+    /// Always `null` on success; failures are written by [`super::edge::ApiError::jaeger`].
+    errors: Option<Value>,
 }
 
 /// Jaeger's query service fills `total` for services and operations only; traces and
@@ -69,39 +62,13 @@ fn ok<T: Serialize>(data: T, total: usize) -> Response {
     .into_response()
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (
-        status,
-        Json(Envelope {
-            data: Value::Null,
-            total: 0,
-            limit: 0,
-            offset: 0,
-            errors: Some(vec![JaegerError {
-                code: status.as_u16(),
-                msg: msg.into(),
-            }]),
-        }),
-    )
-        .into_response()
-}
-
-fn store_error(e: StoreError) -> Response {
-    let status = e.code().http_status();
-    if status.is_server_error() {
-        tracing::error!(error = %e, "jaeger api query failed");
-        return error(status, "internal error reading the trace store");
-    }
-    error(status, e.to_string())
-}
-
 async fn services(State(s): State<ApiState>) -> Response {
     match s.store.services().await {
         Ok(v) => {
             let n = v.len();
             ok(v, n)
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).jaeger(),
     }
 }
 
@@ -113,7 +80,7 @@ async fn service_operations(State(s): State<ApiState>, Path(service): Path<Strin
             let n = names.len();
             ok(names, n)
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).jaeger(),
     }
 }
 
@@ -127,19 +94,17 @@ struct Operation {
 async fn operations(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q.as_deref());
     let Some(service) = p.get("service") else {
-        return error(StatusCode::BAD_REQUEST, "parameter 'service' is required");
+        return ApiError::bad_data("parameter 'service' is required").jaeger();
     };
     let kind = match p.get("spanKind") {
         None => None,
         Some(k) => match model::kind_from_name(k) {
             Some(k) => Some(k),
             None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "unsupported spanKind {k:?}: use server, client, producer, consumer or internal"
-                    ),
-                );
+                return ApiError::bad_data(format!(
+                    "unsupported spanKind {k:?}: use server, client, producer, consumer or internal"
+                ))
+                .jaeger();
             }
         },
     };
@@ -155,84 +120,22 @@ async fn operations(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Respons
             let n = data.len();
             ok(data, n)
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).jaeger(),
     }
 }
 
 async fn get_trace(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
     let Some(tid) = model::parse_trace_id(&id) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("malformed trace id {id:?}: expected up to 32 hex digits"),
-        );
+        return ApiError::bad_data(format!(
+            "malformed trace id {id:?}: expected up to 32 hex digits"
+        ))
+        .jaeger();
     };
     match s.store.trace(tid).await {
-        Ok(spans) if spans.is_empty() => error(StatusCode::NOT_FOUND, "trace not found"),
+        Ok(spans) if spans.is_empty() => ApiError::NotFound("trace not found".into()).jaeger(),
         Ok(spans) => ok(vec![to_jaeger(&tid, &spans)], 0),
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).jaeger(),
     }
-}
-
-/// Parses the search parameters; errors are Jaeger-style messages for a 400.
-pub fn parse_search(p: &Params) -> Result<TraceSearch, String> {
-    let mut tags = Vec::new();
-    for t in p.all("tags") {
-        let parsed = if t.trim_start().starts_with('{') {
-            tagquery::parse_json(t)
-        } else {
-            tagquery::parse(t)
-        };
-        tags.extend(parsed.map_err(|e| e.to_string())?);
-    }
-    for t in p.all("tag") {
-        tags.push(tagquery::parse_colon_pair(t).map_err(|e| e.to_string())?);
-    }
-    let end_us = p.u64("end")?;
-    let mut start_us = p.u64("start")?;
-    if start_us.is_none()
-        && let Some(lb) = p.get("lookback").filter(|l| *l != "custom")
-    {
-        let lb = crate::config::parse_duration(lb)
-            .ok_or_else(|| format!("unable to parse param 'lookback': {lb:?}"))?;
-        start_us = Some(
-            end_us
-                .unwrap_or_else(now_us)
-                .saturating_sub(lb.as_micros() as u64),
-        );
-    }
-    let limit = match p.u64("limit")? {
-        None | Some(0) => DEFAULT_LIMIT,
-        Some(n) => (n as usize).min(MAX_LIMIT),
-    };
-    let min = p.duration_ns("minDuration")?;
-    let max = p.duration_ns("maxDuration")?;
-    if let (Some(a), Some(b)) = (min, max)
-        && b < a
-    {
-        return Err("'maxDuration' should be greater than 'minDuration'".into());
-    }
-    if let (Some(a), Some(b)) = (start_us, end_us)
-        && b < a
-    {
-        return Err("'end' should be greater than 'start'".into());
-    }
-    let span_kind = match p.get("spanKind") {
-        None => None,
-        Some(k) => {
-            Some(model::kind_from_name(k).ok_or_else(|| format!("unsupported spanKind {k:?}"))?)
-        }
-    };
-    Ok(TraceSearch {
-        service: p.get("service").map(str::to_string),
-        operation: p.get("operation").map(str::to_string),
-        span_kind,
-        tags,
-        start_us,
-        end_us,
-        min_duration_ns: min,
-        max_duration_ns: max,
-        limit,
-    })
 }
 
 async fn find_traces(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Response {
@@ -242,25 +145,22 @@ async fn find_traces(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Respon
         let mut out = Vec::new();
         for id in ids {
             let Some(tid) = model::parse_trace_id(id) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("malformed trace id {id:?}"),
-                );
+                return ApiError::bad_data(format!("malformed trace id {id:?}")).jaeger();
             };
             match s.store.trace(tid).await {
                 Ok(spans) if !spans.is_empty() => out.push(to_jaeger(&tid, &spans)),
                 Ok(_) => {}
-                Err(e) => return store_error(e),
+                Err(e) => return ApiError::from(e).jaeger(),
             }
         }
         return ok(out, 0);
     }
-    let search = match parse_search(&p) {
+    let search = match trace_search(&p) {
         Ok(s) => s,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+        Err(msg) => return ApiError::bad_data(msg).jaeger(),
     };
     if search.service.is_none() {
-        return error(StatusCode::BAD_REQUEST, "parameter 'service' is required");
+        return ApiError::bad_data("parameter 'service' is required").jaeger();
     }
     match s.store.find_traces(search).await {
         Ok(traces) => {
@@ -273,7 +173,7 @@ async fn find_traces(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Respon
                 .collect();
             ok(data, 0)
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).jaeger(),
     }
 }
 
@@ -292,7 +192,7 @@ async fn dependencies(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Respo
             e.unwrap_or(now_us() / 1000),
             l.unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK_MS),
         ),
-        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, m),
+        (Err(m), _) | (_, Err(m)) => return ApiError::bad_data(m).jaeger(),
     };
     let end_ns = end_ms.saturating_mul(1_000_000);
     let start_ns = end_ms.saturating_sub(lookback_ms).saturating_mul(1_000_000);
@@ -308,7 +208,7 @@ async fn dependencies(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Respo
                 .collect();
             ok(data, 0)
         }
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).jaeger(),
     }
 }
 
@@ -528,7 +428,7 @@ mod tests {
         let p = Params::parse(Some(
             "service=fe&operation=GET%20%2F&tags=%7B%22error%22%3A%22true%22%7D&minDuration=1.5ms&maxDuration=2s&limit=5&start=10&end=20",
         ));
-        let s = parse_search(&p).unwrap();
+        let s = trace_search(&p).unwrap();
         assert_eq!(s.service.as_deref(), Some("fe"));
         assert_eq!(s.operation.as_deref(), Some("GET /"));
         assert_eq!(s.tags.len(), 1);
@@ -544,7 +444,7 @@ mod tests {
             "tags=%7Bbroken",
         ];
         for q in bad {
-            assert!(parse_search(&Params::parse(Some(q))).is_err(), "{q}");
+            assert!(trace_search(&Params::parse(Some(q))).is_err(), "{q}");
         }
     }
 }

@@ -4,12 +4,13 @@
 //! PromQL). Each protocol has its own router and its own error envelope; status codes come from
 //! [`crate::error::ErrorCode`].
 
+pub mod edge;
 pub mod gpu;
 pub mod jaeger;
 pub mod logs;
 pub mod prom;
+mod prom_params;
 pub mod query;
-pub mod selector;
 pub mod spm;
 
 use crate::traces::TraceStore;

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::tsdb::{Matcher, Queryable, Tsdb, is_stale};
-
-use super::selector;
+use super::edge::{ApiError, prometheus_success};
+use super::prom_params::{labels_json, params, range_and_matchers};
 use crate::base::params::Params;
+use crate::tsdb::{Matcher, Queryable, Tsdb, is_stale};
 
 pub fn router(db: Tsdb) -> Router {
     Router::new()
@@ -28,161 +28,14 @@ pub fn router(db: Tsdb) -> Router {
         .with_state(db)
 }
 
-/// Prometheus's error envelope, keys in Prometheus's order.
-pub fn error(status: StatusCode, error_type: &str, msg: impl Into<String>) -> Response {
-    let body = format!(
-        "{{\"status\":\"error\",\"errorType\":{},\"error\":{}}}",
-        crate::base::gofmt::quote(error_type, crate::base::gofmt::QuoteStyle::Json),
-        crate::base::gofmt::quote(&msg.into(), crate::base::gofmt::QuoteStyle::Json)
-    );
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn bad_data(msg: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_data", msg)
-}
-
-fn success(data: Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{{\"status\":\"success\",\"data\":{data}}}"),
-    )
-        .into_response()
-}
-
-fn internal(e: crate::tsdb::TsdbError) -> Response {
-    tracing::error!(error = %e, "metrics query failed");
-    error(
-        e.code().http_status(),
-        "internal",
-        "the metrics store could not answer; see the server log",
-    )
-}
-
-/// Query string plus, for form POSTs, the body's parameters.
-pub(crate) fn params(q: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
-    let mut all = q.unwrap_or_default();
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if form && !body.is_empty() {
-        if !all.is_empty() {
-            all.push('&');
-        }
-        all.push_str(&String::from_utf8_lossy(body));
+/// Runs `f` on the blocking pool; its error, or the task's failure, becomes Prometheus's error
+/// envelope.
+async fn blocking(f: impl FnOnce() -> Result<Response, ApiError> + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(e.into()),
     }
-    Params::parse(Some(&all))
-}
-
-/// A Prometheus time parameter: RFC 3339 or Unix seconds (fractional allowed), in ms.
-pub fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(f) = s.trim().parse::<f64>() {
-        if f.is_finite() {
-            return Some((f * 1000.0).round() as i64);
-        }
-        return None;
-    }
-    parse_rfc3339(s.trim())
-}
-
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    // YYYY-MM-DDTHH:MM:SS(.fff)?(Z|±HH:MM)
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
-            i += 1;
-        }
-        let digits = &s[start..i];
-        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        frac_ms = padded.parse().ok()?;
-    }
-    let offset_min = match b.get(i) {
-        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
-        Some(c @ (b'+' | b'-')) if i + 6 == b.len() => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            let o = oh * 60 + om;
-            if *c == b'+' { o } else { -o }
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(((days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + frac_ms)
-}
-
-/// `start`/`end` in ms, defaulting to all time.
-fn range(p: &Params) -> Result<(i64, i64), String> {
-    let get = |k: &str, dflt: i64| -> Result<i64, String> {
-        match p.get(k) {
-            None => Ok(dflt),
-            Some(v) => parse_time(v).ok_or_else(|| {
-                format!("invalid parameter \"{k}\": cannot parse {v:?} to a valid timestamp")
-            }),
-        }
-    };
-    let (start, end) = (get("start", i64::MIN / 2)?, get("end", i64::MAX / 2)?);
-    if end < start {
-        return Err("end timestamp must not be before start time".to_string());
-    }
-    Ok((start, end))
-}
-
-fn matchers(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, String> {
-    let sets: Vec<Vec<Matcher>> = p
-        .all("match[]")
-        .map(|s| selector::parse(s).map_err(|e| format!("invalid parameter \"match[]\": {e}")))
-        .collect::<Result<_, _>>()?;
-    if required && sets.is_empty() {
-        return Err("no match[] parameter provided".to_string());
-    }
-    Ok(sets)
-}
-
-/// `start`/`end` and the `match[]` sets, as every selector endpoint takes them.
-type RangeAndSets = (i64, i64, Vec<Vec<Matcher>>);
-
-fn range_and_matchers(p: &Params, required: bool) -> Result<RangeAndSets, String> {
-    let (start, end) = range(p)?;
-    Ok((start, end, matchers(p, required)?))
-}
-
-pub(crate) fn labels_json(l: &crate::tsdb::Labels) -> Value {
-    Value::Object(
-        l.iter()
-            .map(|x| (x.name.clone(), Value::String(x.value.clone())))
-            .collect(),
-    )
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("query task panicked")
+    .unwrap_or_else(ApiError::prometheus)
 }
 
 async fn series(
@@ -194,17 +47,16 @@ async fn series(
     let p = params(q, &headers, &body);
     let (start, end, sets) = match range_and_matchers(&p, true) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     blocking(move || {
         let mut seen = std::collections::BTreeSet::new();
         for ms in &sets {
-            match db.select(start, end, ms) {
-                Ok(it) => seen.extend(it.map(|s| s.labels)),
-                Err(e) => return internal(e),
-            }
+            seen.extend(db.select(start, end, ms)?.map(|s| s.labels));
         }
-        success(Value::Array(seen.iter().map(labels_json).collect()))
+        Ok(prometheus_success(Value::Array(
+            seen.iter().map(labels_json).collect(),
+        )))
     })
     .await
 }
@@ -213,7 +65,7 @@ async fn series(
 fn union_over(
     sets: Vec<Vec<Matcher>>,
     f: impl Fn(&[Matcher]) -> Result<Vec<String>, crate::tsdb::TsdbError>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let sets = if sets.is_empty() {
         vec![Vec::new()]
     } else {
@@ -221,12 +73,9 @@ fn union_over(
     };
     let mut all = std::collections::BTreeSet::new();
     for ms in &sets {
-        match f(ms) {
-            Ok(v) => all.extend(v),
-            Err(e) => return internal(e),
-        }
+        all.extend(f(ms)?);
     }
-    success(json!(all))
+    Ok(prometheus_success(json!(all)))
 }
 
 async fn labels(
@@ -238,7 +87,7 @@ async fn labels(
     let p = params(q, &headers, &body);
     let (start, end, sets) = match range_and_matchers(&p, false) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     blocking(move || union_over(sets, |ms| db.label_names(start, end, ms))).await
 }
@@ -250,11 +99,11 @@ async fn label_values(
 ) -> Response {
     let p = Params::parse(q.as_deref());
     if !crate::tsdb::labels::valid_label_name(&name) {
-        return bad_data(format!("invalid label name: {name:?}"));
+        return ApiError::BadData(format!("invalid label name: {name:?}")).prometheus();
     }
     let (start, end, sets) = match range_and_matchers(&p, false) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     blocking(move || union_over(sets, |ms| db.label_values(&name, start, end, ms))).await
 }
@@ -277,7 +126,7 @@ async fn metadata(State(db): State<Tsdb>, RawQuery(q): RawQuery) -> Response {
         }
         out.insert(name, json!([m]));
     }
-    success(Value::Object(out))
+    prometheus_success(Value::Object(out))
 }
 
 /// JSON lines: `{"metric":{...},"values":[...],"timestamps":[...]}`; values that JSON cannot
@@ -291,16 +140,13 @@ async fn export(
     let p = params(q, &headers, &body);
     let (start, end, sets) = match range_and_matchers(&p, true) {
         Ok(r) => r,
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     blocking(move || {
         let mut out = String::new();
         let mut done = std::collections::BTreeSet::new();
         for ms in &sets {
-            let it = match db.select(start, end, ms) {
-                Ok(it) => it,
-                Err(e) => return internal(e),
-            };
+            let it = db.select(start, end, ms)?;
             for s in it {
                 if !done.insert(s.labels.clone()) {
                     continue;
@@ -329,33 +175,12 @@ async fn export(
                 out.push('\n');
             }
         }
-        (
+        Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/stream+json")],
             out,
         )
-            .into_response()
+            .into_response())
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_time("1700000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000_500));
-        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20.25Z"),
-            Some(1_700_000_000_250)
-        );
-        assert_eq!(
-            parse_time("2023-11-15T00:13:20+02:00"),
-            Some(1_700_000_000_000)
-        );
-        assert_eq!(parse_time("yesterday"), None);
-    }
 }

@@ -4,31 +4,26 @@
 //! written byte for byte as Prometheus writes them: timestamps as seconds with up to three
 //! decimals, sample values as strings in Go's shortest form, Go's JSON string escaping.
 
-use crate::base::clock::now_ms;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::edge::{ApiError, prometheus_success_raw};
+use super::prom_params::{labels_json, params, parse_time};
+use crate::base::clock::now_ms;
 use crate::base::gofmt::{FloatStyle, QuoteStyle, float, quote};
-use crate::promql::{self, Engine, EvalError, Expr, QueryValue, ValueType};
-use crate::tsdb::{Labels, Matcher, Tsdb};
+use crate::base::params::Params;
+use crate::promql::{self, EvalError, Expr, QueryService, QueryValue, ValueType};
+use crate::tsdb::{Labels, Matcher};
 
-use super::prom::{error, params, parse_time};
-
-#[derive(Clone)]
-pub struct QueryState {
-    pub db: Tsdb,
-    pub engine: Engine,
-}
-
-pub fn router(db: Tsdb, engine: Engine) -> Router {
+pub fn router(service: QueryService) -> Router {
     Router::new()
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
@@ -37,26 +32,13 @@ pub fn router(db: Tsdb, engine: Engine) -> Router {
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route(
             "/api/v1/rules",
-            get(|| async { success_raw("{\"groups\":[]}".into()) }),
+            get(|| async { prometheus_success_raw("{\"groups\":[]}") }),
         )
         .route(
             "/api/v1/alerts",
-            get(|| async { success_raw("{\"alerts\":[]}".into()) }),
+            get(|| async { prometheus_success_raw("{\"alerts\":[]}") }),
         )
-        .with_state(QueryState { db, engine })
-}
-
-fn bad_data(msg: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_data", msg)
-}
-
-fn success_raw(data: String) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{{\"status\":\"success\",\"data\":{data}}}"),
-    )
-        .into_response()
+        .with_state(service)
 }
 
 /// A Prometheus duration parameter: float seconds or a duration string.
@@ -68,7 +50,7 @@ fn parse_duration_param(s: &str) -> Option<i64> {
     promql::parse_duration(s)
 }
 
-fn time_param(p: &crate::base::params::Params, key: &str) -> Result<Option<i64>, String> {
+fn time_param(p: &Params, key: &str) -> Result<Option<i64>, String> {
     match p.get(key) {
         None => Ok(None),
         Some(v) => parse_time(v).map(Some).ok_or_else(|| {
@@ -77,7 +59,7 @@ fn time_param(p: &crate::base::params::Params, key: &str) -> Result<Option<i64>,
     }
 }
 
-fn timeout_param(p: &crate::base::params::Params) -> Result<Option<Duration>, String> {
+fn timeout_param(p: &Params) -> Result<Option<Duration>, String> {
     match p.get("timeout") {
         None => Ok(None),
         Some(v) => match parse_duration_param(v) {
@@ -89,7 +71,7 @@ fn timeout_param(p: &crate::base::params::Params) -> Result<Option<Duration>, St
     }
 }
 
-fn parse_query(p: &crate::base::params::Params) -> Result<Expr, String> {
+fn parse_query(p: &Params) -> Result<Expr, String> {
     let Some(q) = p.get("query") else {
         return Err(
             "invalid parameter \"query\": 1:1: parse error: no expression found in input".into(),
@@ -98,45 +80,8 @@ fn parse_query(p: &crate::base::params::Params) -> Result<Expr, String> {
     promql::parse(q).map_err(|e| format!("invalid parameter \"query\": {e}"))
 }
 
-fn eval_error(e: EvalError) -> Response {
-    match e {
-        EvalError::Timeout(_) => error(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string()),
-        EvalError::TooManySamples | EvalError::Execution(_) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string())
-        }
-        EvalError::Storage(err) => {
-            tracing::error!(error = %err, "query failed reading the metrics store");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the metrics store could not answer; see the server log",
-            )
-        }
-    }
-}
-
-async fn run<F>(st: &QueryState, f: F) -> Response
-where
-    F: FnOnce(&Tsdb, &Engine) -> Result<QueryValue, EvalError> + Send + 'static,
-{
-    let _slot = st.engine.acquire().await;
-    let (db, engine) = (st.db.clone(), st.engine.clone());
-    match tokio::task::spawn_blocking(move || f(&db, &engine)).await {
-        Ok(Ok(v)) => success_raw(result_json(&v)),
-        Ok(Err(e)) => eval_error(e),
-        Err(e) => {
-            tracing::error!(error = %e, "query task failed");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the query failed unexpectedly; see the server log",
-            )
-        }
-    }
-}
-
 async fn query(
-    State(st): State<QueryState>,
+    State(svc): State<QueryService>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -148,24 +93,20 @@ async fn query(
         Ok((expr, t, timeout_param(&p)?))
     };
     match args() {
-        Ok((expr, t, timeout)) => {
-            run(&st, move |db, engine| engine.instant(db, &expr, t, timeout)).await
-        }
-        Err(e) => bad_data(e),
+        Ok((expr, t, timeout)) => answer(svc.instant(expr, t, timeout).await),
+        Err(e) => ApiError::BadData(e).prometheus(),
     }
 }
 
 /// A required time parameter (`start`, `end`).
-fn required_time(p: &crate::base::params::Params, key: &str) -> Result<i64, String> {
+fn required_time(p: &Params, key: &str) -> Result<i64, String> {
     time_param(p, key)?.ok_or_else(|| {
         format!("invalid parameter \"{key}\": cannot parse \"\" to a valid timestamp")
     })
 }
 
 /// `query`, `start`, `end`, `step` and `timeout` of a range query, checked as Prometheus does.
-fn range_args(
-    p: &crate::base::params::Params,
-) -> Result<(Expr, i64, i64, i64, Option<Duration>), String> {
+fn range_args(p: &Params) -> Result<(Expr, i64, i64, i64, Option<Duration>), String> {
     let expr = parse_query(p)?;
     let start = required_time(p, "start")?;
     let end = required_time(p, "end")?;
@@ -198,7 +139,7 @@ fn range_args(
 }
 
 async fn query_range(
-    State(st): State<QueryState>,
+    State(svc): State<QueryService>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -206,28 +147,25 @@ async fn query_range(
     let p = params(q, &headers, &body);
     match range_args(&p) {
         Ok((expr, start, end, step, timeout)) => {
-            run(&st, move |db, engine| {
-                engine.range(db, &expr, start, end, step, timeout)
-            })
-            .await
+            answer(svc.range(expr, start, end, step, timeout).await)
         }
-        Err(e) => bad_data(e),
+        Err(e) => ApiError::BadData(e).prometheus(),
     }
 }
 
 async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let p = params(q, &headers, &body);
     match parse_query(&p) {
-        Ok(e) => success_raw(quote(&e.to_string(), QuoteStyle::Json)),
-        Err(e) => bad_data(e),
+        Ok(e) => prometheus_success_raw(&quote(&e.to_string(), QuoteStyle::Json)),
+        Err(e) => ApiError::BadData(e).prometheus(),
     }
 }
 
 async fn buildinfo() -> Response {
     // Grafana reads `version` to decide which Prometheus features to use: this is the
     // Prometheus API level Sightline answers like. `revision` says what really runs.
-    success_raw(
-        json!({
+    prometheus_success_raw(
+        &json!({
             "version": "2.42.0",
             "revision": format!("sightline-{}", env!("CARGO_PKG_VERSION")),
             "branch": "sightline",
@@ -262,7 +200,7 @@ fn selectors(e: &Expr, out: &mut Vec<Vec<Matcher>>) {
 }
 
 async fn exemplars(
-    State(st): State<QueryState>,
+    State(svc): State<QueryService>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -270,24 +208,27 @@ async fn exemplars(
     let p = params(q, &headers, &body);
     let expr = match parse_query(&p) {
         Ok(e) => e,
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     let start = match time_param(&p, "start") {
         Ok(t) => t.unwrap_or(i64::MIN / 2),
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     let end = match time_param(&p, "end") {
         Ok(t) => t.unwrap_or(i64::MAX / 2),
-        Err(e) => return bad_data(e),
+        Err(e) => return ApiError::BadData(e).prometheus(),
     };
     if end < start {
-        return bad_data("invalid parameter \"end\": end timestamp must not be before start time");
+        return ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        )
+        .prometheus();
     }
     let mut sets = Vec::new();
     selectors(&expr, &mut sets);
     let mut seen = std::collections::BTreeMap::new();
     for ms in &sets {
-        for (l, e) in st.db.exemplars(start, end, ms) {
+        for (l, e) in svc.db().exemplars(start, end, ms) {
             seen.entry(l).or_insert_with(Vec::new).push(e);
         }
     }
@@ -297,7 +238,7 @@ async fn exemplars(
             ex.sort_by_key(|e| e.t);
             ex.dedup_by_key(|e| e.t);
             json!({
-                "seriesLabels": super::prom::labels_json(&l),
+                "seriesLabels": labels_json(&l),
                 "exemplars": ex.iter().map(|e| json!({
                     "labels": {"trace_id": hex::encode(e.trace_id), "span_id": hex::encode(e.span_id)},
                     "value": float(e.value, FloatStyle::Json),
@@ -306,7 +247,15 @@ async fn exemplars(
             })
         })
         .collect();
-    success_raw(Value::Array(data).to_string())
+    prometheus_success_raw(&Value::Array(data).to_string())
+}
+
+/// A query's answer in Prometheus's envelope; failures through the one error edge.
+fn answer(r: Result<QueryValue, EvalError>) -> Response {
+    match r {
+        Ok(v) => prometheus_success_raw(&result_json(&v)),
+        Err(e) => ApiError::from(e).prometheus(),
+    }
 }
 
 /// Milliseconds as Prometheus writes timestamps: seconds, and `.ddd` when not whole.

@@ -6,40 +6,21 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::edge::ApiError;
 use crate::base::params::Params;
-use crate::promql::{Engine, QueryValue};
-use crate::tsdb::Tsdb;
+use crate::promql::{QueryService, QueryValue};
 
-#[derive(Clone)]
-struct SpmState {
-    db: Tsdb,
-    engine: Engine,
-}
-
-pub fn router(db: Tsdb, engine: Engine) -> Router {
+pub fn router(service: QueryService) -> Router {
     Router::new()
         .route("/api/metrics/calls", get(calls))
         .route("/api/metrics/latencies", get(latencies))
         .route("/api/metrics/errors", get(errors))
         .route("/api/metrics/minstep", get(minstep))
-        .with_state(SpmState { db, engine })
-}
-
-/// Jaeger's error envelope.
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({
-            "data": null, "total": 0, "limit": 0, "offset": 0,
-            "errors": [{"code": status.as_u16(), "msg": msg.into()}]
-        })),
-    )
-        .into_response()
+        .with_state(service)
 }
 
 /// The parameters every metrics query takes, with Jaeger's defaults.
@@ -228,24 +209,26 @@ fn family(name: &str, help: &str, m: &[crate::tsdb::Series], zero: bool) -> Valu
     json!({"name": name, "type": "GAUGE", "help": help, "metrics": metrics})
 }
 
-async fn range(st: &SpmState, b: &Base, q: String) -> Result<Vec<crate::tsdb::Series>, Response> {
+/// Runs one of the Monitor tab's queries through the shared query service; failures are
+/// answered in Jaeger's envelope by the one error edge.
+async fn range(
+    svc: &QueryService,
+    b: &Base,
+    q: String,
+) -> Result<Vec<crate::tsdb::Series>, Response> {
     let expr = crate::promql::parse(&q).map_err(|e| {
-        tracing::error!(query = %q, error = %e, "span metrics query does not parse");
-        error(StatusCode::INTERNAL_SERVER_ERROR, "internal query error")
+        ApiError::Failed {
+            code: crate::error::ErrorCode::Internal,
+            what: "the span metrics query",
+            detail: format!("{q}: {e}"),
+        }
+        .jaeger()
     })?;
     let (start, end, step) = (b.end_ms.saturating_sub(b.lookback_ms), b.end_ms, b.step_ms);
-    let _slot = st.engine.acquire().await;
-    let (db, engine) = (st.db.clone(), st.engine.clone());
-    match tokio::task::spawn_blocking(move || engine.range(&db, &expr, start, end, step, None))
-        .await
-    {
-        Ok(Ok(QueryValue::Matrix(m))) => Ok(m),
-        Ok(Ok(_)) => Ok(Vec::new()),
-        Ok(Err(e)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(e) => {
-            tracing::error!(error = %e, "span metrics query task failed");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
-        }
+    match svc.range(expr, start, end, step, None).await {
+        Ok(QueryValue::Matrix(m)) => Ok(m),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(ApiError::from(e).jaeger()),
     }
 }
 
@@ -259,10 +242,10 @@ pub fn calls_query(b: &Base) -> String {
     )
 }
 
-async fn calls(State(st): State<SpmState>, RawQuery(q): RawQuery) -> Response {
+async fn calls(State(st): State<QueryService>, RawQuery(q): RawQuery) -> Response {
     let b = match parse_base(&Params::parse(q.as_deref())) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return ApiError::BadData(e).jaeger(),
     };
     let (name, help) = b.name("service_call_rate", "calls/sec, grouped by service");
     match range(&st, &b, calls_query(&b)).await {
@@ -271,20 +254,20 @@ async fn calls(State(st): State<SpmState>, RawQuery(q): RawQuery) -> Response {
     }
 }
 
-async fn latencies(State(st): State<SpmState>, RawQuery(q): RawQuery) -> Response {
+async fn latencies(State(st): State<QueryService>, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q.as_deref());
     let quantile = match p.get("quantile").map(|v| v.trim().parse::<f64>()) {
         Some(Ok(v)) => v,
         Some(Err(_)) | None => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return ApiError::bad_data(
                 "unable to parse param 'quantile': expected a number such as 0.95",
-            );
+            )
+            .jaeger();
         }
     };
     let b = match parse_base(&p) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return ApiError::BadData(e).jaeger(),
     };
     let (name, help) = b.name(
         "service_latencies",
@@ -304,10 +287,10 @@ async fn latencies(State(st): State<SpmState>, RawQuery(q): RawQuery) -> Respons
     }
 }
 
-async fn errors(State(st): State<SpmState>, RawQuery(q): RawQuery) -> Response {
+async fn errors(State(st): State<QueryService>, RawQuery(q): RawQuery) -> Response {
     let b = match parse_base(&Params::parse(q.as_deref())) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return ApiError::BadData(e).jaeger(),
     };
     let (name, help) = b.name(
         "service_error_rate",

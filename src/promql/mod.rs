@@ -10,6 +10,7 @@ pub mod eval;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+mod service;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,8 @@ use crate::tsdb::{Labels, Queryable, Series};
 pub use crate::config::EngineConfig;
 pub use ast::{Expr, ValueType};
 pub use eval::EvalError;
-pub use parser::{ParseError, parse, parse_duration};
+pub use parser::{ParseError, parse, parse_duration, parse_selector};
+pub use service::QueryService;
 
 use eval::{Ev, Val, is_present};
 

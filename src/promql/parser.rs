@@ -24,6 +24,20 @@ struct Parser<'a> {
     depth: usize,
 }
 
+/// Parses a series selector alone, as Prometheus's `ParseMetricSelector` does for the `match[]`
+/// parameters of the series, labels and export endpoints: no offset, no `@`, no other
+/// expression, and at least one matcher that does not match the empty string.
+pub fn parse_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
+    match parse(input)? {
+        Expr::Selector(vs) if vs.offset == 0 && vs.at.is_none() => Ok(vs.matchers),
+        _ => Err(ParseError {
+            pos: 0,
+            msg: "expected a series selector such as up{job=\"node\"}".into(),
+            line_col: (1, 1),
+        }),
+    }
+}
+
 /// Parses and type-checks a PromQL expression.
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
     parse_inner(input).map_err(|(pos, msg)| {

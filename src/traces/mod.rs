@@ -10,6 +10,7 @@ pub mod db;
 pub mod deps;
 pub mod index;
 pub mod model;
+pub mod params;
 pub mod tagquery;
 pub mod writer;
 

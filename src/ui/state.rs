@@ -1,4 +1,4 @@
-//! What the pages read: the stores, the query engine, the counters and a summary of the
+//! What the pages read: the trace store, the query service, the counters and a summary of the
 //! configuration, built once at start.
 
 use std::sync::Arc;
@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use super::format::bytes;
 use crate::base::Signal;
-use crate::promql::Engine;
+use crate::promql::QueryService;
 use crate::telemetry::Metrics;
 use crate::telemetry::Transport;
 use crate::traces::TraceStore;
-use crate::tsdb::Tsdb;
 
 /// The counters the pages show (the same ones `/metrics` reports).
 #[derive(Clone)]
@@ -29,8 +28,8 @@ pub struct Counters {
 #[derive(Clone)]
 pub struct UiState {
     pub store: TraceStore,
-    pub tsdb: Tsdb,
-    pub engine: Engine,
+    /// PromQL over the metrics store, the same path the APIs use.
+    pub query: QueryService,
     pub metrics: Counters,
     pub base: String,
     pub started: Instant,
@@ -50,8 +49,7 @@ pub struct UiState {
 impl UiState {
     pub fn new(
         store: TraceStore,
-        tsdb: Tsdb,
-        engine: Engine,
+        query: QueryService,
         metrics: Counters,
         cfg: &crate::config::Config,
     ) -> UiState {
@@ -131,8 +129,7 @@ impl UiState {
         ];
         UiState {
             store,
-            tsdb,
-            engine,
+            query,
             metrics: metrics.clone(),
             base: cfg.base_path.clone(),
             started: Instant::now(),

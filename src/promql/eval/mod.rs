@@ -51,6 +51,9 @@ pub enum EvalError {
     Execution(String),
     #[error(transparent)]
     Storage(#[from] TsdbError),
+    /// The evaluation task itself failed (a bug): logged, never shown to clients.
+    #[error("query task failed: {0}")]
+    Internal(String),
 }
 
 fn exec<T>(msg: impl Into<String>) -> Result<T, EvalError> {

@@ -37,7 +37,7 @@ pub async fn logs(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response 
         .finish();
     let mut error = String::new();
     let mut rows = Vec::new();
-    match crate::api::logs::parse(&Params::parse(Some(&qs))) {
+    match crate::traces::params::log_search(&Params::parse(Some(&qs))) {
         Err(e) => error = e,
         Ok(search) => match st.store.find_logs(search).await {
             Ok(l) => rows = log_rows(&l),

@@ -170,18 +170,12 @@ pub(super) async fn instant(st: &UiState, q: String, t: i64) -> Vec<(Labels, f64
             return Vec::new();
         }
     };
-    let _slot = st.engine.acquire().await;
-    let (db, engine) = (st.tsdb.clone(), st.engine.clone());
-    match tokio::task::spawn_blocking(move || engine.instant(&db, &expr, t, None)).await {
-        Ok(Ok(QueryValue::Vector(_, v))) => v,
-        Ok(Ok(QueryValue::Scalar(_, s))) => vec![(Labels::default(), s)],
-        Ok(Ok(_)) => Vec::new(),
-        Ok(Err(e)) => {
-            tracing::warn!(query = %q, error = %e, "UI query failed");
-            Vec::new()
-        }
+    match st.query.instant(expr, t, None).await {
+        Ok(QueryValue::Vector(_, v)) => v,
+        Ok(QueryValue::Scalar(_, s)) => vec![(Labels::default(), s)],
+        Ok(_) => Vec::new(),
         Err(e) => {
-            tracing::error!(error = %e, "UI query task failed");
+            tracing::warn!(query = %q, error = %e, "UI query failed");
             Vec::new()
         }
     }

@@ -83,7 +83,7 @@ pub async fn traces(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
         let qs: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        match crate::api::jaeger::parse_search(&Params::parse(Some(&qs))) {
+        match crate::traces::params::trace_search(&Params::parse(Some(&qs))) {
             Err(e) => t.error = e,
             Ok(mut search) => {
                 search.limit = search.limit.clamp(1, 1500);

@@ -1,0 +1,153 @@
+//! What the Prometheus API's handlers share: request parameters (the query string and, for form
+//! POSTs, the body; times as RFC 3339 or Unix seconds; `start`/`end`; `match[]` selectors parsed
+//! by the PromQL parser) and label sets as JSON.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, header};
+use serde_json::Value;
+
+use crate::base::params::Params;
+use crate::tsdb::Matcher;
+
+/// Query string plus, for form POSTs, the body's parameters.
+pub(super) fn params(q: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+    let mut all = q.unwrap_or_default();
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form && !body.is_empty() {
+        if !all.is_empty() {
+            all.push('&');
+        }
+        all.push_str(&String::from_utf8_lossy(body));
+    }
+    Params::parse(Some(&all))
+}
+
+/// A Prometheus time parameter: RFC 3339 or Unix seconds (fractional allowed), in ms.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(f) = s.trim().parse::<f64>() {
+        if f.is_finite() {
+            return Some((f * 1000.0).round() as i64);
+        }
+        return None;
+    }
+    parse_rfc3339(s.trim())
+}
+
+pub(super) fn parse_rfc3339(s: &str) -> Option<i64> {
+    // YYYY-MM-DDTHH:MM:SS(.fff)?(Z|±HH:MM)
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
+            i += 1;
+        }
+        let digits = &s[start..i];
+        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        frac_ms = padded.parse().ok()?;
+    }
+    let offset_min = match b.get(i) {
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
+        Some(c @ (b'+' | b'-')) if i + 6 == b.len() => {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            let o = oh * 60 + om;
+            if *c == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(((days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + frac_ms)
+}
+
+/// `start`/`end` in ms, defaulting to all time.
+pub(super) fn range(p: &Params) -> Result<(i64, i64), String> {
+    let get = |k: &str, dflt: i64| -> Result<i64, String> {
+        match p.get(k) {
+            None => Ok(dflt),
+            Some(v) => parse_time(v).ok_or_else(|| {
+                format!("invalid parameter \"{k}\": cannot parse {v:?} to a valid timestamp")
+            }),
+        }
+    };
+    let (start, end) = (get("start", i64::MIN / 2)?, get("end", i64::MAX / 2)?);
+    if end < start {
+        return Err("end timestamp must not be before start time".to_string());
+    }
+    Ok((start, end))
+}
+
+pub(super) fn matchers(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, String> {
+    let sets: Vec<Vec<Matcher>> = p
+        .all("match[]")
+        .map(|s| {
+            crate::promql::parse_selector(s)
+                .map_err(|e| format!("invalid parameter \"match[]\": {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if required && sets.is_empty() {
+        return Err("no match[] parameter provided".to_string());
+    }
+    Ok(sets)
+}
+
+/// `start`/`end` and the `match[]` sets, as every selector endpoint takes them.
+pub(super) type RangeAndSets = (i64, i64, Vec<Vec<Matcher>>);
+
+pub(super) fn range_and_matchers(p: &Params, required: bool) -> Result<RangeAndSets, String> {
+    let (start, end) = range(p)?;
+    Ok((start, end, matchers(p, required)?))
+}
+
+pub(super) fn labels_json(l: &crate::tsdb::Labels) -> Value {
+    Value::Object(
+        l.iter()
+            .map(|x| (x.name.clone(), Value::String(x.value.clone())))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000_500));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.25Z"),
+            Some(1_700_000_000_250)
+        );
+        assert_eq!(
+            parse_time("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}
