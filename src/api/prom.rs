@@ -6,15 +6,14 @@
 //! evaluate PromQL live in `query.rs`.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::edge::{ApiError, prometheus_success};
-use super::prom_params::{labels_json, params, range_and_matchers};
+use super::prom_params::{Selection, labels_json};
 use crate::base::params::Params;
 use crate::tsdb::{Matcher, Queryable, Tsdb, is_stale};
 
@@ -40,15 +39,8 @@ async fn blocking(f: impl FnOnce() -> Result<Response, ApiError> + Send + 'stati
 
 async fn series(
     State(db): State<Tsdb>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    Selection { start, end, sets }: Selection<true>,
 ) -> Response {
-    let p = params(q, &headers, &body);
-    let (start, end, sets) = match range_and_matchers(&p, true) {
-        Ok(r) => r,
-        Err(e) => return ApiError::BadData(e).prometheus(),
-    };
     blocking(move || {
         let mut seen = std::collections::BTreeSet::new();
         for ms in &sets {
@@ -80,31 +72,19 @@ fn union_over(
 
 async fn labels(
     State(db): State<Tsdb>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    Selection { start, end, sets }: Selection<false>,
 ) -> Response {
-    let p = params(q, &headers, &body);
-    let (start, end, sets) = match range_and_matchers(&p, false) {
-        Ok(r) => r,
-        Err(e) => return ApiError::BadData(e).prometheus(),
-    };
     blocking(move || union_over(sets, |ms| db.label_names(start, end, ms))).await
 }
 
 async fn label_values(
     State(db): State<Tsdb>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
+    Selection { start, end, sets }: Selection<false>,
 ) -> Response {
-    let p = Params::parse(q.as_deref());
     if !crate::tsdb::labels::valid_label_name(&name) {
         return ApiError::BadData(format!("invalid label name: {name:?}")).prometheus();
     }
-    let (start, end, sets) = match range_and_matchers(&p, false) {
-        Ok(r) => r,
-        Err(e) => return ApiError::BadData(e).prometheus(),
-    };
     blocking(move || union_over(sets, |ms| db.label_values(&name, start, end, ms))).await
 }
 
@@ -133,15 +113,8 @@ async fn metadata(State(db): State<Tsdb>, RawQuery(q): RawQuery) -> Response {
 /// carry are strings: `"NaN"`, `"+Inf"`, `"-Inf"`, and `"stale"` for staleness markers.
 async fn export(
     State(db): State<Tsdb>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    Selection { start, end, sets }: Selection<true>,
 ) -> Response {
-    let p = params(q, &headers, &body);
-    let (start, end, sets) = match range_and_matchers(&p, true) {
-        Ok(r) => r,
-        Err(e) => return ApiError::BadData(e).prometheus(),
-    };
     blocking(move || {
         let mut out = String::new();
         let mut done = std::collections::BTreeSet::new();

@@ -3,8 +3,12 @@
 //! by the PromQL parser) and label sets as JSON.
 
 use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+
+use super::edge::ApiError;
 
 use crate::base::params::Params;
 use crate::tsdb::Matcher;
@@ -118,7 +122,7 @@ pub(super) fn matchers(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, 
 /// `start`/`end` and the `match[]` sets, as every selector endpoint takes them.
 pub(super) type RangeAndSets = (i64, i64, Vec<Vec<Matcher>>);
 
-pub(super) fn range_and_matchers(p: &Params, required: bool) -> Result<RangeAndSets, String> {
+fn range_and_matchers(p: &Params, required: bool) -> Result<RangeAndSets, String> {
     let (start, end) = range(p)?;
     Ok((start, end, matchers(p, required)?))
 }
@@ -129,6 +133,31 @@ pub(super) fn labels_json(l: &crate::tsdb::Labels) -> Value {
             .map(|x| (x.name.clone(), Value::String(x.value.clone())))
             .collect(),
     )
+}
+
+/// `start`, `end` and the `match[]` sets of a selector endpoint's request (query string, or form
+/// body for POST), parsed before the handler runs; a bad parameter is answered with
+/// Prometheus's `bad_data`. `REQUIRED`: at least one `match[]` must be given.
+pub(super) struct Selection<const REQUIRED: bool> {
+    pub start: i64,
+    pub end: i64,
+    pub sets: Vec<Vec<Matcher>>,
+}
+
+impl<S: Send + Sync, const REQUIRED: bool> FromRequest<S> for Selection<REQUIRED> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let query = req.uri().query().map(str::to_string);
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let p = params(query, &headers, &body);
+        let (start, end, sets) =
+            range_and_matchers(&p, REQUIRED).map_err(|e| ApiError::BadData(e).prometheus())?;
+        Ok(Selection { start, end, sets })
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 pub mod client;
 pub mod queue;
 
-use crate::base::clock::now_ms;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -17,6 +16,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::Signal;
+use crate::base::clock::now_ms;
 pub use crate::config::{
     ForwardAuth as Auth, ForwardConfig, ForwardMode as Mode, ForwardProtocol as Protocol,
 };

@@ -21,44 +21,72 @@ pub(super) struct BucketPoint<'a> {
     pub(super) exemplars: Vec<Exemplar>,
 }
 
-pub(super) fn explicit_point(
-    p: &HistogramDataPoint,
+/// Builds a point from what both OTLP histogram point types carry; `buckets` is `None` when the
+/// point's buckets are malformed (`why` says how).
+#[allow(clippy::too_many_arguments)]
+fn point<'a>(
+    attributes: &'a [KeyValue],
+    time_nanos: u64,
+    flags: u32,
+    sum: Option<f64>,
+    count: u64,
+    exemplars: &[OtlpExemplar],
+    buckets: Option<Vec<(f64, f64)>>,
+    why: &'static str,
     now_ms: i64,
-) -> Result<BucketPoint<'_>, &'static str> {
+) -> Result<BucketPoint<'a>, &'static str> {
     Ok(BucketPoint {
-        attributes: &p.attributes,
-        time_nanos: p.time_unix_nano,
-        flags: p.flags,
-        buckets: explicit_buckets(p)
-            .ok_or("histogram bucket_counts must be empty or one longer than explicit_bounds")?,
-        sum: p.sum,
-        count: p.count as f64,
-        exemplars: p
-            .exemplars
+        attributes,
+        time_nanos,
+        flags,
+        buckets: buckets.ok_or(why)?,
+        sum,
+        count: count as f64,
+        exemplars: exemplars
             .iter()
             .filter_map(|e| exemplar_of(e, now_ms))
             .collect(),
     })
 }
 
+pub(super) fn explicit_point(
+    p: &HistogramDataPoint,
+    now_ms: i64,
+) -> Result<BucketPoint<'_>, &'static str> {
+    let why = "histogram bucket_counts must be empty or one longer than explicit_bounds";
+    let (t, f) = (p.time_unix_nano, p.flags);
+    let b = explicit_buckets(p);
+    point(
+        &p.attributes,
+        t,
+        f,
+        p.sum,
+        p.count,
+        &p.exemplars,
+        b,
+        why,
+        now_ms,
+    )
+}
+
 pub(super) fn exponential_point(
     p: &ExponentialHistogramDataPoint,
     now_ms: i64,
 ) -> Result<BucketPoint<'_>, &'static str> {
-    Ok(BucketPoint {
-        attributes: &p.attributes,
-        time_nanos: p.time_unix_nano,
-        flags: p.flags,
-        buckets: exponential_buckets(p)
-            .ok_or("exponential histogram scale out of range (-10..=20)")?,
-        sum: p.sum,
-        count: p.count as f64,
-        exemplars: p
-            .exemplars
-            .iter()
-            .filter_map(|e| exemplar_of(e, now_ms))
-            .collect(),
-    })
+    let why = "exponential histogram scale out of range (-10..=20)";
+    let (t, f) = (p.time_unix_nano, p.flags);
+    let b = exponential_buckets(p);
+    point(
+        &p.attributes,
+        t,
+        f,
+        p.sum,
+        p.count,
+        &p.exemplars,
+        b,
+        why,
+        now_ms,
+    )
 }
 
 /// (upper bound, count) per finite bucket of an explicit-bounds histogram; the `+Inf` bucket is

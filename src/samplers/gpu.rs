@@ -7,7 +7,6 @@
 //! sampler logs one line and stays off, and the rest of Sightline does not notice. A field a GPU
 //! does not support (or a driver too old to export) is skipped for that GPU and listed once.
 
-use crate::base::clock::now_ms;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SamplerCounters;
 use super::emit::{Emitter, Samples};
+use crate::base::clock::now_ms;
 use crate::config::GpuConfig;
 use crate::tsdb::Tsdb;
 
@@ -173,7 +173,7 @@ pub fn collect(
         let mut missing: Vec<&'static str> = Vec::new();
         // Records a field, or remembers that this GPU lacks it.
         macro_rules! field {
-            ($name:literal, $kind:ident, $help:literal, $e:expr) => {
+            ($name:expr, $kind:ident, $help:expr, $e:expr) => {
                 match $e {
                     Ok(v) => s.$kind($name, $help, &l, v as f64),
                     Err(e) if unsupported(&e) => missing.push($name),
@@ -293,30 +293,35 @@ pub fn collect(
             "Total number of PCIe retries.",
             dev.pcie_replay_counter()
         );
-        field!(
-            "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
-            counter,
-            "Total number of single-bit volatile ECC errors.",
-            dev.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile)
-        );
-        field!(
-            "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
-            counter,
-            "Total number of double-bit volatile ECC errors.",
-            dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
-        );
-        field!(
-            "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL",
-            counter,
-            "Total number of single-bit persistent ECC errors.",
-            dev.total_ecc_errors(MemoryError::Corrected, EccCounter::Aggregate)
-        );
-        field!(
-            "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
-            counter,
-            "Total number of double-bit persistent ECC errors.",
-            dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Aggregate)
-        );
+        // The four ECC totals, as data: single/double bit by volatile/persistent counter.
+        for (name, help, error, counter) in [
+            (
+                "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+                "Total number of single-bit volatile ECC errors.",
+                MemoryError::Corrected,
+                EccCounter::Volatile,
+            ),
+            (
+                "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+                "Total number of double-bit volatile ECC errors.",
+                MemoryError::Uncorrected,
+                EccCounter::Volatile,
+            ),
+            (
+                "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL",
+                "Total number of single-bit persistent ECC errors.",
+                MemoryError::Corrected,
+                EccCounter::Aggregate,
+            ),
+            (
+                "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
+                "Total number of double-bit persistent ECC errors.",
+                MemoryError::Uncorrected,
+                EccCounter::Aggregate,
+            ),
+        ] {
+            field!(name, counter, help, dev.total_ecc_errors(error, counter));
+        }
         match remapped_rows(nvml, &dev) {
             Ok((corr, unc, pending, failed)) => {
                 s.counter(

@@ -11,13 +11,13 @@ pub mod host;
 mod procfs;
 pub mod scrape;
 
-use crate::base::clock::now_ms;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::base::clock::now_ms;
 use crate::telemetry::{Exposition, Kind, MetricSource};
 use crate::tsdb::Tsdb;
 

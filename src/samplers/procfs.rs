@@ -157,6 +157,118 @@ pub(super) fn ignored_disk(dev: &str) -> bool {
     false
 }
 
+/// How a `/proc/diskstats` field becomes node-exporter's unit.
+#[derive(Clone, Copy)]
+enum DiskUnit {
+    Count,
+    /// 512-byte sectors -> bytes.
+    Sectors,
+    /// Milliseconds -> seconds.
+    Millis,
+}
+
+/// The counters of `/proc/diskstats`, as data: (field index, name, help, unit). Fields 14-17
+/// (discards) exist from Linux 4.18, 18-19 (flushes) from 5.5; a line shorter than a field's
+/// index + 1 does not have it.
+const DISK_COUNTERS: [(usize, &str, &str, DiskUnit); 16] = [
+    (
+        3,
+        "node_disk_reads_completed_total",
+        "The total number of reads completed successfully.",
+        DiskUnit::Count,
+    ),
+    (
+        4,
+        "node_disk_reads_merged_total",
+        "The total number of reads merged.",
+        DiskUnit::Count,
+    ),
+    (
+        5,
+        "node_disk_read_bytes_total",
+        "The total number of bytes read successfully.",
+        DiskUnit::Sectors,
+    ),
+    (
+        6,
+        "node_disk_read_time_seconds_total",
+        "The total number of seconds spent by all reads.",
+        DiskUnit::Millis,
+    ),
+    (
+        7,
+        "node_disk_writes_completed_total",
+        "The total number of writes completed successfully.",
+        DiskUnit::Count,
+    ),
+    (
+        8,
+        "node_disk_writes_merged_total",
+        "The number of writes merged.",
+        DiskUnit::Count,
+    ),
+    (
+        9,
+        "node_disk_written_bytes_total",
+        "The total number of bytes written successfully.",
+        DiskUnit::Sectors,
+    ),
+    (
+        10,
+        "node_disk_write_time_seconds_total",
+        "This is the total number of seconds spent by all writes.",
+        DiskUnit::Millis,
+    ),
+    (
+        12,
+        "node_disk_io_time_seconds_total",
+        "Total seconds spent doing I/Os.",
+        DiskUnit::Millis,
+    ),
+    (
+        13,
+        "node_disk_io_time_weighted_seconds_total",
+        "The weighted # of seconds spent doing I/Os.",
+        DiskUnit::Millis,
+    ),
+    (
+        14,
+        "node_disk_discards_completed_total",
+        "The total number of discards completed successfully.",
+        DiskUnit::Count,
+    ),
+    (
+        15,
+        "node_disk_discards_merged_total",
+        "The total number of discards merged.",
+        DiskUnit::Count,
+    ),
+    (
+        16,
+        "node_disk_discarded_sectors_total",
+        "The total number of sectors discarded successfully.",
+        DiskUnit::Count,
+    ),
+    (
+        17,
+        "node_disk_discard_time_seconds_total",
+        "This is the total number of seconds spent by all discards.",
+        DiskUnit::Millis,
+    ),
+    (
+        18,
+        "node_disk_flush_requests_total",
+        "The total number of flush requests completed successfully",
+        DiskUnit::Count,
+    ),
+    (
+        19,
+        "node_disk_flush_requests_time_seconds_total",
+        "This is the total number of seconds spent by all flush requests.",
+        DiskUnit::Millis,
+    ),
+];
+
 pub fn parse_diskstats(text: &str, s: &mut Samples) {
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -169,118 +281,32 @@ pub fn parse_diskstats(text: &str, s: &mut Samples) {
         }
         let n = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
         let l = [("device", dev)];
-        let c = |s: &mut Samples, name: &str, help: &str, v: Option<f64>| {
-            if let Some(v) = v {
-                s.counter(name, help, &l, v);
+        for (i, name, help, unit) in DISK_COUNTERS {
+            // Discards come as a group of four and flushes as a group of two.
+            let present = match i {
+                14..=17 => f.len() >= 18,
+                18..=19 => f.len() >= 20,
+                _ => true,
+            };
+            if i == 12
+                && let Some(v) = n(11)
+            {
+                s.gauge(
+                    "node_disk_io_now",
+                    "The number of I/Os currently in progress.",
+                    &l,
+                    v,
+                );
             }
-        };
-        c(
-            s,
-            "node_disk_reads_completed_total",
-            "The total number of reads completed successfully.",
-            n(3),
-        );
-        c(
-            s,
-            "node_disk_reads_merged_total",
-            "The total number of reads merged.",
-            n(4),
-        );
-        c(
-            s,
-            "node_disk_read_bytes_total",
-            "The total number of bytes read successfully.",
-            n(5).map(|v| v * 512.0),
-        );
-        c(
-            s,
-            "node_disk_read_time_seconds_total",
-            "The total number of seconds spent by all reads.",
-            n(6).map(|v| v / 1000.0),
-        );
-        c(
-            s,
-            "node_disk_writes_completed_total",
-            "The total number of writes completed successfully.",
-            n(7),
-        );
-        c(
-            s,
-            "node_disk_writes_merged_total",
-            "The number of writes merged.",
-            n(8),
-        );
-        c(
-            s,
-            "node_disk_written_bytes_total",
-            "The total number of bytes written successfully.",
-            n(9).map(|v| v * 512.0),
-        );
-        c(
-            s,
-            "node_disk_write_time_seconds_total",
-            "This is the total number of seconds spent by all writes.",
-            n(10).map(|v| v / 1000.0),
-        );
-        if let Some(v) = n(11) {
-            s.gauge(
-                "node_disk_io_now",
-                "The number of I/Os currently in progress.",
-                &l,
-                v,
-            );
-        }
-        c(
-            s,
-            "node_disk_io_time_seconds_total",
-            "Total seconds spent doing I/Os.",
-            n(12).map(|v| v / 1000.0),
-        );
-        c(
-            s,
-            "node_disk_io_time_weighted_seconds_total",
-            "The weighted # of seconds spent doing I/Os.",
-            n(13).map(|v| v / 1000.0),
-        );
-        if f.len() >= 18 {
-            c(
-                s,
-                "node_disk_discards_completed_total",
-                "The total number of discards completed successfully.",
-                n(14),
-            );
-            c(
-                s,
-                "node_disk_discards_merged_total",
-                "The total number of discards merged.",
-                n(15),
-            );
-            c(
-                s,
-                "node_disk_discarded_sectors_total",
-                "The total number of sectors discarded successfully.",
-                n(16),
-            );
-            c(
-                s,
-                "node_disk_discard_time_seconds_total",
-                "This is the total number of seconds spent by all discards.",
-                n(17).map(|v| v / 1000.0),
-            );
-        }
-        if f.len() >= 20 {
-            c(
-                s,
-                "node_disk_flush_requests_total",
-                "The total number of flush requests completed successfully",
-                n(18),
-            );
-            c(
-                s,
-                "node_disk_flush_requests_time_seconds_total",
-                "This is the total number of seconds spent by all flush requests.",
-                n(19).map(|v| v / 1000.0),
-            );
+            let Some(v) = n(i).filter(|_| present) else {
+                continue;
+            };
+            let v = match unit {
+                DiskUnit::Count => v,
+                DiskUnit::Sectors => v * 512.0,
+                DiskUnit::Millis => v / 1000.0,
+            };
+            s.counter(name, help, &l, v);
         }
     }
 }

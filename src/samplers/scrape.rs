@@ -8,13 +8,13 @@
 //! from one scrape to the next, or every series of a target that goes down, gets a staleness
 //! marker. This module does not know how samples are stored beyond [`Tsdb::append`].
 
-use crate::base::clock::now_ms;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::exposition::{self, Format};
+use crate::base::clock::now_ms;
 use crate::config::ScrapeConfig;
 use crate::tsdb::{Batch, Exemplar, Labels, Metadata, STALE_NAN_BITS, Tsdb};
 

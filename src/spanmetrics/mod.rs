@@ -20,7 +20,6 @@
 
 pub mod graph;
 
-use crate::base::clock::now_ms;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,6 +29,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
+use crate::base::clock::now_ms;
 pub use crate::config::{SpanMetricsConfig, default_graph_buckets, default_latency_buckets};
 use crate::telemetry::{Exposition, Kind, MetricSource};
 use crate::traces::{AfterCommit, CommitObserver, model};

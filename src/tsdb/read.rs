@@ -16,8 +16,6 @@ impl Tsdb {
             .collect()
     }
 
-    /// Metric metadata as last reported, by metric name.
-
     pub(super) fn overlapping_blocks(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
         self.inner
             .blocks

@@ -234,7 +234,10 @@ impl Ev<'_> {
                 Some((v * inv + 0.5).floor() / inv)
             },
             // Only `max < min` empties the result; a NaN bound gives NaN for every series.
-            "clamp" => |v, p| (!(p[1] < p[0])).then(|| go_max(p[0], go_min(p[1], v))),
+            "clamp" => |v, p| {
+                (p[1].partial_cmp(&p[0]) != Some(std::cmp::Ordering::Less))
+                    .then(|| go_max(p[0], go_min(p[1], v)))
+            },
             "clamp_max" => |v, p| Some(go_min(p[0], v)),
             "clamp_min" => |v, p| Some(go_max(p[0], v)),
             _ => return exec(format!("function {name:?} is not implemented")),

@@ -93,16 +93,7 @@ pub async fn traces(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
                         let mut points = Vec::new();
                         for spans in found {
                             let row = trace_row(&spans);
-                            let start = spans
-                                .iter()
-                                .map(|s| s.span.start_time_unix_nano)
-                                .min()
-                                .unwrap_or(0);
-                            let end = spans
-                                .iter()
-                                .map(|s| s.span.end_time_unix_nano)
-                                .max()
-                                .unwrap_or(0);
+                            let (start, end) = bounds(&spans);
                             points.push(serde_json::json!([
                                 start / 1_000_000,
                                 end.saturating_sub(start) as f64 / 1e6,
@@ -120,17 +111,15 @@ pub async fn traces(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
     render(t)
 }
 
+/// A trace's first start and last end (ns; 0 when it has no spans).
+fn bounds(spans: &[crate::traces::StoredSpan]) -> (u64, u64) {
+    let start = spans.iter().map(|s| s.span.start_time_unix_nano).min();
+    let end = spans.iter().map(|s| s.span.end_time_unix_nano).max();
+    (start.unwrap_or(0), end.unwrap_or(0))
+}
+
 pub(super) fn trace_row(spans: &[crate::traces::StoredSpan]) -> TraceRow {
-    let start = spans
-        .iter()
-        .map(|s| s.span.start_time_unix_nano)
-        .min()
-        .unwrap_or(0);
-    let end = spans
-        .iter()
-        .map(|s| s.span.end_time_unix_nano)
-        .max()
-        .unwrap_or(0);
+    let (start, end) = bounds(spans);
     let ids: std::collections::HashSet<&[u8]> =
         spans.iter().map(|s| s.span.span_id.as_slice()).collect();
     let root = spans
