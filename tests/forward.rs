@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::sdk::{self, Otlp};
+
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
@@ -92,16 +94,8 @@ fn sdk_traffic(a_http: String) -> Vec<String> {
         .with_attribute(KeyValue::new("deployment.environment", "test"))
         .build();
     // Traces.
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{a_http}/v1/traces"))
-        .build()
-        .unwrap();
-    let tp = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_resource(res.clone())
-        .with_batch_exporter(exporter)
-        .build();
+    let exporter = sdk::span_exporter(Otlp::HttpProto, format!("{a_http}/v1/traces"));
+    let tp = sdk::tracer_provider(exporter, res.clone());
     let tracer = tp.tracer("shop");
     let mut ids = Vec::new();
     for i in 0..12 {
@@ -132,16 +126,8 @@ fn sdk_traffic(a_http: String) -> Vec<String> {
     tp.force_flush().unwrap();
     tp.shutdown().unwrap();
     // Metrics.
-    let exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{a_http}/v1/metrics"))
-        .build()
-        .unwrap();
-    let mp = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
-        .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build())
-        .with_resource(res.clone())
-        .build();
+    let exporter = sdk::metric_exporter(Otlp::HttpProto, format!("{a_http}/v1/metrics"));
+    let mp = sdk::meter_provider(exporter, res.clone());
     let meter = mp.meter("shop");
     let c = meter.u64_counter("orders.placed").build();
     c.add(3, &[KeyValue::new("region", "eu")]);

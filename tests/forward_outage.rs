@@ -239,45 +239,31 @@ fn a_full_disk_refuses_forwarded_exports_until_delivery_frees_it() {
     let client = reqwest::blocking::Client::new();
     let post = |k: u64, n: u64| {
         let t = build::trace_id(k, 0x51);
-        let spans = (0..n)
-            .map(|i| {
-                let mut sp = build::span(&t, i + 1, None, "fill", build::now_ns(), 10);
-                sp.attributes.push(build::kv(
-                    "noise",
-                    build::s(&format!("{:x}", (k * 104729 + i * 7).wrapping_pow(3)).repeat(8)),
-                ));
-                sp
-            })
-            .collect();
+        let spans = build::bulky_spans(
+            &t,
+            "fill",
+            n,
+            |_| build::now_ns(),
+            "noise",
+            |i| k * 104729 + i * 7,
+            8,
+        );
         let r = client
             .post(a.otlp_http("/v1/traces"))
             .header("content-type", "application/x-protobuf")
             .body(build::request("full", spans).encode_to_vec())
             .send()
             .unwrap();
-        (
-            hex::encode(&t),
-            r.status().as_u16(),
-            r.headers().contains_key("retry-after"),
-        )
+        r.status().as_u16()
     };
-    let mut acked = Vec::new();
-    let mut full = false;
-    for k in 0..1000u64 {
-        match post(k, 200) {
-            (id, 200, _) => acked.push(id),
-            (_, 503, retry_after) => {
-                assert!(retry_after, "503 carries Retry-After");
-                full = true;
-                break;
-            }
-            (_, other, _) => panic!("unexpected {other} while filling the disk"),
-        }
-    }
-    assert!(full, "the disk never filled");
-    assert!(!acked.is_empty());
+    let (acked, refused) = common::fill_disk(&a.otlp_http("/v1/traces"), 0x51, 1000);
+    assert_eq!(refused, 503, "a full forward queue refuses with 503");
+    let acked: Vec<String> = acked
+        .into_iter()
+        .map(|k| hex::encode(build::trace_id(k, 0x51)))
+        .collect();
     // Still full: refused, not acknowledged.
-    assert_eq!(post(5000, 200).1, 503);
+    assert_eq!(post(5000, 200), 503);
     // The upstream comes back: everything acknowledged arrives, the delivered segment goes, and
     // new exports are taken again.
     let b = Child::spawn_at(b_dir.path(), &[], b_ports);
@@ -300,7 +286,7 @@ fn a_full_disk_refuses_forwarded_exports_until_delivery_frees_it() {
     }
     let mut recovered = false;
     for k in 0..100u64 {
-        if post(6000 + k, 5).1 == 200 {
+        if post(6000 + k, 5) == 200 {
             recovered = true;
             break;
         }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::build::{now_ns, request, span, trace_id};
+use common::build::{bulky_spans, now_ns, request, span, trace_id};
 use common::{Child, Server, get_json, post_proto, wait_json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,16 +164,15 @@ async fn retention_by_age_and_by_size() {
     let old = now_ns() - 2 * 3600 * 1_000_000_000;
     // 30 old traces (two hours ago) with bulky attributes, then one recent trace.
     for b in 0..30u64 {
-        let spans = (0..200u64)
-            .map(|i| {
-                let mut sp = span(&trace_id(b, 11), i + 1, None, "old", old + i, 10);
-                sp.attributes.push(common::build::kv(
-                    "blob",
-                    common::build::s(&format!("{:x}", (b * 1000 + i).wrapping_pow(3)).repeat(20)),
-                ));
-                sp
-            })
-            .collect();
+        let spans = bulky_spans(
+            &trace_id(b, 11),
+            "old",
+            200,
+            |i| old + i,
+            "blob",
+            |i| b * 1000 + i,
+            20,
+        );
         assert_eq!(post_proto(&url, &request("aging", spans)).await, 200);
     }
     let recent = trace_id(99, 11);
@@ -250,23 +249,16 @@ async fn retention_by_age_and_by_size() {
     .await;
     let url = server.otlp_http("/v1/traces");
     for b in 0..40u64 {
-        let spans = (0..200u64)
-            .map(|i| {
-                let mut sp = span(
-                    &trace_id(b, 12),
-                    i + 1,
-                    None,
-                    "sized",
-                    now_ns() - (40 - b) * 1_000_000_000,
-                    10,
-                );
-                sp.attributes.push(common::build::kv(
-                    "blob",
-                    common::build::s(&format!("{:x}", (b * 7919 + i).wrapping_pow(3)).repeat(20)),
-                ));
-                sp
-            })
-            .collect();
+        let start = now_ns() - (40 - b) * 1_000_000_000;
+        let spans = bulky_spans(
+            &trace_id(b, 12),
+            "sized",
+            200,
+            |_| start,
+            "blob",
+            |i| b * 7919 + i,
+            20,
+        );
         assert_eq!(post_proto(&url, &request("sized", spans)).await, 200);
     }
     let first = hex::encode(trace_id(0, 12));
@@ -315,42 +307,11 @@ async fn disk_full_is_503_and_recovers() {
     let data = mnt.join("data");
     let child = Child::spawn(&data);
     let url = child.otlp_http("/v1/traces");
-    let client = reqwest::Client::new();
-    let mut acked = Vec::new();
-    let mut full = None;
-    for b in 0..400u64 {
-        let spans = (0..200u64)
-            .map(|i| {
-                let mut sp = span(&trace_id(b, 13), i + 1, None, "fill", now_ns(), 10);
-                sp.attributes.push(common::build::kv(
-                    "noise",
-                    common::build::s(
-                        &format!("{:x}", (b * 104729 + i * 7).wrapping_pow(3)).repeat(8),
-                    ),
-                ));
-                sp
-            })
-            .collect();
-        let body = prost::Message::encode_to_vec(&request("full", spans));
-        let r = client
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        match r.status().as_u16() {
-            200 => acked.push(b),
-            503 | 429 => {
-                assert!(r.headers().contains_key("retry-after"));
-                full = Some(b);
-                break;
-            }
-            other => panic!("unexpected status {other} while filling the disk"),
-        }
-    }
-    let full_at = full.expect("the disk never filled up");
-    assert!(!acked.is_empty());
+    let fill_url = url.clone();
+    let (acked, _) = tokio::task::spawn_blocking(move || common::fill_disk(&fill_url, 13, 400))
+        .await
+        .unwrap();
+    let full_at = acked.len();
     assert_eq!(
         reqwest::get(child.api("/healthz")).await.unwrap().status(),
         200

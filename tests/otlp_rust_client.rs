@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::sdk::{self, Otlp};
+
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +16,6 @@ use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -34,22 +35,10 @@ fn provider(
     memory: &InMemorySpanExporter,
 ) -> SdkTracerProvider {
     let exporter = match t {
-        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(server.otlp_grpc())
-            .build(),
-        Transport::HttpProto => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(server.otlp_http("/v1/traces"))
-            .build(),
-        Transport::HttpJson => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpJson)
-            .with_endpoint(server.otlp_http("/v1/traces"))
-            .build(),
-    }
-    .unwrap();
+        Transport::Grpc => sdk::span_exporter(Otlp::Grpc, server.otlp_grpc()),
+        Transport::HttpProto => sdk::span_exporter(Otlp::HttpProto, server.otlp_http("/v1/traces")),
+        Transport::HttpJson => sdk::span_exporter(Otlp::HttpJson, server.otlp_http("/v1/traces")),
+    };
     SdkTracerProvider::builder()
         .with_resource(
             Resource::builder()

@@ -4,36 +4,22 @@
 
 mod common;
 
+use common::sdk::{self, Otlp};
+
 use common::{Server, export, labels};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 fn record(endpoint: String, grpc: bool, service: &str) {
-    let exporter = if grpc {
-        opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-    } else {
-        opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .build()
-    }
-    .unwrap();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter).build())
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_string())
-                .with_attribute(KeyValue::new("service.instance.id", "i-7"))
-                .build(),
-        )
-        .build();
+    let t = if grpc { Otlp::Grpc } else { Otlp::HttpProto };
+    let provider = sdk::meter_provider(
+        sdk::metric_exporter(t, endpoint),
+        Resource::builder()
+            .with_service_name(service.to_string())
+            .with_attribute(KeyValue::new("service.instance.id", "i-7"))
+            .build(),
+    );
     let meter = provider.meter("rust-client");
     let c = meter.u64_counter("gpu.jobs").with_unit("{job}").build();
     c.add(2, &[KeyValue::new("queue", "a")]);

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::sdk::{self, Otlp};
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,27 +19,19 @@ use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
 
 fn provider(endpoint: &str, service: &str, extra: Vec<KeyValue>) -> SdkTracerProvider {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .unwrap();
-    SdkTracerProvider::builder()
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_string())
-                .with_attributes(extra)
-                .build(),
-        )
-        .with_batch_exporter(exporter)
-        .build()
+    sdk::tracer_provider(
+        sdk::span_exporter(Otlp::Grpc, endpoint),
+        Resource::builder()
+            .with_service_name(service.to_string())
+            .with_attributes(extra)
+            .build(),
+    )
 }
 
 async fn query_at(base: &str, q: &str, t: Option<f64>) -> Vec<Value> {

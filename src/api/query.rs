@@ -1,6 +1,6 @@
 //! The PromQL endpoints of the Prometheus HTTP API: `/api/v1/query`, `/api/v1/query_range`,
 //! `/api/v1/format_query`, `/api/v1/query_exemplars`, plus `/api/v1/status/buildinfo`,
-//! `/api/v1/rules` and `/api/v1/alerts` (empty: alerting does not exist yet). Answers are
+//! `/api/v1/rules` and `/api/v1/alerts` (empty: alerting rules are not built yet, an open issue). Answers are
 //! written byte for byte as Prometheus writes them: timestamps as seconds with up to three
 //! decimals, sample values as strings in Go's shortest form, Go's JSON string escaping.
 

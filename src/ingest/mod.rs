@@ -270,8 +270,9 @@ impl Ingest {
         Ok(())
     }
 
-    /// Metrics are decoded and counted, but there is no metrics store yet (its own issue): every
-    /// data point is answered as rejected, so no client believes they were kept.
+    /// Metrics: converted to Prometheus series (`metrics.rs`) and appended to the metrics store,
+    /// durable in its WAL before the answer; forwarded as received where `[forward]` says so.
+    /// Points the converter or the store refuse are reported as partial success.
     pub async fn export_metrics(
         &self,
         req: ExportMetricsServiceRequest,

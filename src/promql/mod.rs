@@ -1,5 +1,8 @@
-//! PromQL: parser (`parser.rs`), syntax tree and printer (`ast.rs`), function table
-//! (`functions.rs`) and evaluator (`eval.rs`), reading through [`crate::tsdb::Queryable`].
+//! PromQL: lexer (`lexer.rs`), parser (`parser.rs`), syntax tree and printer (`ast.rs`), value
+//! types and function table (`functions.rs`), evaluator (`eval/`: core, aggregation, binary
+//! operators, function implementations, range functions), reading through
+//! [`crate::tsdb::Queryable`]; and the [`QueryService`] every query of the APIs and the UI goes
+//! through (`service.rs`).
 //!
 //! Semantics follow Prometheus 2.x (2.42 is the reference that runs in CI): the lookback
 //! window and range-selector windows are closed on both ends (`[t - 5m, t]`); Prometheus 3.0

@@ -9,8 +9,9 @@
 //! - the process map: which service a process id or container id belongs to, from the resources
 //!   of recent spans, which the GPU sampler uses to attribute GPU time and energy to services.
 //!
-//! The trace store's writer hands over a compact observation of every committed batch
-//! ([`extract`], then [`SpanMetrics::submit`]); one thread aggregates them in memory and writes
+//! [`SpanMetrics`] is the trace store's commit observer: it takes a compact observation of every
+//! group of spans before the write ([`extract`]) and submits it once the commit succeeded
+//! ([`SpanMetrics::submit`]); one thread aggregates them in memory and writes
 //! the cumulative values to the metrics store every `interval`, with wall-clock timestamps, as
 //! Tempo's generator does. A series' first write is preceded by a zero at the previous write's
 //! time, so `rate()` and `increase()` count its first spans. Counters live in memory: a restart

@@ -3,7 +3,10 @@
 //!
 //! Owns: the writer thread (group commit, retention), the indexer thread (timer commits, catch-up
 //! on start), reads (traces by id, searches, services, operations, dependencies, logs). Does not
-//! own: decoding OTLP (that is `ingest`), or shaping answers for a protocol (that is `api`).
+//! own: decoding OTLP (that is `ingest`), shaping answers for a protocol (that is `api`), or
+//! knowing who listens to commits: a [`CommitObserver`] is told about each committed group of
+//! spans (`app.rs` registers span metrics). `params.rs` parses search parameters for the API and
+//! the UI alike.
 
 pub mod chunk;
 pub mod db;

@@ -201,6 +201,7 @@ impl Drop for Child {
 }
 
 pub mod promdiff;
+pub mod sdk;
 
 /// Builds the stub NVML library (`tests/nvml_stub/nvml_stub.c`) into `dir` with `cc`.
 pub fn nvml_stub(dir: &std::path::Path) -> std::path::PathBuf {
@@ -277,6 +278,28 @@ pub mod build {
         }
     }
 
+    /// `n` spans of `trace` named `name` (span `i` starts at `start(i)`, 10 ns long), each with an
+    /// attribute `key` of hex text that does not compress (`noise(i)` cubed, repeated `repeat`
+    /// times), so that a batch takes real room on disk: for retention and full-disk tests.
+    pub fn bulky_spans(
+        trace: &[u8],
+        name: &str,
+        n: u64,
+        start: impl Fn(u64) -> u64,
+        key: &str,
+        noise: impl Fn(u64) -> u64,
+        repeat: usize,
+    ) -> Vec<Span> {
+        (0..n)
+            .map(|i| {
+                let mut sp = span(trace, i + 1, None, name, start(i), 10);
+                let text = format!("{:x}", noise(i).wrapping_pow(3)).repeat(repeat);
+                sp.attributes.push(kv(key, s(&text)));
+                sp
+            })
+            .collect()
+    }
+
     pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
@@ -292,6 +315,49 @@ pub mod build {
             }],
         }
     }
+}
+
+/// Fills the disk under a server with trace exports of 200 bulky spans (trace `trace_id(k, salt)`
+/// for batch `k`, from 0 up to `max`) posted to the OTLP/HTTP `url`, until one is refused.
+/// Returns the acknowledged batch numbers and the refusal's status; a refusal must be 503 or 429
+/// with `Retry-After`, anything else but 200 fails the test, and so does a disk that never fills.
+/// Blocking (call it from `spawn_blocking` in async tests).
+pub fn fill_disk(url: &str, salt: u64, max: u64) -> (Vec<u64>, u16) {
+    let client = reqwest::blocking::Client::new();
+    let mut acked = Vec::new();
+    for k in 0..max {
+        let t = build::trace_id(k, salt);
+        let spans = build::bulky_spans(
+            &t,
+            "fill",
+            200,
+            |_| build::now_ns(),
+            "noise",
+            |i| k * 104729 + i * 7,
+            8,
+        );
+        let r = client
+            .post(url)
+            .header("content-type", "application/x-protobuf")
+            .body(prost::Message::encode_to_vec(&build::request(
+                "full", spans,
+            )))
+            .send()
+            .unwrap();
+        match r.status().as_u16() {
+            200 => acked.push(k),
+            code @ (503 | 429) => {
+                assert!(
+                    r.headers().contains_key("retry-after"),
+                    "{code} without Retry-After"
+                );
+                assert!(!acked.is_empty(), "the first export was refused");
+                return (acked, code);
+            }
+            other => panic!("unexpected status {other} while filling the disk"),
+        }
+    }
+    panic!("the disk never filled in {max} exports");
 }
 
 /// Posts a protobuf export and returns the status.

@@ -7,7 +7,7 @@
 //! This file owns the evaluator's core: values, errors, limits (deadline, samples), selectors
 //! and the recursion over the AST. Aggregations (`aggregate.rs`), binary operators
 //! (`binary.rs`), function implementations (`functions.rs`) and range functions (`range.rs`)
-//! add their methods to [`Ev`] from their own files.
+//! add their methods to `Ev` from their own files.
 
 // Step-indexed loops walk several parallel per-step arrays at once; indices read better here.
 #![allow(clippy::needless_range_loop)]
