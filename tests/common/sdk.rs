@@ -14,42 +14,36 @@ pub enum Otlp {
     HttpJson,
 }
 
+/// Builds an exporter from `builder` for transport `t` to `endpoint` (the OTLP crate's span and
+/// metric builders share no trait, hence a macro).
+macro_rules! exporter {
+    ($builder:expr, $t:expr, $endpoint:expr) => {{
+        let b = $builder;
+        match $t {
+            Otlp::Grpc => b.with_tonic().with_endpoint($endpoint).build(),
+            Otlp::HttpProto => b
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint($endpoint)
+                .build(),
+            Otlp::HttpJson => b
+                .with_http()
+                .with_protocol(Protocol::HttpJson)
+                .with_endpoint($endpoint)
+                .build(),
+        }
+        .unwrap()
+    }};
+}
+
 /// A span exporter to `endpoint` (the gRPC address, or the full `/v1/traces` URL).
 pub fn span_exporter(t: Otlp, endpoint: impl Into<String>) -> opentelemetry_otlp::SpanExporter {
-    let b = opentelemetry_otlp::SpanExporter::builder();
-    match t {
-        Otlp::Grpc => b.with_tonic().with_endpoint(endpoint).build(),
-        Otlp::HttpProto => b
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .build(),
-        Otlp::HttpJson => b
-            .with_http()
-            .with_protocol(Protocol::HttpJson)
-            .with_endpoint(endpoint)
-            .build(),
-    }
-    .unwrap()
+    exporter!(opentelemetry_otlp::SpanExporter::builder(), t, endpoint)
 }
 
 /// A metric exporter to `endpoint` (the gRPC address, or the full `/v1/metrics` URL).
 pub fn metric_exporter(t: Otlp, endpoint: impl Into<String>) -> opentelemetry_otlp::MetricExporter {
-    let b = opentelemetry_otlp::MetricExporter::builder();
-    match t {
-        Otlp::Grpc => b.with_tonic().with_endpoint(endpoint).build(),
-        Otlp::HttpProto => b
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .build(),
-        Otlp::HttpJson => b
-            .with_http()
-            .with_protocol(Protocol::HttpJson)
-            .with_endpoint(endpoint)
-            .build(),
-    }
-    .unwrap()
+    exporter!(opentelemetry_otlp::MetricExporter::builder(), t, endpoint)
 }
 
 /// A tracer provider that batches spans to `exporter`.
