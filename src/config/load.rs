@@ -51,7 +51,12 @@ pub fn load(
                 .unwrap_or_else(|| PathBuf::from("<environment>")),
             message: e.message().to_string(),
         })?;
-    Ok((validate(&raw)?, warnings))
+    let mut cfg = validate(&raw)?;
+    // Rule files are relative to the config file, as Prometheus's are to prometheus.yml.
+    if let Some(dir) = file.and_then(Path::parent) {
+        cfg.rules.base_dir = dir.to_path_buf();
+    }
+    Ok((cfg, warnings))
 }
 /// `(section, key)` for every known key, section empty for top-level keys, with its default value.
 pub(super) fn known_keys() -> Vec<(String, String, toml::Value)> {
@@ -147,6 +152,34 @@ fn apply_env(
                     .map(|x| toml::Value::String(x.to_string()))
                     .collect(),
             ),
+            // Lists of files, URLs and names: comma-separated.
+            toml::Value::Array(_) if section == "rules" || section == "alerting" => {
+                toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(|x| toml::Value::String(x.to_string()))
+                        .collect(),
+                )
+            }
+            // Label sets: `name=value,name=value`.
+            toml::Value::Table(_) => {
+                let mut t = toml::Table::new();
+                for pair in value.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                    let (k, v) = pair.split_once('=').ok_or_else(|| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!(
+                            "expected name=value pairs separated by commas, got {value:?}"
+                        ),
+                    })?;
+                    t.insert(
+                        k.trim().to_string(),
+                        toml::Value::String(v.trim().to_string()),
+                    );
+                }
+                toml::Value::Table(t)
+            }
             // Lists of numbers (bucket bounds): comma-separated.
             toml::Value::Array(_) => toml::Value::Array(
                 value

@@ -11,6 +11,7 @@ mod load;
 mod proxy;
 mod query;
 pub mod raw;
+mod rules;
 mod scrape;
 mod spanmetrics;
 mod tls;
@@ -27,6 +28,7 @@ pub use proxy::{Cidr, ProxyRoute};
 pub use query::EngineConfig;
 pub use raw::RawConfig;
 pub use raw::{default_graph_buckets, default_latency_buckets};
+pub use rules::{AlertingConfig, AlertmanagerTarget, RulesConfig};
 pub use scrape::ScrapeConfig;
 pub use spanmetrics::SpanMetricsConfig;
 pub use tls::TlsConfig;
@@ -77,6 +79,8 @@ pub struct Config {
     pub proxy: Vec<ProxyRoute>,
     pub auth: AuthConfig,
     pub tls: Option<TlsConfig>,
+    pub rules: RulesConfig,
+    pub alerting: AlertingConfig,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -264,6 +268,8 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
         proxy: proxy::proxy_routes(&raw.proxy)?,
         auth: auth::auth_config(&raw.auth)?,
         tls: tls::tls_config(&raw.tls)?,
+        rules: rules::rules_config(&raw.rules)?,
+        alerting: rules::alerting_config(&raw.alerting)?,
         log_level: raw.log.level.clone(),
         log_json,
     })

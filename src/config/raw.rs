@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub tls: RawTls,
     pub log: RawLog,
+    pub rules: RawRules,
+    pub alerting: RawAlerting,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -421,6 +423,8 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             tls: RawTls::default(),
             log: RawLog::default(),
+            rules: RawRules::default(),
+            alerting: RawAlerting::default(),
         }
     }
 }
@@ -493,4 +497,78 @@ pub fn default_latency_buckets() -> Vec<f64> {
 
 pub fn default_graph_buckets() -> Vec<f64> {
     (0..8).map(|i| 0.1 * f64::from(1u32 << i)).collect()
+}
+
+/// `[rules]`: Prometheus rule files (recording and alerting rules).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRules {
+    /// Rule files or globs, relative to the config file ("rules/*.yml").
+    pub files: Vec<String>,
+    /// Default interval of a group that sets none (Prometheus's `evaluation_interval`).
+    pub evaluation_interval: String,
+    /// Evaluate the shipped GPU, host and Sightline rules.
+    pub builtin: bool,
+    /// Groups not evaluated, by name (built-in or from files), e.g. "sightline-gpu".
+    pub disabled_groups: Vec<String>,
+    /// Prometheus's `--rules.alert.for-outage-tolerance`.
+    pub for_outage_tolerance: String,
+    /// Prometheus's `--rules.alert.for-grace-period`.
+    pub for_grace_period: String,
+    /// Prometheus's `--rules.alert.resend-delay`.
+    pub resend_delay: String,
+    /// Longest a rule's query may run.
+    pub query_timeout: String,
+}
+
+impl Default for RawRules {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            evaluation_interval: "1m".into(),
+            builtin: true,
+            disabled_groups: Vec::new(),
+            for_outage_tolerance: "1h".into(),
+            for_grace_period: "10m".into(),
+            resend_delay: "1m".into(),
+            query_timeout: "2m".into(),
+        }
+    }
+}
+
+/// `[alerting]`: where alerts go, as Prometheus's `alerting:` section and `external_labels`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerting {
+    /// Alertmanager base URLs; `http://user:pass@host:9093/prefix` gives basic auth and a path
+    /// prefix. Alerts go to `<url>/api/v2/alerts`.
+    pub alertmanagers: Vec<String>,
+    /// Sent as `Authorization: Bearer ...` to every Alertmanager.
+    pub bearer_token: String,
+    pub bearer_token_file: String,
+    /// CA bundle (PEM) trusted for https Alertmanagers, beside the system's roots.
+    pub ca_file: String,
+    pub timeout: String,
+    /// Alerts waiting to be sent, at most; the oldest are dropped past it.
+    pub queue_capacity: u64,
+    /// Added to every alert sent (and `$externalLabels` in templates).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// This instance's URL as users reach it (`generatorURL`, `$externalURL`); empty:
+    /// `http://<hostname>:<port><base_path>`.
+    pub external_url: String,
+}
+
+impl Default for RawAlerting {
+    fn default() -> Self {
+        Self {
+            alertmanagers: Vec::new(),
+            bearer_token: String::new(),
+            bearer_token_file: String::new(),
+            ca_file: String::new(),
+            timeout: "10s".into(),
+            queue_capacity: 10_000,
+            external_labels: Default::default(),
+            external_url: String::new(),
+        }
+    }
 }

@@ -86,49 +86,7 @@ impl<'a> Lexer<'a> {
 
 pub(super) type PResult<T> = Result<T, (usize, String)>;
 
-/// Parses a Prometheus duration (`1h30m`, `5m`, `100ms`); units must go from largest to smallest.
-pub fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut total: i64 = 0;
-    let mut last_rank = usize::MAX;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if start == i {
-            return None;
-        }
-        let n: i64 = s[start..i].parse().ok()?;
-        let ustart = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let (rank, mult) = match &s[ustart..i] {
-            "y" => (0, 365 * 86_400_000),
-            "w" => (1, 7 * 86_400_000),
-            "d" => (2, 86_400_000),
-            "h" => (3, 3_600_000),
-            "m" => (4, 60_000),
-            "s" => (5, 1000),
-            "ms" => (6, 1),
-            _ => return None,
-        };
-        if last_rank != usize::MAX && rank <= last_rank {
-            return None;
-        }
-        last_rank = rank;
-        total = total.checked_add(n.checked_mul(mult)?)?;
-    }
-    Some(total)
-}
+pub use crate::base::units::parse_prom_duration as parse_duration;
 
 impl<'a> Lexer<'a> {
     fn peek_byte(&self, k: usize) -> Option<u8> {

@@ -1,0 +1,235 @@
+//! Go `text/template` as Prometheus uses it for alert labels and annotations: text and
+//! `{{ actions }}` with trim markers and comments; pipelines with `|`, variables (`$x := ...`,
+//! `$x = ...`), fields (`.Labels.instance`, `$labels.job`), parenthesised pipelines; `if` /
+//! `else if` / `else`, `range` (with `$i, $e :=`, `else`, `break`, `continue`), `with`; Go's
+//! built-in functions (`and or not len index print printf println eq ne lt le gt ge html js
+//! urlquery`) and Prometheus's (`funcs.rs`). Not supported: `define`, `template`, `block`,
+//! method calls and `call` (alert templates have no methods to call); they are parse errors.
+//!
+//! Parsing (`parse.rs`) and execution (`exec.rs`) are bounded: template text is limited in size,
+//! execution in steps and in output bytes, so a template cannot take the process down. This
+//! module knows nothing of rules or PromQL: `query` goes through the [`QueryFn`] the caller
+//! passes.
+
+mod exec;
+mod funcs;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+pub use exec::Limits;
+pub use funcs::{go_format_float, humanize, humanize_duration};
+use parse::Node;
+
+/// Longest template text accepted.
+pub const MAX_TEMPLATE_BYTES: usize = 64 << 10;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("template: {name}:{line}: {msg}")]
+pub struct TemplateError {
+    pub name: String,
+    pub line: usize,
+    pub msg: String,
+}
+
+/// A value templates work with: Go's dynamic values, reduced to what alert templates see.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Map(Rc<BTreeMap<String, Value>>),
+    List(Rc<Vec<Value>>),
+    /// A query result row: `.Labels` and `.Value`.
+    Sample(Rc<Sample>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl Value {
+    pub fn str_map(m: &BTreeMap<String, String>) -> Value {
+        Value::Map(Rc::new(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
+                .collect(),
+        ))
+    }
+
+    /// Go's `truth`: false for the zero value of its kind and for empty collections.
+    pub fn truth(&self) -> bool {
+        match self {
+            Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::Map(m) => !m.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Sample(_) => true,
+        }
+    }
+
+    /// Go's `%v`.
+    pub fn write_to(&self, out: &mut String) {
+        match self {
+            Value::Nil => out.push_str("<no value>"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => out.push_str(&go_format_float(*f, 'g', None)),
+            Value::Str(s) => out.push_str(s),
+            Value::Map(m) => {
+                out.push_str("map[");
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(k);
+                    out.push(':');
+                    v.write_to(out);
+                }
+                out.push(']');
+            }
+            Value::List(l) => {
+                out.push('[');
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    v.write_to(out);
+                }
+                out.push(']');
+            }
+            Value::Sample(s) => {
+                out.push_str("{map[");
+                for (i, (k, v)) in s.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    let _ = write!(out, "{k}:{v}");
+                }
+                let _ = write!(out, "] {}}}", go_format_float(s.value, 'g', None));
+            }
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        self.write_to(&mut s);
+        s
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float64",
+            Value::Str(_) => "string",
+            Value::Map(_) => "map",
+            Value::List(_) => "slice",
+            Value::Sample(_) => "sample",
+        }
+    }
+}
+
+/// Runs a PromQL instant query for the template's `query` function at the evaluation time.
+pub trait QueryFn {
+    fn query(&self, expr: &str) -> Result<Vec<Sample>, String>;
+}
+
+/// No `query` available: calling it is an error (rule checks, tests without a store).
+pub struct NoQuery;
+
+impl QueryFn for NoQuery {
+    fn query(&self, _expr: &str) -> Result<Vec<Sample>, String> {
+        Err("query is not available here".into())
+    }
+}
+
+/// Everything a template may reach besides its data.
+pub struct Env<'a> {
+    pub query: &'a dyn QueryFn,
+    pub external_url: &'a str,
+    /// The URL path prefix of `external_url` (`pathPrefix`).
+    pub path_prefix: &'a str,
+    pub limits: Limits,
+}
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    name: String,
+    nodes: Vec<Node>,
+}
+
+impl Template {
+    pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
+        if text.len() > MAX_TEMPLATE_BYTES {
+            return Err(TemplateError {
+                name: name.to_string(),
+                line: 1,
+                msg: format!("template is longer than {MAX_TEMPLATE_BYTES} bytes"),
+            });
+        }
+        let nodes = parse::parse(text).map_err(|(line, msg)| TemplateError {
+            name: name.to_string(),
+            line,
+            msg,
+        })?;
+        Ok(Template {
+            name: name.to_string(),
+            nodes,
+        })
+    }
+
+    pub fn execute(&self, data: &Value, env: &Env<'_>) -> Result<String, TemplateError> {
+        exec::run(&self.nodes, data, env).map_err(|(line, msg)| TemplateError {
+            name: self.name.clone(),
+            line,
+            msg,
+        })
+    }
+}
+
+/// An alert's label or annotation template as Prometheus expands it: with `$labels`,
+/// `$externalLabels`, `$externalURL` and `$value` defined in front.
+pub fn alert_text(text: &str) -> String {
+    format!(
+        "{{{{$labels := .Labels}}}}{{{{$externalLabels := .ExternalLabels}}}}{{{{$externalURL := .ExternalURL}}}}{{{{$value := .Value}}}}{text}"
+    )
+}
+
+/// The data Prometheus gives an alert's templates (`.Labels`, `.ExternalLabels`,
+/// `.ExternalURL`, `.Value`).
+pub fn alert_data(
+    labels: &BTreeMap<String, String>,
+    external_labels: &BTreeMap<String, String>,
+    external_url: &str,
+    value: f64,
+) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("Labels".to_string(), Value::str_map(labels));
+    m.insert(
+        "ExternalLabels".to_string(),
+        Value::str_map(external_labels),
+    );
+    m.insert(
+        "ExternalURL".to_string(),
+        Value::Str(external_url.to_string()),
+    );
+    m.insert("Value".to_string(), Value::Float(value));
+    Value::Map(Rc::new(m))
+}
+
+#[cfg(test)]
+mod tests;
