@@ -48,6 +48,19 @@ pub fn router(
         registry,
         base_path: base_path.to_string(),
     };
+    // Rule groups and alerts; without a rule manager (tests), Prometheus's empty answers.
+    let rules_api = match ui.rules.clone() {
+        Some(m) => api::rules::router(m),
+        None => Router::new()
+            .route(
+                "/api/v1/rules",
+                get(|| async { api::edge::prometheus_success_raw("{\"groups\":[]}") }),
+            )
+            .route(
+                "/api/v1/alerts",
+                get(|| async { api::edge::prometheus_success_raw("{\"alerts\":[]}") }),
+            ),
+    };
     let inner = Router::new()
         .route("/", get(root_redirect))
         .route("/ui", get(root_redirect))
@@ -62,6 +75,7 @@ pub fn router(
         .merge(api::spm::router(query.clone()))
         .merge(api::gpu::router(api_state.store.clone(), tsdb.clone()))
         .merge(api::query::router(query))
+        .merge(rules_api)
         .merge(ingest::http::router(ingest));
     // Responses gzipped for clients that ask (the UI's pages and data, large API answers).
     let inner = inner.layer(tower_http::compression::CompressionLayer::new().gzip(true));
@@ -273,7 +287,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tsdb.clone(),
         crate::promql::Engine::new(config.query.clone()),
     );
-    let ui = crate::ui::UiState::new(store.clone(), query.clone(), counters.clone(), &config);
+    // Rules: a bad rule file stops the start here, naming the file and line. Alerts go to the
+    // configured Alertmanagers through the notifier's queue.
+    let notifier = crate::notify::Notifier::new(&config.alerting)?;
+    registry.add(notifier.clone());
+    let notifier_task = tokio::spawn(notifier.clone().run(shutdown.clone()));
+    let external_url = external_url(&config, http);
+    let rules = crate::rules::Manager::start(
+        config.rules.clone(),
+        &config.alerting,
+        external_url,
+        query.clone(),
+        notifier,
+        shutdown.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot load the rules: {e}"))?;
+    registry.add(rules.clone());
+    reload_rules_on_sighup(rules.clone(), shutdown.clone())?;
+    let mut ui = crate::ui::UiState::new(store.clone(), query.clone(), counters.clone(), &config);
+    ui.rules = Some(rules);
     let main_router = router(
         store.clone(),
         tsdb.clone(),
@@ -365,6 +397,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         for s in scrapers {
             let _ = s.await;
         }
+        let _ = notifier_task.await;
         // No export can enqueue any more: stop the senders and the queue writer (what is queued
         // stays on disk for the next start).
         if let Some(f) = forwarder {
@@ -412,6 +445,47 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// This instance's URL for alert links: `[alerting] external_url`, or the host name, the main
+/// listener's port and the base path (Prometheus's default is the same shape).
+fn external_url(config: &Config, http: SocketAddr) -> String {
+    if !config.alerting.external_url.is_empty() {
+        return config.alerting.external_url.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let scheme = if config.tls.as_ref().is_some_and(|t| t.http) {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}:{}{}", http.port(), config.base_path)
+}
+
+/// SIGHUP reads the rule files again (the TLS certificate listens for it too).
+fn reload_rules_on_sighup(
+    rules: Arc<crate::rules::Manager>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = hup.recv() => if r.is_none() { return },
+                }
+                let _ = rules.reload().await;
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

@@ -45,10 +45,65 @@ enum Command {
     /// Read a password from standard input and print an argon2id hash for [auth] users
     /// ("name:<hash>").
     HashPassword,
+    /// Check files as `promtool check` does: exit 0 if all are good, 1 if any is bad.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+    /// Run rule unit tests in promtool's format (`promtool test rules`): exit 0 if all pass.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum CheckWhat {
+    /// Prometheus rule files: syntax, expressions, names, labels, templates.
+    Rules {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Sightline's configuration (the --config file, environment and flags) and its rule files.
+    Config,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TestWhat {
+    /// Rule unit-test files (rule_files, input_series, alert_rule_test, promql_expr_test).
+    Rules {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `sightline check rules`: promtool's output and exit codes.
+fn check_rules(files: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match sightline::rules::file::load_file(f) {
+            Ok(rf) => println!("  SUCCESS: {} rules found\n", rf.rule_count()),
+            Err(e) => {
+                failed = true;
+                eprintln!("  FAILED:\n{e}\n");
+            }
+        }
+    }
+    i32::from(failed)
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Check {
+            what: CheckWhat::Rules { files },
+        }) => std::process::exit(check_rules(files)),
+        Some(Command::Test {
+            what: TestWhat::Rules { files },
+        }) => std::process::exit(sightline::rules::unittest::run_files(files)),
+        _ => {}
+    }
     if let Some(Command::HashPassword) = cli.command {
         let mut line = String::new();
         std::io::stdin()
@@ -76,6 +131,25 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Check {
+        what: CheckWhat::Config,
+    }) = cli.command
+    {
+        match sightline::rules::load_specs(&config.rules) {
+            Ok(g) => {
+                let n: usize = g.iter().map(|g| g.rules.len()).sum();
+                println!(
+                    "  SUCCESS: configuration valid, {} rule groups, {n} rules",
+                    g.len()
+                );
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("  FAILED: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     if let Some(Command::Healthcheck { timeout }) = cli.command {
         match healthcheck(&config, std::time::Duration::from_secs(timeout.max(1))) {
             Ok(()) => std::process::exit(0),

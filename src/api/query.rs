@@ -1,6 +1,5 @@
 //! The PromQL endpoints of the Prometheus HTTP API: `/api/v1/query`, `/api/v1/query_range`,
-//! `/api/v1/format_query`, `/api/v1/query_exemplars`, plus `/api/v1/status/buildinfo`,
-//! `/api/v1/rules` and `/api/v1/alerts` (empty: alerting rules are not built yet, an open issue). Answers are
+//! `/api/v1/format_query`, `/api/v1/query_exemplars`, plus `/api/v1/status/buildinfo`. Answers are
 //! written byte for byte as Prometheus writes them: timestamps as seconds with up to three
 //! decimals, sample values as strings in Go's shortest form, Go's JSON string escaping.
 
@@ -30,14 +29,6 @@ pub fn router(service: QueryService) -> Router {
         .route("/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
         .route("/api/v1/status/buildinfo", get(buildinfo))
-        .route(
-            "/api/v1/rules",
-            get(|| async { prometheus_success_raw("{\"groups\":[]}") }),
-        )
-        .route(
-            "/api/v1/alerts",
-            get(|| async { prometheus_success_raw("{\"alerts\":[]}") }),
-        )
         .with_state(service)
 }
 

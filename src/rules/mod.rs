@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod file;
 pub mod group;
 mod overlay;
+pub mod unittest;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

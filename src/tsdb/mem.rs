@@ -16,6 +16,28 @@ impl MemQueryable {
         MemQueryable { series }
     }
 
+    /// Adds samples (rule output in `sightline test rules`): a sample at a time the series
+    /// already has is refused, as a store refuses duplicates.
+    pub fn add(&mut self, labels: &super::Labels, t: i64, v: f64) {
+        let i = match self.series.binary_search_by(|s| s.labels.cmp(labels)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.series.insert(
+                    i,
+                    Series {
+                        labels: labels.clone(),
+                        samples: Vec::new(),
+                    },
+                );
+                i
+            }
+        };
+        let s = &mut self.series[i].samples;
+        if let Err(k) = s.binary_search_by_key(&t, |x| x.0) {
+            s.insert(k, (t, v));
+        }
+    }
+
     fn matching(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> impl Iterator<Item = &Series> {
         self.series.iter().filter(move |s| {
             matches_all(ms, &s.labels) && s.samples.iter().any(|x| x.0 >= mint && x.0 <= maxt)

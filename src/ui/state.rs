@@ -44,6 +44,8 @@ pub struct UiState {
     pub forward_modes: Option<[&'static str; 3]>,
     /// `(name, path)` of each proxied route, for the navigation.
     pub apps: Vec<(String, String)>,
+    /// The rule manager (the Alerts page and the rule API); `None` in tests that run without.
+    pub rules: Option<Arc<crate::rules::Manager>>,
 }
 
 impl UiState {
@@ -140,6 +142,7 @@ impl UiState {
                 .map(|s| (s.job.clone(), s.targets.clone()))
                 .collect(),
             gpu_enabled: cfg.gpu.enabled,
+            rules: None,
             rates: IngestRates::start(metrics.ingest.clone()),
             apps: cfg
                 .proxy

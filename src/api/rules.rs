@@ -1,0 +1,209 @@
+//! The rule endpoints of the Prometheus API: `/api/v1/rules` (with `type`, `rule_name[]`,
+//! `rule_group[]` and `file[]` filters) and `/api/v1/alerts` in Prometheus's JSON, and
+//! `POST /-/reload`, which reads the rule files again.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::edge::{ApiError, prometheus_success};
+use crate::base::params::Params;
+use crate::notify::rfc3339_nano;
+use crate::rules::alert::Alert;
+use crate::rules::{Manager, RuleKind};
+
+pub fn router(manager: Arc<Manager>) -> Router {
+    Router::new()
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/-/reload", post(reload).put(reload))
+        .with_state(manager)
+}
+
+/// Go's zero `time.Time` for "never".
+fn time_or_zero(ns: i64) -> String {
+    if ns == 0 {
+        "0001-01-01T00:00:00Z".into()
+    } else {
+        rfc3339_nano(ns)
+    }
+}
+
+/// `strconv.FormatFloat(v, 'e', -1, 64)`, as the API writes alert values.
+pub fn value_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let s = format!("{v:e}");
+    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = match e.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', e),
+    };
+    format!("{m}e{sign}{digits:0>2}")
+}
+
+fn pairs(v: &[(String, String)]) -> Value {
+    Value::Object(
+        v.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+pub fn alert_json(a: &Alert) -> Value {
+    let labels: Map<String, Value> = a
+        .labels
+        .iter()
+        .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+        .collect();
+    let mut m = Map::new();
+    m.insert("labels".into(), Value::Object(labels));
+    m.insert("annotations".into(), pairs(&a.annotations));
+    m.insert("state".into(), a.state.name().into());
+    m.insert("activeAt".into(), rfc3339_nano(a.active_at).into());
+    if a.keep_firing_since != 0 {
+        m.insert(
+            "keepFiringSince".into(),
+            rfc3339_nano(a.keep_firing_since).into(),
+        );
+    }
+    m.insert("value".into(), value_e(a.value).into());
+    Value::Object(m)
+}
+
+async fn rules(State(m): State<Arc<Manager>>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    let typ = p.get("type").unwrap_or("").to_ascii_lowercase();
+    let want = match typ.as_str() {
+        "" => None,
+        "alert" => Some(RuleKind::Alert),
+        "record" => Some(RuleKind::Record),
+        t => {
+            return ApiError::bad_data(format!(
+                "invalid parameter \"type\": not supported value {t:?}"
+            ))
+            .prometheus();
+        }
+    };
+    let names: Vec<&str> = p.all("rule_name[]").collect();
+    let groups_f: Vec<&str> = p.all("rule_group[]").collect();
+    let files_f: Vec<&str> = p.all("file[]").collect();
+    let filtered = !names.is_empty() || !groups_f.is_empty() || !files_f.is_empty();
+    let mut out = Vec::new();
+    for g in m.groups() {
+        let g = g.lock();
+        if (!groups_f.is_empty() && !groups_f.contains(&g.name.as_str()))
+            || (!files_f.is_empty() && !files_f.contains(&g.file.as_str()))
+        {
+            continue;
+        }
+        let mut rules = Vec::new();
+        for r in &g.rules {
+            if want.is_some_and(|k| k != r.spec.kind)
+                || (!names.is_empty() && !names.contains(&r.spec.name.as_str()))
+            {
+                continue;
+            }
+            let mut o = Map::new();
+            if r.spec.kind == RuleKind::Alert {
+                o.insert("state".into(), r.alerts.state().name().into());
+            }
+            o.insert("name".into(), r.spec.name.clone().into());
+            o.insert("query".into(), r.query.clone().into());
+            if r.spec.kind == RuleKind::Alert {
+                o.insert("duration".into(), json!(r.spec.hold_ms as f64 / 1000.0));
+                o.insert(
+                    "keepFiringFor".into(),
+                    json!(r.spec.keep_firing_for_ms as f64 / 1000.0),
+                );
+                o.insert("labels".into(), pairs(&r.spec.labels));
+                o.insert("annotations".into(), pairs(&r.spec.annotations));
+                o.insert(
+                    "alerts".into(),
+                    Value::Array(r.alerts.shown().into_iter().map(alert_json).collect()),
+                );
+            } else if !r.spec.labels.is_empty() {
+                o.insert("labels".into(), pairs(&r.spec.labels));
+            }
+            o.insert("health".into(), r.health.name().into());
+            if let Some(e) = &r.last_error {
+                o.insert("lastError".into(), e.clone().into());
+            }
+            o.insert("evaluationTime".into(), json!(r.eval_seconds));
+            o.insert(
+                "lastEvaluation".into(),
+                time_or_zero(r.last_eval_wall).into(),
+            );
+            o.insert(
+                "type".into(),
+                if r.spec.kind == RuleKind::Alert {
+                    "alerting"
+                } else {
+                    "recording"
+                }
+                .into(),
+            );
+            rules.push(Value::Object(o));
+        }
+        if filtered && rules.is_empty() {
+            continue;
+        }
+        out.push(json!({
+            "name": g.name,
+            "file": g.file,
+            "rules": rules,
+            "interval": g.interval_ns as f64 / 1e9,
+            "limit": g.limit,
+            "evaluationTime": g.eval_seconds,
+            "lastEvaluation": time_or_zero(g.last_eval_wall),
+        }));
+    }
+    prometheus_success(json!({ "groups": out }))
+}
+
+async fn alerts(State(m): State<Arc<Manager>>) -> Response {
+    let mut out = Vec::new();
+    for g in m.groups() {
+        let g = g.lock();
+        for r in &g.rules {
+            for a in r.alerts.shown() {
+                out.push(alert_json(a));
+            }
+        }
+    }
+    prometheus_success(json!({ "alerts": out }))
+}
+
+async fn reload(State(m): State<Arc<Manager>>) -> Response {
+    match m.reload().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_as_go_writes_them() {
+        assert_eq!(value_e(1.0), "1e+00");
+        assert_eq!(value_e(42.5), "4.25e+01");
+        assert_eq!(value_e(0.001), "1e-03");
+        assert_eq!(value_e(1e100), "1e+100");
+        assert_eq!(value_e(f64::NAN), "NaN");
+    }
+}
