@@ -15,7 +15,7 @@ use super::edge::{ApiError, prometheus_success};
 use crate::base::params::Params;
 use crate::notify::rfc3339_nano;
 use crate::rules::alert::Alert;
-use crate::rules::{Manager, RuleKind};
+use crate::rules::{Manager, RuleKind, SharedGroup};
 
 pub fn router(manager: Arc<Manager>) -> Router {
     Router::new()
@@ -51,6 +51,16 @@ pub fn value_e(v: f64) -> String {
     format!("{m}e{sign}{digits:0>2}")
 }
 
+/// A float64 as Go's encoding/json writes it: integral values without a fraction (`2`, not
+/// `2.0`).
+fn go_num(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        Value::from(f as i64)
+    } else {
+        json!(f)
+    }
+}
+
 fn pairs(v: &[(String, String)]) -> Value {
     Value::Object(
         v.iter()
@@ -82,16 +92,23 @@ pub fn alert_json(a: &Alert) -> Value {
 
 async fn rules(State(m): State<Arc<Manager>>, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q.as_deref());
+    match rules_json(&m.groups(), &p) {
+        Ok(v) => prometheus_success(v),
+        Err(e) => e.prometheus(),
+    }
+}
+
+/// The `data` of `/api/v1/rules` for `groups`, filtered by `p`'s parameters.
+pub fn rules_json(groups: &[SharedGroup], p: &Params) -> Result<Value, ApiError> {
     let typ = p.get("type").unwrap_or("").to_ascii_lowercase();
     let want = match typ.as_str() {
         "" => None,
         "alert" => Some(RuleKind::Alert),
         "record" => Some(RuleKind::Record),
         t => {
-            return ApiError::bad_data(format!(
+            return Err(ApiError::bad_data(format!(
                 "invalid parameter \"type\": not supported value {t:?}"
-            ))
-            .prometheus();
+            )));
         }
     };
     let names: Vec<&str> = p.all("rule_name[]").collect();
@@ -99,7 +116,7 @@ async fn rules(State(m): State<Arc<Manager>>, RawQuery(q): RawQuery) -> Response
     let files_f: Vec<&str> = p.all("file[]").collect();
     let filtered = !names.is_empty() || !groups_f.is_empty() || !files_f.is_empty();
     let mut out = Vec::new();
-    for g in m.groups() {
+    for g in groups {
         let g = g.lock();
         if (!groups_f.is_empty() && !groups_f.contains(&g.name.as_str()))
             || (!files_f.is_empty() && !files_f.contains(&g.file.as_str()))
@@ -120,10 +137,10 @@ async fn rules(State(m): State<Arc<Manager>>, RawQuery(q): RawQuery) -> Response
             o.insert("name".into(), r.spec.name.clone().into());
             o.insert("query".into(), r.query.clone().into());
             if r.spec.kind == RuleKind::Alert {
-                o.insert("duration".into(), json!(r.spec.hold_ms as f64 / 1000.0));
+                o.insert("duration".into(), go_num(r.spec.hold_ms as f64 / 1000.0));
                 o.insert(
                     "keepFiringFor".into(),
-                    json!(r.spec.keep_firing_for_ms as f64 / 1000.0),
+                    go_num(r.spec.keep_firing_for_ms as f64 / 1000.0),
                 );
                 o.insert("labels".into(), pairs(&r.spec.labels));
                 o.insert("annotations".into(), pairs(&r.spec.annotations));
@@ -138,7 +155,7 @@ async fn rules(State(m): State<Arc<Manager>>, RawQuery(q): RawQuery) -> Response
             if let Some(e) = &r.last_error {
                 o.insert("lastError".into(), e.clone().into());
             }
-            o.insert("evaluationTime".into(), json!(r.eval_seconds));
+            o.insert("evaluationTime".into(), go_num(r.eval_seconds));
             o.insert(
                 "lastEvaluation".into(),
                 time_or_zero(r.last_eval_wall).into(),
@@ -161,18 +178,23 @@ async fn rules(State(m): State<Arc<Manager>>, RawQuery(q): RawQuery) -> Response
             "name": g.name,
             "file": g.file,
             "rules": rules,
-            "interval": g.interval_ns as f64 / 1e9,
+            "interval": go_num(g.interval_ns as f64 / 1e9),
             "limit": g.limit,
-            "evaluationTime": g.eval_seconds,
+            "evaluationTime": go_num(g.eval_seconds),
             "lastEvaluation": time_or_zero(g.last_eval_wall),
         }));
     }
-    prometheus_success(json!({ "groups": out }))
+    Ok(json!({ "groups": out }))
 }
 
 async fn alerts(State(m): State<Arc<Manager>>) -> Response {
+    prometheus_success(alerts_json(&m.groups()))
+}
+
+/// The `data` of `/api/v1/alerts`: every pending or firing alert.
+pub fn alerts_json(groups: &[SharedGroup]) -> Value {
     let mut out = Vec::new();
-    for g in m.groups() {
+    for g in groups {
         let g = g.lock();
         for r in &g.rules {
             for a in r.alerts.shown() {
@@ -180,7 +202,7 @@ async fn alerts(State(m): State<Arc<Manager>>) -> Response {
             }
         }
     }
-    prometheus_success(json!({ "alerts": out }))
+    json!({ "alerts": out })
 }
 
 async fn reload(State(m): State<Arc<Manager>>) -> Response {

@@ -435,7 +435,10 @@ fn alerting(
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(alert = %rule.spec.name, error = %e, "expanding alert template failed");
-                format!("<error expanding template: {e}>")
+                format!(
+                    "<error expanding template: error executing template __alert_{}: {e}>",
+                    rule.spec.name
+                )
             }
         };
         let mut m = map.clone();

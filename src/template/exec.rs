@@ -34,17 +34,26 @@ struct Ex<'a, 'e> {
     steps: u64,
     out: String,
     vars: Vec<(String, Value)>,
+    /// Where a function call failed: the command's offset and text (Go names them).
+    err_at: Option<(usize, String)>,
 }
 
-pub(super) fn run(nodes: &[Node], data: &Value, env: &Env<'_>) -> XResult<String> {
+/// An execution error: line, message, and the failing call's offset and text when a function
+/// failed.
+pub(super) type RunError = (usize, String, Option<(usize, String)>);
+
+pub(super) fn run(nodes: &[Node], data: &Value, env: &Env<'_>) -> Result<String, RunError> {
     let mut ex = Ex {
         env,
         steps: 0,
         out: String::new(),
         vars: vec![(String::new(), data.clone())],
+        err_at: None,
     };
-    ex.walk(nodes, data)?;
-    Ok(ex.out)
+    match ex.walk(nodes, data) {
+        Ok(_) => Ok(ex.out),
+        Err((line, msg)) => Err((line, msg, ex.err_at.take())),
+    }
 }
 
 impl Ex<'_, '_> {
@@ -202,12 +211,13 @@ impl Ex<'_, '_> {
             if let Some(p) = prev {
                 args.push(p);
             }
-            return funcs::call(name, args, self.env).map_err(|e| {
-                (
-                    line,
-                    format!("executing \"{name}\" at <{name}>: error calling {name}: {e}"),
-                )
-            });
+            return match funcs::call(name, args, self.env) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.err_at = Some((c.pos, c.text.clone()));
+                    Err((line, format!("error calling {name}: {e}")))
+                }
+            };
         }
         if c.args.len() > 1 || prev.is_some() {
             return Err((line, "can't give argument to non-function".into()));

@@ -146,10 +146,12 @@ pub(super) fn call(name: &str, args: Vec<Value>, env: &Env<'_>) -> FResult {
             let mut v = it.next().ok_or("wrong number of args for index")?;
             for k in it {
                 v = match (&v, &k) {
-                    (Value::Map(m), key) => m
-                        .get(&as_str(key))
-                        .cloned()
-                        .unwrap_or(Value::Str(String::new())),
+                    (Value::Map(m), Value::Str(key)) => {
+                        m.get(key).cloned().unwrap_or(Value::Str(String::new()))
+                    }
+                    (Value::Map(_), key) => {
+                        return Err(format!("value has type {}; should be string", key.kind()));
+                    }
                     (Value::List(l), Value::Int(i)) => l
                         .get(usize::try_from(*i).map_err(|_| format!("index out of range: {i}"))?)
                         .cloned()

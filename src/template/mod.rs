@@ -26,13 +26,27 @@ use parse::Node;
 /// Longest template text accepted.
 pub const MAX_TEMPLATE_BYTES: usize = 64 << 10;
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("template: {name}:{line}: {msg}")]
+/// Go's template errors: `template: NAME:LINE: msg` when parsing, `template: NAME:LINE:COL:
+/// executing "NAME" at <CALL>: msg` when a function fails while executing.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TemplateError {
     pub name: String,
     pub line: usize,
+    /// 0-based byte column of the failing call (execution errors only).
+    pub col: Option<usize>,
     pub msg: String,
 }
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.col {
+            Some(c) => write!(f, "template: {}:{}:{c}: {}", self.name, self.line, self.msg),
+            None => write!(f, "template: {}:{}: {}", self.name, self.line, self.msg),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
 
 /// A value templates work with: Go's dynamic values, reduced to what alert templates see.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +183,7 @@ pub struct Env<'a> {
 #[derive(Debug, Clone)]
 pub struct Template {
     name: String,
+    src: String,
     nodes: Vec<Node>,
 }
 
@@ -178,25 +193,40 @@ impl Template {
             return Err(TemplateError {
                 name: name.to_string(),
                 line: 1,
+                col: None,
                 msg: format!("template is longer than {MAX_TEMPLATE_BYTES} bytes"),
             });
         }
         let nodes = parse::parse(text).map_err(|(line, msg)| TemplateError {
             name: name.to_string(),
             line,
+            col: None,
             msg,
         })?;
         Ok(Template {
             name: name.to_string(),
+            src: text.to_string(),
             nodes,
         })
     }
 
     pub fn execute(&self, data: &Value, env: &Env<'_>) -> Result<String, TemplateError> {
-        exec::run(&self.nodes, data, env).map_err(|(line, msg)| TemplateError {
-            name: self.name.clone(),
-            line,
-            msg,
+        exec::run(&self.nodes, data, env).map_err(|(line, msg, at)| match at {
+            Some((pos, text)) => {
+                let before = &self.src[..pos.min(self.src.len())];
+                TemplateError {
+                    name: self.name.clone(),
+                    line: 1 + before.matches('\n').count(),
+                    col: Some(pos - before.rfind('\n').map_or(0, |i| i + 1)),
+                    msg: format!("executing {:?} at <{text}>: {msg}", self.name),
+                }
+            }
+            None => TemplateError {
+                name: self.name.clone(),
+                line,
+                col: None,
+                msg,
+            },
         })
     }
 }

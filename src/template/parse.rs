@@ -39,6 +39,10 @@ pub(super) enum Arg {
 #[derive(Debug, Clone)]
 pub(super) struct Cmd {
     pub args: Vec<Arg>,
+    /// Byte offset of the command's first token in the template text.
+    pub pos: usize,
+    /// The command as Go prints it in errors (`index $labels 1`).
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +68,8 @@ type PResult<T> = Result<T, (usize, String)>;
 
 enum Item {
     Text(String),
-    Action(usize, Vec<Tok>),
+    /// Line, tokens, and each token's byte offset.
+    Action(usize, Vec<Tok>, Vec<usize>),
 }
 
 fn is_space(c: u8) -> bool {
@@ -124,8 +129,8 @@ fn items(text: &str) -> PResult<Vec<Item>> {
             pos = k;
             continue;
         }
-        let (toks, end, trim_right) = lex_action(text, inner, line)?;
-        out.push(Item::Action(line, toks));
+        let (toks, spans, end, trim_right) = lex_action(text, inner, line)?;
+        out.push(Item::Action(line, toks, spans));
         trim_next = trim_right;
         pos = end;
     }
@@ -150,18 +155,26 @@ fn read_chain(b: &[u8], mut i: usize) -> (Vec<String>, usize) {
 
 /// Lexes one action from `start` (after `{{` and any trim marker) to its `}}`; returns the
 /// tokens, the offset after the action and whether it ends with a trim marker.
-fn lex_action(text: &str, start: usize, line: usize) -> PResult<(Vec<Tok>, usize, bool)> {
+type Lexed = (Vec<Tok>, Vec<usize>, usize, bool);
+
+fn lex_action(text: &str, start: usize, line: usize) -> PResult<Lexed> {
     let b = text.as_bytes();
     let mut i = start;
     let mut toks = Vec::new();
+    let mut spans = Vec::new();
+    let mut last_start = start;
     loop {
+        while spans.len() < toks.len() {
+            spans.push(last_start);
+        }
         while i < b.len() && is_space(b[i]) {
             // ` -}}` closes with a trim marker.
             if b[i..].starts_with(b" -}}")
                 || b[i..].starts_with(b"\n-}}")
                 || b[i..].starts_with(b"\t-}}")
             {
-                return Ok((toks, i + 4, true));
+                spans.resize(toks.len(), last_start);
+                return Ok((toks, spans, i + 4, true));
             }
             i += 1;
         }
@@ -169,9 +182,11 @@ fn lex_action(text: &str, start: usize, line: usize) -> PResult<(Vec<Tok>, usize
             return Err((line, "unclosed action".into()));
         }
         if b[i..].starts_with(b"}}") {
-            return Ok((toks, i + 2, false));
+            spans.resize(toks.len(), last_start);
+            return Ok((toks, spans, i + 2, false));
         }
         let c = b[i];
+        last_start = i;
         match c {
             b'|' => {
                 toks.push(Tok::Pipe);
@@ -367,7 +382,7 @@ struct Parser {
 enum Stop {
     Eof,
     End,
-    Else(usize, Vec<Tok>),
+    Else(usize, Vec<Tok>, Vec<usize>),
 }
 
 pub(super) fn parse(text: &str) -> PResult<Vec<Node>> {
@@ -381,14 +396,14 @@ pub(super) fn parse(text: &str) -> PResult<Vec<Node>> {
     match end {
         Stop::Eof => Ok(nodes),
         Stop::End => Err((p.line(), "unexpected {{end}}".into())),
-        Stop::Else(line, _) => Err((line, "unexpected {{else}}".into())),
+        Stop::Else(line, _, _) => Err((line, "unexpected {{else}}".into())),
     }
 }
 
 impl Parser {
     fn line(&self) -> usize {
         match self.items.get(self.pos.saturating_sub(1)) {
-            Some(Item::Action(l, _)) => *l,
+            Some(Item::Action(l, _, _)) => *l,
             _ => 1,
         }
     }
@@ -398,12 +413,12 @@ impl Parser {
         while self.pos < self.items.len() {
             let item = std::mem::replace(&mut self.items[self.pos], Item::Text(String::new()));
             self.pos += 1;
-            let (line, toks) = match item {
+            let (line, toks, spans) = match item {
                 Item::Text(t) => {
                     nodes.push(Node::Text(t));
                     continue;
                 }
-                Item::Action(l, t) => (l, t),
+                Item::Action(l, t, sp) => (l, t, sp),
             };
             let kw = match toks.first() {
                 Some(Tok::Ident(s)) => s.as_str(),
@@ -416,9 +431,14 @@ impl Parser {
                     }
                     return Ok((nodes, Stop::End));
                 }
-                "else" => return Ok((nodes, Stop::Else(line, toks[1..].to_vec()))),
-                "if" | "with" => nodes.push(self.branch(kw, line, &toks[1..])?),
-                "range" => nodes.push(self.range(line, &toks[1..])?),
+                "else" => {
+                    return Ok((
+                        nodes,
+                        Stop::Else(line, toks[1..].to_vec(), spans[1..].to_vec()),
+                    ));
+                }
+                "if" | "with" => nodes.push(self.branch(kw, line, &toks[1..], &spans[1..])?),
+                "range" => nodes.push(self.range(line, &toks[1..], &spans[1..])?),
                 "break" | "continue" => {
                     if self.range_depth == 0 {
                         return Err((line, format!("{{{{{kw}}}}} outside {{{{range}}}}")));
@@ -439,7 +459,7 @@ impl Parser {
                     ));
                 }
                 _ => {
-                    let pipe = self.pipe(line, &toks, false)?;
+                    let pipe = self.pipe(line, &toks, &spans, false)?;
                     nodes.push(Node::Action(pipe));
                 }
             }
@@ -448,19 +468,19 @@ impl Parser {
     }
 
     /// `if` / `with`, with `else` and `else if` / `else with` chains sharing one `end`.
-    fn branch(&mut self, kw: &str, line: usize, toks: &[Tok]) -> PResult<Node> {
+    fn branch(&mut self, kw: &str, line: usize, toks: &[Tok], spans: &[usize]) -> PResult<Node> {
         let mark = self.vars.len();
-        let pipe = self.pipe(line, toks, false)?;
+        let pipe = self.pipe(line, toks, spans, false)?;
         let (body, end) = self.list()?;
         let els = match end {
             Stop::Eof => return Err((line, format!("unexpected EOF in {{{{{kw}}}}}"))),
             Stop::End => Vec::new(),
-            Stop::Else(l, rest) => {
+            Stop::Else(l, rest, rspans) => {
                 self.vars.truncate(mark + pipe.decl.len());
                 match rest.first() {
                     Some(Tok::Ident(k)) if k == "if" || k == "with" => {
                         let k = k.clone();
-                        vec![self.branch(&k, l, &rest[1..])?]
+                        vec![self.branch(&k, l, &rest[1..], &rspans[1..])?]
                     }
                     Some(_) => return Err((l, "unexpected token in else".into())),
                     None => {
@@ -481,16 +501,16 @@ impl Parser {
         })
     }
 
-    fn range(&mut self, line: usize, toks: &[Tok]) -> PResult<Node> {
+    fn range(&mut self, line: usize, toks: &[Tok], spans: &[usize]) -> PResult<Node> {
         let mark = self.vars.len();
-        let pipe = self.pipe(line, toks, true)?;
+        let pipe = self.pipe(line, toks, spans, true)?;
         self.range_depth += 1;
         let (body, end) = self.list()?;
         self.range_depth -= 1;
         let els = match end {
             Stop::Eof => return Err((line, "unexpected EOF in {{range}}".into())),
             Stop::End => Vec::new(),
-            Stop::Else(l, rest) => {
+            Stop::Else(l, rest, _) => {
                 if !rest.is_empty() {
                     return Err((l, "unexpected token in else".into()));
                 }
@@ -514,7 +534,13 @@ impl Parser {
     }
 
     /// A pipeline, with its declaration (`$x :=`, `$i, $e :=` in range) or assignment.
-    fn pipe(&mut self, line: usize, toks: &[Tok], in_range: bool) -> PResult<Pipe> {
+    fn pipe(
+        &mut self,
+        line: usize,
+        toks: &[Tok],
+        spans: &[usize],
+        in_range: bool,
+    ) -> PResult<Pipe> {
         let mut decl = Vec::new();
         let mut assign = false;
         let mut rest = toks;
@@ -541,7 +567,7 @@ impl Parser {
             }
             _ => {}
         }
-        let cmds = self.cmds(line, rest)?;
+        let cmds = self.cmds(line, rest, &spans[toks.len() - rest.len()..])?;
         if cmds.is_empty() {
             return Err((line, "missing value for command".into()));
         }
@@ -556,10 +582,11 @@ impl Parser {
         })
     }
 
-    fn cmds(&self, line: usize, toks: &[Tok]) -> PResult<Vec<Cmd>> {
+    fn cmds(&self, line: usize, toks: &[Tok], spans: &[usize]) -> PResult<Vec<Cmd>> {
         let mut cmds = Vec::new();
         let mut args = Vec::new();
         let mut i = 0;
+        let mut first = 0;
         while i < toks.len() {
             match &toks[i] {
                 Tok::Pipe => {
@@ -568,8 +595,11 @@ impl Parser {
                     }
                     cmds.push(Cmd {
                         args: std::mem::take(&mut args),
+                        pos: spans.get(first).copied().unwrap_or(0),
+                        text: toks_text(&toks[first..i]),
                     });
                     i += 1;
+                    first = i;
                 }
                 Tok::LParen => {
                     let mut depth = 0;
@@ -588,7 +618,7 @@ impl Parser {
                         }
                         j += 1;
                     };
-                    let inner = self.cmds(line, &toks[i + 1..j])?;
+                    let inner = self.cmds(line, &toks[i + 1..j], &spans[i + 1..j])?;
                     if inner.is_empty() {
                         return Err((line, "missing value for parenthesized pipeline".into()));
                     }
@@ -645,7 +675,11 @@ impl Parser {
             }
         }
         if !args.is_empty() {
-            cmds.push(Cmd { args });
+            cmds.push(Cmd {
+                args,
+                pos: spans.get(first).copied().unwrap_or(0),
+                text: toks_text(&toks[first..]),
+            });
         } else if !cmds.is_empty() {
             return Err((line, "missing command".into()));
         }
@@ -656,4 +690,32 @@ impl Parser {
         }
         Ok(cmds)
     }
+}
+
+/// Tokens back to text, as Go's nodes print themselves in error messages.
+fn toks_text(toks: &[Tok]) -> String {
+    let chain = |c: &[String]| c.iter().map(|f| format!(".{f}")).collect::<String>();
+    let mut out = String::new();
+    for (i, t) in toks.iter().enumerate() {
+        let glue = i > 0 && !matches!(t, Tok::RParen(_)) && !matches!(toks[i - 1], Tok::LParen);
+        if glue {
+            out.push(' ');
+        }
+        match t {
+            Tok::Ident(s) => out.push_str(s),
+            Tok::Field(c) if c.is_empty() => out.push('.'),
+            Tok::Field(c) => out.push_str(&chain(c)),
+            Tok::Var(n, c) => out.push_str(&format!("${n}{}", chain(c))),
+            Tok::Str(s) => out.push_str(&format!("{s:?}")),
+            Tok::Int(v) => out.push_str(&v.to_string()),
+            Tok::Float(v) => out.push_str(&v.to_string()),
+            Tok::Pipe => out.push('|'),
+            Tok::LParen => out.push('('),
+            Tok::RParen(c) => out.push_str(&format!("){}", chain(c))),
+            Tok::Comma => out.push(','),
+            Tok::Decl => out.push_str(":="),
+            Tok::Assign => out.push('='),
+        }
+    }
+    out
 }

@@ -114,6 +114,25 @@ impl Labels {
     }
 }
 
+impl Labels {
+    /// Go's `labels.Labels.String()`: every label, `__name__` included, as
+    /// `{__name__="x", a="b"}` (what Prometheus's error messages print).
+    pub fn go_string(&self) -> String {
+        let inner: Vec<String> = self
+            .0
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}={}",
+                    l.name,
+                    crate::base::gofmt::quote(&l.value, crate::base::gofmt::QuoteStyle::Go)
+                )
+            })
+            .collect();
+        format!("{{{}}}", inner.join(", "))
+    }
+}
+
 impl fmt::Display for Labels {
     /// Prometheus's form: `name{a="b", c="d"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

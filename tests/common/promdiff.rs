@@ -352,6 +352,11 @@ impl Drop for Prometheus {
 impl Prometheus {
     /// Backfills `d` with promtool and starts Prometheus on it.
     pub fn start(d: &Dataset) -> Prometheus {
+        Prometheus::start_with(d, "global:\n  scrape_interval: 1h\n", &[])
+    }
+
+    /// As [`Prometheus::start`], with this `prometheus.yml` and extra flags.
+    pub fn start_with(d: &Dataset, config: &str, flags: &[String]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let om = dir.path().join("data.om");
         write_openmetrics(d, &om);
@@ -371,7 +376,7 @@ impl Prometheus {
             String::from_utf8_lossy(&out.stderr)
         );
         let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
+        std::fs::write(&cfg, config).unwrap();
         let port = super::free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", cfg.display()))
@@ -379,6 +384,7 @@ impl Prometheus {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=100y")
             .arg("--query.max-samples=50000000")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -186,8 +186,8 @@ impl Ev<'_> {
                             return exec(format!(
                                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                                 match_labels(&one[oi].labels, m),
-                                one[oi].labels,
-                                one[prev].labels
+                                one[oi].labels.go_string(),
+                                one[prev].labels.go_string()
                             ));
                         }
                         found = Some(oi);
