@@ -275,6 +275,15 @@ pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, String> {
 
 /// `name{l="v"}` (Prometheus's `ParseMetric`) -> a label set.
 pub fn parse_metric(text: &str) -> Result<Labels, String> {
+    // `{}`: no labels at all (a scalar's sample), which a selector may not be.
+    if text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|r| r.trim().is_empty())
+    {
+        return Ok(Labels::default());
+    }
     let ms = promql::parse_selector(text).map_err(|e| e.to_string())?;
     let mut pairs = Vec::new();
     for m in ms {
