@@ -2,8 +2,8 @@
 //!
 //! One process that replaces an OpenTelemetry Collector, Prometheus, Jaeger, node-exporter,
 //! dcgm-exporter, Caddy and (for its own pages) Grafana for teams running GPU services. Still to
-//! come, each an open issue: alerting rules and a built-in Alertmanager, Prometheus's remote
-//! write, `prometheus.yml` scrape configs and federation, Grafana dashboards, and Loki's APIs.
+//! come, each an open issue: a built-in Alertmanager, Prometheus's remote write,
+//! `prometheus.yml` scrape configs and federation, Grafana dashboards, and Loki's APIs.
 //!
 //! # Layout
 //!
@@ -26,8 +26,12 @@
 //!   written before the export is acknowledged, drained by one sender per signal with retries.
 //! - [`auth`]: users, API tokens, browser sessions with CSRF, OTLP ingest keys.
 //! - [`tls`]: TLS on the listeners (rustls), the certificate read again on SIGHUP.
+//! - [`template`]: Go's text/template as Prometheus's alert templates use it, bounded.
+//! - [`notify`]: alerts to Alertmanagers (API v2), a bounded queue, batches, counters.
 //! - [`promql`]: the PromQL lexer, parser and evaluator over [`tsdb::Queryable`], and the
 //!   [`promql::QueryService`] every query goes through (admission, the blocking pool).
+//! - [`rules`]: Prometheus rule files, group evaluation with Prometheus 2.42's semantics, alert
+//!   state, the manager (slots, reload), `sightline check/test rules`.
 //! - [`spanmetrics`]: metrics derived from committed spans (Tempo's span metrics and service
 //!   graph) and the process map that attributes GPU use to services.
 //! - [`ingest`]: OTLP front doors. `ingest::grpc` (tonic) and `ingest::http` (axum) decode to
@@ -57,9 +61,9 @@
 //! | 7 | `app` |
 //! | 6 | `ui` |
 //! | 5 | `api`, `samplers` |
-//! | 4 | `ingest`, `promql`, `spanmetrics`, `proxy` |
-//! | 3 | `tsdb`, `traces`, `forward`, `auth`, `tls` |
-//! | 2 | `config`, `telemetry` |
+//! | 4 | `ingest`, `promql`, `rules`, `spanmetrics`, `proxy` |
+//! | 3 | `tsdb`, `traces`, `forward`, `auth`, `tls`, `notify` |
+//! | 2 | `config`, `telemetry`, `template` |
 //! | 1 | `base`, `error` |
 //!
 //! Two rules keep it so: a lower part that must tell a higher one something offers a seam and
