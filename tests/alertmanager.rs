@@ -14,7 +14,6 @@ use serde_json::Value;
 
 struct Alertmanager {
     child: Child,
-    port: u16,
 }
 
 impl Drop for Alertmanager {
@@ -40,7 +39,7 @@ fn start_am(dir: &Path, port: u16) -> Alertmanager {
         .stderr(Stdio::null())
         .spawn()
         .expect("alertmanager must be installed (apt-get install prometheus-alertmanager)");
-    let am = Alertmanager { child, port };
+    let am = Alertmanager { child };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reqwest::blocking::get(format!("http://127.0.0.1:{port}/-/ready"))
         .is_ok_and(|r| r.status().is_success())
