@@ -504,3 +504,115 @@ fn alerting(
 pub fn rule_state(r: &RuleState) -> AlertState {
     r.alerts.state()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::rules::file;
+    use crate::tsdb::mem::MemQueryable;
+    use crate::tsdb::{Series, is_stale};
+
+    fn group(yaml: &str) -> Group {
+        let f = file::parse("t.yml", yaml).unwrap();
+        Group::new(f.groups.into_iter().next().unwrap(), 1000, true)
+    }
+
+    fn eval(g: &mut Group, store: &MemQueryable, engine: &Engine, t_ms: i64) -> RoundOutput {
+        let ext = BTreeMap::new();
+        g.eval(
+            t_ms * 1_000_000,
+            &EvalCtx {
+                engine,
+                store,
+                external_labels: &ext,
+                external_url: "",
+                timeout: None,
+                resend_delay: 60_000_000_000,
+            },
+        )
+    }
+
+    fn many(n: usize) -> MemQueryable {
+        MemQueryable::new(
+            (0..n)
+                .map(|i| Series {
+                    labels: Labels::from_pairs([
+                        ("__name__", "m".to_string()),
+                        ("i", i.to_string()),
+                    ]),
+                    samples: vec![(0, i as f64)],
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn huge_results_hit_the_limits_and_are_reported() {
+        let store = many(200_000);
+        let engine = Engine::new(EngineConfig::default());
+        let mut g = group(
+            "groups:\n- name: g\n  limit: 1000\n  rules:\n  - record: r\n    expr: m\n  - alert: A\n    expr: m > -1\n  - record: ok\n    expr: count(m)\n",
+        );
+        let out = eval(&mut g, &store, &engine, 1000);
+        assert_eq!(out.failures, 2);
+        assert_eq!(g.rules[0].health, Health::Bad);
+        assert_eq!(
+            g.rules[0].last_error.as_deref(),
+            Some("exceeded limit of 1000 with 200000 series")
+        );
+        assert_eq!(
+            g.rules[1].last_error.as_deref(),
+            Some("exceeded limit of 1000 with 200000 alerts")
+        );
+        assert!(g.rules[1].alerts.active.is_empty());
+        // The rule after them still runs; nothing of the failed rules is written.
+        assert_eq!(g.rules[2].health, Health::Good);
+        assert_eq!(out.batch.samples.len(), 1);
+        // The engine's own sample limit ends a query that would load too much.
+        let small = Engine::new(EngineConfig {
+            max_samples: 10_000,
+            ..EngineConfig::default()
+        });
+        let mut g = group("groups:\n- name: g\n  rules:\n  - record: r\n    expr: sum(m)\n");
+        eval(&mut g, &store, &small, 1000);
+        assert_eq!(g.rules[0].health, Health::Bad);
+        assert!(
+            g.rules[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("too many samples"),
+            "{:?}",
+            g.rules[0].last_error
+        );
+    }
+
+    #[test]
+    fn later_rules_see_earlier_output_and_gone_series_get_stale_markers() {
+        let engine = Engine::new(EngineConfig::default());
+        let mut g = group(
+            "groups:\n- name: g\n  rules:\n  - record: big\n    expr: m > 1\n  - record: big_count\n    expr: count(big)\n",
+        );
+        let store = many(3);
+        let out = eval(&mut g, &store, &engine, 1000);
+        let count = out
+            .batch
+            .samples
+            .iter()
+            .find(|(i, _, _)| out.batch.series[*i as usize].metric_name() == Some("big_count"))
+            .unwrap();
+        assert_eq!(count.2, 1.0, "count(big) saw big at the same timestamp");
+        // m{i="2"} gone: big{i="2"} gets a stale marker at the next round.
+        let store = many(2);
+        let out = eval(&mut g, &store, &engine, 2000);
+        let stale: Vec<&Labels> = out
+            .batch
+            .samples
+            .iter()
+            .filter(|s| is_stale(s.2))
+            .map(|s| &out.batch.series[s.0 as usize])
+            .collect();
+        assert_eq!(stale.len(), 2, "big{{i=2}} and big_count: {stale:?}");
+    }
+}
