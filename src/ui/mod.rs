@@ -41,6 +41,7 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/explore", get(pages::explore::explore))
         .route("/ui/logs", get(pages::logs::logs))
         .route("/ui/status", get(pages::status::status))
+        .route("/ui/alerts", get(pages::alerts::alerts))
         .route("/ui/data/trace/{id}", get(trace_data::compact))
         .route("/ui/data/trace/{id}/span/{span}", get(trace_data::span))
         .route("/ui/assets/{*path}", get(assets::serve))

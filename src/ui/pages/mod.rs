@@ -2,6 +2,7 @@
 //! counters), formats it into plain strings, and renders its template. Charts are `div`s that name
 //! a PromQL query; `assets/app.js` draws them from `/api/v1/query_range`.
 
+pub mod alerts;
 pub mod explore;
 pub mod gpu;
 pub mod host;
