@@ -162,6 +162,8 @@ impl Child {
             // clock past data loaded at fixed past times.
             .env("SIGHTLINE_HOST_ENABLED", "false")
             .env("SIGHTLINE_GPU_ENABLED", "false")
+            // The built-in rules write at "now" on their own clock; tests that want rules say so.
+            .env("SIGHTLINE_RULES_BUILTIN", "false")
             .envs(env.iter().copied())
             .spawn()
             .unwrap();

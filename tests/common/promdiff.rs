@@ -411,6 +411,10 @@ impl Prometheus {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 /// Appends `d` to a Sightline store in `data_dir/tsdb` through the append seam, in time
