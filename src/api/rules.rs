@@ -36,19 +36,7 @@ fn time_or_zero(ns: i64) -> String {
 
 /// `strconv.FormatFloat(v, 'e', -1, 64)`, as the API writes alert values.
 pub fn value_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let s = format!("{v:e}");
-    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let (sign, digits) = match e.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', e),
-    };
-    format!("{m}e{sign}{digits:0>2}")
+    crate::template::go_format_float(v, 'e', None)
 }
 
 /// A float64 as Go's encoding/json writes it: integral values without a fraction (`2`, not

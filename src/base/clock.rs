@@ -44,3 +44,24 @@ pub fn civil(secs: i64) -> (i64, u32, u32, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d, sod)
 }
+
+/// A UTC time (ns) as Go writes `time.Time`: the date, `sep`, the time with the fraction's
+/// trailing zeros trimmed, then `zone` (`'T'`, `"Z"` for RFC 3339 in JSON; `' '`,
+/// `" +0000 UTC"` for `String()`).
+pub fn go_time_text(ns: i64, sep: char, zone: &str) -> String {
+    let (y, mo, d, sod) = civil(ns.div_euclid(1_000_000_000));
+    let frac = ns.rem_euclid(1_000_000_000);
+    let mut s = format!(
+        "{y:04}-{mo:02}-{d:02}{sep}{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    );
+    if frac != 0 {
+        let f = format!("{frac:09}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s.push_str(zone);
+    s
+}

@@ -7,7 +7,6 @@
 //! This module knows alerts only as label sets, annotations and times; rules live above it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -34,20 +33,7 @@ pub struct NotifyAlert {
 
 /// Go's `time.Time` in JSON (RFC 3339 with nanoseconds, trailing zeros trimmed), UTC.
 pub fn rfc3339_nano(ns: i64) -> String {
-    let (y, mo, d, sod) = crate::base::clock::civil(ns.div_euclid(1_000_000_000));
-    let frac = ns.rem_euclid(1_000_000_000);
-    let mut s = format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    );
-    if frac != 0 {
-        let f = format!("{frac:09}");
-        let _ = write!(s, ".{}", f.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    crate::base::clock::go_time_text(ns, 'T', "Z")
 }
 
 impl NotifyAlert {

@@ -334,16 +334,8 @@ fn alerts_text(v: &[AlertPairs]) -> String {
 
 /// Go's `strconv.FormatFloat(v, 'E', -1, 64)`.
 fn go_e_shortest(v: f64) -> String {
-    if !v.is_finite() {
-        return crate::template::go_format_float(v, 'g', None);
-    }
-    let s = format!("{v:e}");
-    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let (sign, d) = match e.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', e),
-    };
-    format!("{m}E{sign}{d:0>2}")
+    let s = crate::template::go_format_float(v, 'e', None);
+    if v.is_finite() { s.to_uppercase() } else { s }
 }
 
 fn run_group(

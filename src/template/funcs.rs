@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::{Env, Sample, Value};
-use crate::base::clock::civil as civil_time;
 
 const NAMES: &[&str] = &[
     // Go's built-ins.
@@ -543,8 +542,8 @@ pub(super) fn sprintf(fmt: &str, args: &[Value]) -> String {
     out
 }
 
-/// Go's float formatting: `verb` 'e', 'f' or 'g'; `prec` None is the shortest form ('g' only,
-/// as `%v` writes floats).
+/// Go's float formatting: `verb` 'e', 'f' or 'g'; `prec` None is the shortest form (`%v` for
+/// 'g', `FormatFloat(v, 'e', -1, 64)` for 'e').
 pub fn go_format_float(v: f64, verb: char, prec: Option<usize>) -> String {
     if v.is_nan() {
         return "NaN".into();
@@ -554,7 +553,10 @@ pub fn go_format_float(v: f64, verb: char, prec: Option<usize>) -> String {
     }
     match verb {
         'f' => format!("{:.*}", prec.unwrap_or(6), v),
-        'e' => fix_exp(&format!("{:.*e}", prec.unwrap_or(6), v)),
+        'e' => match prec {
+            Some(p) => fix_exp(&format!("{v:.p$e}")),
+            None => fix_exp(&format!("{v:e}")),
+        },
         _ => {
             // Significant digits (no trailing zeros) and the decimal exponent.
             let sci = match prec {
@@ -675,20 +677,7 @@ pub fn humanize_duration(mut v: f64) -> String {
 
 /// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 fn go_time(ns: i64) -> String {
-    let (y, mo, d, sod) = civil_time(ns.div_euclid(1_000_000_000));
-    let frac = ns.rem_euclid(1_000_000_000);
-    let mut s = format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    );
-    if frac != 0 {
-        let f = format!("{frac:09}");
-        let _ = write!(s, ".{}", f.trim_end_matches('0'));
-    }
-    s.push_str(" +0000 UTC");
-    s
+    crate::base::clock::go_time_text(ns, ' ', " +0000 UTC")
 }
 
 /// Go's `strings.Title`: the first letter of each word upper-cased.
