@@ -417,6 +417,19 @@ impl Block {
     }
 
     pub fn chunk(&self, r: &ChunkRef) -> Result<Vec<(i64, f64)>, BlockError> {
+        let mut out = Vec::new();
+        self.chunk_range_into(r, i64::MIN, i64::MAX, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the samples of one chunk in `[mint, maxt]` to `out`, checksum checked.
+    fn chunk_range_into(
+        &self,
+        r: &ChunkRef,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, f64)>,
+    ) -> Result<(), BlockError> {
         let bad = || self.corrupt("chunk reference out of range");
         let start = r.off as usize;
         let end = start.checked_add(r.len as usize).ok_or_else(bad)?;
@@ -425,7 +438,7 @@ impl Block {
         if crc32fast::hash(data) != crc {
             return Err(self.corrupt("chunk checksum mismatch"));
         }
-        codec::decode(data).map_err(|e| self.corrupt(&e.to_string()))
+        codec::decode_range_into(data, mint, maxt, out).map_err(|e| self.corrupt(&e.to_string()))
     }
 
     fn postings_list(&self, e: &(u32, u32, u32, u32)) -> Vec<u32> {
@@ -512,17 +525,7 @@ impl Block {
             let (l, refs) = self.series(o)?;
             let mut samples = Vec::new();
             for r in refs.iter().filter(|r| r.max_t >= mint && r.min_t <= maxt) {
-                let c = self.chunk(r)?;
-                if r.min_t >= mint && r.max_t <= maxt {
-                    // The whole chunk is wanted: no filtering, and no copy for the first one.
-                    if samples.is_empty() {
-                        samples = c;
-                    } else {
-                        samples.extend_from_slice(&c);
-                    }
-                } else {
-                    samples.extend(c.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
-                }
+                self.chunk_range_into(r, mint, maxt, &mut samples)?;
             }
             if !samples.is_empty() {
                 out.push((l, samples));
@@ -536,7 +539,7 @@ impl Block {
         let (l, refs) = self.series(ord)?;
         let mut samples = Vec::new();
         for r in &refs {
-            samples.extend(self.chunk(r)?);
+            self.chunk_range_into(r, i64::MIN, i64::MAX, &mut samples)?;
         }
         Ok((l, samples))
     }

@@ -153,6 +153,35 @@ pub fn first_t(buf: &[u8]) -> Option<i64> {
 
 /// Decodes a chunk written by [`encode`]; never panics on arbitrary bytes.
 pub fn decode(buf: &[u8]) -> Result<Vec<(i64, f64)>, CodecError> {
+    let mut out = Vec::new();
+    decode_range_into(buf, i64::MIN, i64::MAX, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the samples of a chunk written by [`encode`] whose timestamps lie in `[mint, maxt]`
+/// to `out`, allocating nothing else: timestamps are walked to the end of the range, values are
+/// decoded only up to its last sample. On a corrupt chunk `out` is left as it was and the error
+/// returned; never panics on arbitrary bytes.
+pub fn decode_range_into(
+    buf: &[u8],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<(), CodecError> {
+    let base = out.len();
+    let r = decode_range_inner(buf, mint, maxt, out);
+    if r.is_err() {
+        out.truncate(base);
+    }
+    r
+}
+
+fn decode_range_inner(
+    buf: &[u8],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<(), CodecError> {
     let mut r = Cursor { buf, pos: 0 };
     if r.byte()? != TAG {
         return Err(CodecError("unknown chunk encoding"));
@@ -163,31 +192,57 @@ pub fn decode(buf: &[u8]) -> Result<Vec<(i64, f64)>, CodecError> {
         return Err(CodecError("sample count larger than the chunk"));
     }
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let mut ts = Vec::with_capacity(n);
+    let base = out.len();
+    // Indices [lo, hi) of the samples in range; timestamps strictly increase.
+    let mut lo = n;
+    let mut hi = 0;
+    let mut keep = |i: usize, t: i64, out: &mut Vec<(i64, f64)>| {
+        if t >= mint && t <= maxt {
+            if lo == n {
+                lo = i;
+            }
+            hi = i + 1;
+            out.push((t, 0.0));
+        }
+    };
     let t0 = r.varint()?;
-    ts.push(t0);
+    keep(0, t0, out);
     if n > 1 {
         let mut d = r.varint()?;
         let mut t = t0.wrapping_add(d);
-        ts.push(t);
+        keep(1, t, out);
         let as_deltas = match r.byte()? {
             0 => false,
             1 => true,
             _ => return Err(CodecError("unknown timestamp encoding")),
         };
-        for x in r.unpack(n - 2)? {
+        let mut u = Unpacker::new(n - 2);
+        for i in 2..n {
+            let x = u.next(&mut r)?;
             d = if as_deltas { x } else { d.wrapping_add(x) };
             t = t.wrapping_add(d);
-            ts.push(t);
+            keep(i, t, out);
         }
     }
     let kind = r.byte()?;
-    let vals: Vec<f64> = match kind {
+    if out.len() - base != hi.saturating_sub(lo) {
+        return Err(CodecError("timestamps out of order"));
+    }
+    if hi == 0 {
+        return Ok(());
+    }
+    let vals = &mut out[base..];
+    let mut put = |i: usize, v: f64| {
+        if i >= lo && i < hi {
+            vals[i - lo].1 = v;
+        }
+    };
+    match kind {
         0 => {
             let v = f64::from_bits(u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes")));
-            vec![v; n]
+            vals.iter_mut().for_each(|s| s.1 = v);
         }
         1 | 2 => {
             let exp = r.byte()? as usize;
@@ -197,44 +252,37 @@ pub fn decode(buf: &[u8]) -> Result<Vec<(i64, f64)>, CodecError> {
             let p = POW10[exp];
             let g = r.uvarint()? as i64;
             let mut x = r.varint()?;
-            let mut out = Vec::with_capacity(n);
-            out.push(x as f64 / p);
-            let deltas = if kind == 1 {
-                r.unpack(n - 1)?
+            put(0, x as f64 / p);
+            if kind == 1 {
+                let mut u = Unpacker::new(n - 1);
+                for i in 1..hi {
+                    x = x.wrapping_add(u.next(&mut r)?.wrapping_mul(g));
+                    put(i, x as f64 / p);
+                }
             } else if n > 1 {
                 let mut d = r.varint()?;
-                let mut deltas = vec![d];
-                for dod in r.unpack(n.saturating_sub(2))? {
-                    d = d.wrapping_add(dod);
-                    deltas.push(d);
-                }
-                deltas
-            } else {
-                Vec::new()
-            };
-            for d in deltas {
                 x = x.wrapping_add(d.wrapping_mul(g));
-                out.push(x as f64 / p);
+                put(1, x as f64 / p);
+                let mut u = Unpacker::new(n - 2);
+                for i in 2..hi {
+                    d = d.wrapping_add(u.next(&mut r)?);
+                    x = x.wrapping_add(d.wrapping_mul(g));
+                    put(i, x as f64 / p);
+                }
             }
-            out
         }
         3 => {
             let mut br = BitReader::new(&buf[r.pos..]);
             let first = f64::from_bits(br.read_bits(64).ok_or(CodecError("short values"))?);
             let mut xv = XorValues::new(first);
-            let mut out = Vec::with_capacity(n);
-            out.push(first);
-            for _ in 1..n {
-                out.push(xv.read(&mut br).ok_or(CodecError("short values"))?);
+            put(0, first);
+            for i in 1..hi {
+                put(i, xv.read(&mut br).ok_or(CodecError("short values"))?);
             }
-            out
         }
         _ => return Err(CodecError("unknown value encoding")),
-    };
-    if vals.len() != n {
-        return Err(CodecError("value count mismatch"));
     }
-    Ok(ts.into_iter().zip(vals).collect())
+    Ok(())
 }
 
 /// Frame-of-reference bit packing in mini-blocks: per block a zigzag-varint minimum, a width
@@ -276,14 +324,14 @@ struct Cursor<'a> {
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn byte(&mut self) -> Result<u8, CodecError> {
         let b = *self.buf.get(self.pos).ok_or(CodecError("unexpected end"))?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self
             .pos
             .checked_add(n)
@@ -305,59 +353,77 @@ impl Cursor<'_> {
     fn varint(&mut self) -> Result<i64, CodecError> {
         Ok(unzigzag(self.uvarint()?))
     }
+}
 
-    fn unpack(&mut self, n: usize) -> Result<Vec<i64>, CodecError> {
-        let mut out = Vec::with_capacity(n.min(self.buf.len() * 8));
-        let mut left = n;
-        while left > 0 {
-            let len = left.min(MINI);
-            let min = self.varint()?;
-            let width = self.byte()? as u32;
-            if width > 64 {
+/// Reads `n` values written by [`pack`], one at a time, without a buffer.
+struct Unpacker<'a> {
+    /// Values not yet started in a mini-block.
+    left: usize,
+    /// The current mini-block: values left in it, its minimum, width and bits.
+    in_block: usize,
+    min: i64,
+    width: u32,
+    bytes: &'a [u8],
+    bitpos: usize,
+}
+
+impl<'a> Unpacker<'a> {
+    fn new(n: usize) -> Self {
+        Unpacker {
+            left: n,
+            in_block: 0,
+            min: 0,
+            width: 0,
+            bytes: &[],
+            bitpos: 0,
+        }
+    }
+
+    fn next(&mut self, r: &mut Cursor<'a>) -> Result<i64, CodecError> {
+        if self.in_block == 0 {
+            if self.left == 0 {
+                return Err(CodecError("more values read than packed"));
+            }
+            let len = self.left.min(MINI);
+            self.min = r.varint()?;
+            self.width = r.byte()? as u32;
+            if self.width > 64 {
                 return Err(CodecError("bit width over 64"));
             }
-            if width == 0 {
-                out.extend(std::iter::repeat_n(min, len));
-            } else if width <= 56 {
-                // Fast path: one unaligned little-endian word load per value.
-                let bytes = self.take((len * width as usize).div_ceil(8))?;
-                let mask = (1u64 << width) - 1;
-                let mut bitpos = 0usize;
-                for _ in 0..len {
-                    let byte = bitpos >> 3;
-                    let word = match bytes.get(byte..byte + 8) {
-                        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
-                        None => {
-                            let mut w = [0u8; 8];
-                            let tail = &bytes[byte.min(bytes.len())..];
-                            w[..tail.len()].copy_from_slice(tail);
-                            u64::from_le_bytes(w)
-                        }
-                    };
-                    let off = (word >> (bitpos & 7)) & mask;
-                    out.push(min.wrapping_add(off as i64));
-                    bitpos += width as usize;
-                }
-            } else {
-                let bytes = self.take((len * width as usize).div_ceil(8))?;
-                let mut acc: u128 = 0;
-                let mut nbits = 0u32;
-                let mut it = bytes.iter();
-                let mask: u128 = (1u128 << width) - 1;
-                for _ in 0..len {
-                    while nbits < width {
-                        acc |= (*it.next().ok_or(CodecError("unexpected end"))? as u128) << nbits;
-                        nbits += 8;
-                    }
-                    let off = (acc & mask) as u64;
-                    acc >>= width;
-                    nbits -= width;
-                    out.push((min as i128 + off as i128) as i64);
-                }
-            }
-            left -= len;
+            self.bytes = r.take((len * self.width as usize).div_ceil(8))?;
+            self.bitpos = 0;
+            self.in_block = len;
+            self.left -= len;
         }
-        Ok(out)
+        self.in_block -= 1;
+        let w = self.width;
+        if w == 0 {
+            return Ok(self.min);
+        }
+        let byte = self.bitpos >> 3;
+        let shift = (self.bitpos & 7) as u32;
+        self.bitpos += w as usize;
+        let off = if w <= 56 {
+            // One unaligned little-endian word load per value.
+            let word = match self.bytes.get(byte..byte + 8) {
+                Some(x) => u64::from_le_bytes(x.try_into().expect("8 bytes")),
+                None => {
+                    let mut x = [0u8; 8];
+                    let tail = &self.bytes[byte.min(self.bytes.len())..];
+                    x[..tail.len()].copy_from_slice(tail);
+                    u64::from_le_bytes(x)
+                }
+            };
+            (word >> shift) & ((1u64 << w) - 1)
+        } else {
+            let mut x = [0u8; 16];
+            let tail = &self.bytes[byte.min(self.bytes.len())..];
+            let k = tail.len().min(16);
+            x[..k].copy_from_slice(&tail[..k]);
+            let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
+            ((u128::from_le_bytes(x) >> shift) as u64) & mask
+        };
+        Ok((self.min as i128 + off as i128) as i64)
     }
 }
 
@@ -439,6 +505,56 @@ mod tests {
             .collect();
         assert!(round_trip(&pages) < 120, "{}", round_trip(&pages));
         round_trip(&[(1, i64::MAX as f64), (2, i64::MIN as f64), (3, 0.0)]);
+    }
+
+    #[test]
+    fn range_decode_equals_decode_then_filter() {
+        let ts = |i: i64| 1_700_000_000_000 + i * 15_000 + (i * 7919) % 13;
+        let mut v = 10.0f64;
+        let kinds: Vec<Vec<(i64, f64)>> = vec![
+            (0..300).map(|i| (ts(i), 3.0)).collect(),
+            (0..300)
+                .map(|i| {
+                    v += (i % 5) as f64 * 0.25;
+                    (ts(i), v)
+                })
+                .collect(),
+            (0..300).map(|i| (ts(i), (i * i) as f64)).collect(),
+            (0..300).map(|i| (ts(i), (i as f64).sin())).collect(),
+            vec![(ts(0), 1.0)],
+        ];
+        for samples in &kinds {
+            let c = encode(samples);
+            let all = decode(&c).unwrap();
+            let (first, last) = (samples[0].0, samples[samples.len() - 1].0);
+            for (mint, maxt) in [
+                (i64::MIN, i64::MAX),
+                (first, last),
+                (first - 1, first),
+                (last, last + 1),
+                (ts(10), ts(30)),
+                (ts(10) + 1, ts(30) - 1),
+                (ts(299), ts(400)),
+                (ts(-10), ts(-1)),
+                (ts(400), ts(500)),
+                (ts(50), ts(40)),
+            ] {
+                let mut got = vec![(1, 1.0)];
+                decode_range_into(&c, mint, maxt, &mut got).unwrap();
+                let want: Vec<_> = std::iter::once((1, 1.0))
+                    .chain(all.iter().copied().filter(|s| s.0 >= mint && s.0 <= maxt))
+                    .collect();
+                assert_eq!(got.len(), want.len(), "[{mint}, {maxt}]");
+                for (a, b) in got.iter().zip(&want) {
+                    assert_eq!((a.0, a.1.to_bits()), (b.0, b.1.to_bits()));
+                }
+            }
+        }
+        // A corrupt chunk leaves the output as it was.
+        let c = encode(&kinds[1]);
+        let mut out = vec![(1, 1.0)];
+        assert!(decode_range_into(&c[..c.len() / 2], i64::MIN, i64::MAX, &mut out).is_err());
+        assert_eq!(out, vec![(1, 1.0)]);
     }
 
     #[test]

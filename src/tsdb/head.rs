@@ -382,10 +382,8 @@ impl Head {
         };
         let mut out = Vec::new();
         for (_, c) in s.sealed.chunks(&self.arena) {
-            if codec::first_t(c).is_some_and(|f| f < before)
-                && let Ok(x) = codec::decode(c)
-            {
-                out.extend(x.into_iter().filter(|s| s.0 < before));
+            if codec::first_t(c).is_some_and(|f| f < before) {
+                let _ = codec::decode_range_into(c, i64::MIN, before.saturating_sub(1), &mut out);
             }
         }
         if s.open.first_t().is_some_and(|f| f < before) {

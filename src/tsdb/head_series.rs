@@ -271,9 +271,7 @@ impl Sealed {
     pub(super) fn all(&self, arena: &Arena) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
         for (_, d) in self.chunks(arena) {
-            if let Ok(s) = codec::decode(d) {
-                out.extend(s);
-            }
+            let _ = codec::decode_range_into(d, i64::MIN, i64::MAX, &mut out);
         }
         out
     }
@@ -359,12 +357,25 @@ impl MemSeries {
     pub(super) fn samples(&self, arena: &Arena, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
         if !self.sealed.is_empty() && self.sealed_max_t >= mint {
-            for (_, c) in self.sealed.chunks(arena) {
-                if codec::first_t(c).is_some_and(|f| f <= maxt)
-                    && let Ok(s) = codec::decode(c)
-                {
-                    out.extend(s.into_iter().filter(|s| s.0 >= mint && s.0 <= maxt));
+            // A chunk ends before the next one starts: one whose successor starts at or before
+            // `mint` holds nothing in range and is not decoded.
+            let mut chunks = self.sealed.chunks(arena).peekable();
+            while let Some((_, c)) = chunks.next() {
+                let Some(first) = codec::first_t(c) else {
+                    continue;
+                };
+                if first > maxt {
+                    break;
                 }
+                if chunks
+                    .peek()
+                    .and_then(|(_, next)| codec::first_t(next))
+                    .is_some_and(|f| f <= mint)
+                {
+                    continue;
+                }
+                // A corrupt chunk contributes nothing (the arena is in memory; never seen).
+                let _ = codec::decode_range_into(c, mint, maxt, &mut out);
             }
         }
         if self

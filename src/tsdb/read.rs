@@ -44,42 +44,45 @@ impl Tsdb {
 
 impl Queryable for Tsdb {
     fn select(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Result<SeriesIter, TsdbError> {
-        let mut map: BTreeMap<Labels, (Vec<(i64, f64)>, bool)> = BTreeMap::new();
-        // Parts append in time order when blocks do not overlap; only out-of-order parts make
-        // the merge sort.
-        let mut add = |l: Labels, s: Vec<(i64, f64)>| {
-            let e = map.entry(l).or_default();
-            if e.0.is_empty() {
-                e.0 = s;
-            } else if let (Some(last), Some(first)) = (e.0.last(), s.first()) {
-                if first.0 <= last.0 {
-                    e.1 = true;
-                }
-                e.0.extend(s);
-            }
-        };
+        // Parts in time order (blocks by start, then the head), sorted stably by labels so a
+        // series' parts stay in time order; parts of one series are then joined. Only parts
+        // that overlap in time make the merge sort.
         let mut blocks = self.overlapping_blocks(mint, maxt);
         blocks.sort_by_key(|b| b.meta.min_t);
+        let mut parts = Vec::new();
         for b in blocks {
-            for (l, s) in b.read(&b.matching(ms), mint, maxt)? {
-                add(l, s);
+            parts.extend(b.read(&b.matching(ms), mint, maxt)?);
+        }
+        {
+            let h = self.inner.head.read();
+            parts.extend(h.read(&h.matching(ms), mint, maxt));
+        }
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<Series> = Vec::with_capacity(parts.len());
+        let mut unordered = false;
+        for (labels, samples) in parts {
+            match out.last_mut() {
+                Some(last) if last.labels == labels => {
+                    if let (Some(l), Some(f)) = (last.samples.last(), samples.first())
+                        && f.0 <= l.0
+                    {
+                        unordered = true;
+                    }
+                    last.samples.extend(samples);
+                }
+                _ => {
+                    if unordered && let Some(last) = out.last_mut() {
+                        head::sort_dedup(&mut last.samples);
+                    }
+                    unordered = false;
+                    out.push(Series { labels, samples });
+                }
             }
         }
-        let from_head = {
-            let h = self.inner.head.read();
-            h.read(&h.matching(ms), mint, maxt)
-        };
-        for (l, s) in from_head {
-            add(l, s);
+        if unordered && let Some(last) = out.last_mut() {
+            head::sort_dedup(&mut last.samples);
         }
-        Ok(Box::new(map.into_iter().map(
-            |(labels, (mut samples, unordered))| {
-                if unordered {
-                    head::sort_dedup(&mut samples);
-                }
-                Series { labels, samples }
-            },
-        )))
+        Ok(Box::new(out.into_iter()))
     }
 
     fn label_names(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Result<Vec<String>, TsdbError> {
