@@ -50,7 +50,7 @@ pub fn router(
     };
     // Rule groups and alerts; without a rule manager (tests), Prometheus's empty answers.
     let rules_api = match ui.rules.clone() {
-        Some(m) => api::rules::router(m),
+        Some(m) => api::rules::router(m, ui.alertmanager.clone()),
         None => Router::new()
             .route(
                 "/api/v1/rules",
@@ -60,6 +60,10 @@ pub fn router(
                 "/api/v1/alerts",
                 get(|| async { api::edge::prometheus_success_raw("{\"alerts\":[]}") }),
             ),
+    };
+    let am_api = match ui.alertmanager.clone() {
+        Some(am) => api::alertmanager::router(am),
+        None => Router::new(),
     };
     let inner = Router::new()
         .route("/", get(root_redirect))
@@ -76,6 +80,7 @@ pub fn router(
         .merge(api::gpu::router(api_state.store.clone(), tsdb.clone()))
         .merge(api::query::router(query))
         .merge(rules_api)
+        .merge(am_api)
         .merge(ingest::http::router(ingest));
     // Responses gzipped for clients that ask (the UI's pages and data, large API answers).
     let inner = inner.layer(tower_http::compression::CompressionLayer::new().gzip(true));
@@ -289,10 +294,35 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     // Rules: a bad rule file stops the start here, naming the file and line. Alerts go to the
     // configured Alertmanagers through the notifier's queue.
-    let notifier = crate::notify::Notifier::new(&config.alerting)?;
+    let external_url = external_url(&config, http);
+    // The built-in Alertmanager, when configured: a bad alertmanager.yml stops the start.
+    let alertmanager = match &config.notify.config_file {
+        Some(path) => {
+            let am_url = if config.notify.external_url.is_empty() {
+                format!("{external_url}/alertmanager")
+            } else {
+                config.notify.external_url.clone()
+            };
+            let dir = config.data_dir.join("alertmanager");
+            let path = path.clone();
+            let am = tokio::task::spawn_blocking(move || {
+                crate::alertmanager::Alertmanager::open(&dir, &path, &am_url)
+            })
+            .await
+            .context("alertmanager start task panicked")?
+            .context("cannot start the built-in alertmanager")?;
+            registry.add(am.clone());
+            tokio::spawn(am.clone().run(shutdown.clone()));
+            Some(am)
+        }
+        None => None,
+    };
+    let local: Option<Arc<dyn crate::notify::AlertSink>> = alertmanager
+        .clone()
+        .map(|a| a as Arc<dyn crate::notify::AlertSink>);
+    let notifier = crate::notify::Notifier::new(&config.alerting, local)?;
     registry.add(notifier.clone());
     let notifier_task = tokio::spawn(notifier.clone().run(shutdown.clone()));
-    let external_url = external_url(&config, http);
     let rules = crate::rules::Manager::start(
         config.rules.clone(),
         &config.alerting,
@@ -303,9 +333,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )
     .map_err(|e| anyhow::anyhow!("cannot load the rules: {e}"))?;
     registry.add(rules.clone());
-    reload_rules_on_sighup(rules.clone(), shutdown.clone())?;
+    reload_rules_on_sighup(rules.clone(), alertmanager.clone(), shutdown.clone())?;
     let mut ui = crate::ui::UiState::new(store.clone(), query.clone(), counters.clone(), &config);
     ui.rules = Some(rules);
+    ui.alertmanager = alertmanager;
     let main_router = router(
         store.clone(),
         tsdb.clone(),
@@ -466,9 +497,11 @@ fn external_url(config: &Config, http: SocketAddr) -> String {
     format!("{scheme}://{host}:{}{}", http.port(), config.base_path)
 }
 
-/// SIGHUP reads the rule files again (the TLS certificate listens for it too).
+/// SIGHUP reads the rule files and the Alertmanager configuration again (the TLS certificate
+/// listens for it too).
 fn reload_rules_on_sighup(
     rules: Arc<crate::rules::Manager>,
+    alertmanager: Option<Arc<crate::alertmanager::Alertmanager>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     #[cfg(unix)]
@@ -480,6 +513,9 @@ fn reload_rules_on_sighup(
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     r = hup.recv() => if r.is_none() { return },
+                }
+                if let Some(am) = alertmanager.clone() {
+                    let _ = tokio::task::spawn_blocking(move || am.reload()).await;
                 }
                 let _ = rules.reload().await;
             }

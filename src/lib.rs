@@ -28,6 +28,9 @@
 //! - [`tls`]: TLS on the listeners (rustls), the certificate read again on SIGHUP.
 //! - [`template`]: Go's text/template as Prometheus's alert templates use it, bounded.
 //! - [`notify`]: alerts to Alertmanagers (API v2), a bounded queue, batches, counters.
+//! - [`alertmanager`]: the built-in Alertmanager (`[notify] config_file`): `alertmanager.yml`,
+//!   routing, aggregation groups, inhibition, silences, time intervals, the notification log and
+//!   receivers, its state durable in SQLite; `api::alertmanager` answers Alertmanager's API v2.
 //! - [`promql`]: the PromQL lexer, parser and evaluator over [`tsdb::Queryable`], and the
 //!   [`promql::QueryService`] every query goes through (admission, the blocking pool).
 //! - [`rules`]: Prometheus rule files, group evaluation with Prometheus 2.42's semantics, alert
@@ -61,7 +64,7 @@
 //! | 7 | `app` |
 //! | 6 | `ui` |
 //! | 5 | `api`, `samplers` |
-//! | 4 | `ingest`, `promql`, `rules`, `spanmetrics`, `proxy` |
+//! | 4 | `ingest`, `promql`, `rules`, `spanmetrics`, `proxy`, `alertmanager` |
 //! | 3 | `tsdb`, `traces`, `forward`, `auth`, `tls`, `notify` |
 //! | 2 | `config`, `telemetry`, `template` |
 //! | 1 | `base`, `error` |
@@ -105,6 +108,7 @@
 //!    blocking pool: the evaluator calls `Queryable::select` (`tsdb::read`), which merges the
 //!    blocks and the head and returns each series' samples in the range.
 
+pub mod alertmanager;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -41,51 +41,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 pub(super) fn parse_rfc3339(s: &str) -> Option<i64> {
-    // YYYY-MM-DDTHH:MM:SS(.fff)?(Z|±HH:MM)
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
-            i += 1;
-        }
-        let digits = &s[start..i];
-        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        frac_ms = padded.parse().ok()?;
-    }
-    let offset_min = match b.get(i) {
-        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
-        Some(c @ (b'+' | b'-')) if i + 6 == b.len() => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            let o = oh * 60 + om;
-            if *c == b'+' { o } else { -o }
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(((days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + frac_ms)
+    crate::base::clock::parse_rfc3339_ns(s).map(|ns| ns.div_euclid(1_000_000))
 }
 
 /// `start`/`end` in ms, defaulting to all time.

@@ -17,12 +17,15 @@ use crate::notify::rfc3339_nano;
 use crate::rules::alert::Alert;
 use crate::rules::{Manager, RuleKind, SharedGroup};
 
-pub fn router(manager: Arc<Manager>) -> Router {
+pub fn router(manager: Arc<Manager>, am: Option<Arc<crate::alertmanager::Alertmanager>>) -> Router {
     Router::new()
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/alerts", get(alerts))
-        .route("/-/reload", post(reload).put(reload))
-        .with_state(manager)
+        .with_state(manager.clone())
+        .route(
+            "/-/reload",
+            post(reload).put(reload).with_state((manager, am)),
+        )
 }
 
 /// Go's zero `time.Time` for "never".
@@ -193,7 +196,21 @@ pub fn alerts_json(groups: &[SharedGroup]) -> Value {
     json!({ "alerts": out })
 }
 
-async fn reload(State(m): State<Arc<Manager>>) -> Response {
+/// Reads the rule files and the built-in Alertmanager's configuration again; either refused
+/// keeps what is in use and answers 500 with the reason.
+async fn reload(
+    State((m, am)): State<(Arc<Manager>, Option<Arc<crate::alertmanager::Alertmanager>>)>,
+) -> Response {
+    if let Some(am) = am {
+        let r = tokio::task::spawn_blocking(move || am.reload()).await;
+        if let Ok(Err(e)) = r {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e}\n"),
+            )
+                .into_response();
+        }
+    }
     match m.reload().await {
         Ok(()) => (StatusCode::OK, "").into_response(),
         Err(e) => (

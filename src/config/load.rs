@@ -55,6 +55,11 @@ pub fn load(
     // Rule files are relative to the config file, as Prometheus's are to prometheus.yml.
     if let Some(dir) = file.and_then(Path::parent) {
         cfg.rules.base_dir = dir.to_path_buf();
+        if let Some(f) = &mut cfg.notify.config_file
+            && f.is_relative()
+        {
+            *f = dir.join(&*f);
+        }
     }
     Ok((cfg, warnings))
 }

@@ -28,7 +28,7 @@ pub use proxy::{Cidr, ProxyRoute};
 pub use query::EngineConfig;
 pub use raw::RawConfig;
 pub use raw::{default_graph_buckets, default_latency_buckets};
-pub use rules::{AlertingConfig, AlertmanagerTarget, RulesConfig};
+pub use rules::{AlertingConfig, AlertmanagerTarget, NotifyConfig, RulesConfig};
 pub use scrape::ScrapeConfig;
 pub use spanmetrics::SpanMetricsConfig;
 pub use tls::TlsConfig;
@@ -81,6 +81,7 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub rules: RulesConfig,
     pub alerting: AlertingConfig,
+    pub notify: NotifyConfig,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -270,6 +271,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
         tls: tls::tls_config(&raw.tls)?,
         rules: rules::rules_config(&raw.rules)?,
         alerting: rules::alerting_config(&raw.alerting)?,
+        notify: rules::notify_config(&raw.notify)?,
         log_level: raw.log.level.clone(),
         log_json,
     })

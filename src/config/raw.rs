@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub rules: RawRules,
     pub alerting: RawAlerting,
+    pub notify: RawNotify,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -425,6 +426,7 @@ impl Default for RawConfig {
             log: RawLog::default(),
             rules: RawRules::default(),
             alerting: RawAlerting::default(),
+            notify: RawNotify::default(),
         }
     }
 }
@@ -571,4 +573,16 @@ impl Default for RawAlerting {
             external_url: String::new(),
         }
     }
+}
+
+/// `[notify]`: the built-in Alertmanager.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNotify {
+    /// An `alertmanager.yml` (relative to this file); set, the built-in Alertmanager runs and
+    /// Sightline's own alerts go to it (and to `[alerting] alertmanagers`, if any).
+    pub config_file: String,
+    /// The Alertmanager's URL as users reach it (`.ExternalURL` in notifications); empty:
+    /// Sightline's external URL + `/alertmanager`.
+    pub external_url: String,
 }

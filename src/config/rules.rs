@@ -163,3 +163,28 @@ mod tests {
         assert!(alertmanager("ftp://am").is_err());
     }
 }
+
+/// Validated `[notify]`.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyConfig {
+    /// The `alertmanager.yml` (relative paths resolved against the config file's directory at
+    /// load); `None`: no built-in Alertmanager.
+    pub config_file: Option<PathBuf>,
+    pub external_url: String,
+}
+
+pub(super) fn notify_config(r: &raw::RawNotify) -> Result<NotifyConfig, ConfigError> {
+    let eu = r.external_url.trim();
+    if !(eu.is_empty() || eu.starts_with("http://") || eu.starts_with("https://")) {
+        return Err(invalid(
+            "notify.external_url",
+            eu,
+            "expected an http:// or https:// URL",
+        ));
+    }
+    let f = r.config_file.trim();
+    Ok(NotifyConfig {
+        config_file: (!f.is_empty()).then(|| PathBuf::from(f)),
+        external_url: eu.trim_end_matches('/').to_string(),
+    })
+}

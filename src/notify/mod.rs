@@ -52,6 +52,15 @@ impl NotifyAlert {
     }
 }
 
+/// Where alerts go besides the external Alertmanagers: the built-in one. `put_alerts` may block
+/// (it writes durably); the notifier calls it from a blocking thread.
+pub trait AlertSink: Send + Sync {
+    fn put_alerts(&self, alerts: &[NotifyAlert]);
+}
+
+/// The counters' name for the built-in Alertmanager.
+pub const BUILT_IN: &str = "built-in";
+
 /// Counters per Alertmanager and for the queue (`sightline_notifications_*`).
 #[derive(Default)]
 pub struct NotifyCounters {
@@ -151,10 +160,15 @@ pub struct Notifier {
     bearer: Option<String>,
     client: reqwest::Client,
     counters: NotifyCounters,
+    local: Option<Arc<dyn AlertSink>>,
 }
 
 impl Notifier {
-    pub fn new(cfg: &AlertingConfig) -> anyhow::Result<Arc<Notifier>> {
+    /// A notifier for `cfg`'s Alertmanagers and, when given, the built-in one.
+    pub fn new(
+        cfg: &AlertingConfig,
+        local: Option<Arc<dyn AlertSink>>,
+    ) -> anyhow::Result<Arc<Notifier>> {
         let mut b = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
@@ -189,12 +203,23 @@ impl Notifier {
                 basic_auth: a.basic_auth.clone(),
             })
             .collect();
-        let per = |_: &Target| AtomicU64::new(0);
+        // Counter rows: one per Alertmanager, then the built-in one.
+        let names: Vec<String> = targets
+            .iter()
+            .map(|t| t.url.clone())
+            .chain(local.as_ref().map(|_| BUILT_IN.to_string()))
+            .collect();
+        let per = || -> Vec<(String, AtomicU64)> {
+            names
+                .iter()
+                .map(|n| (n.clone(), AtomicU64::new(0)))
+                .collect()
+        };
         let counters = NotifyCounters {
-            sent: targets.iter().map(|t| (t.url.clone(), per(t))).collect(),
-            errors: targets.iter().map(|t| (t.url.clone(), per(t))).collect(),
-            latency_sum_us: targets.iter().map(|t| (t.url.clone(), per(t))).collect(),
-            latency_count: targets.iter().map(|t| (t.url.clone(), per(t))).collect(),
+            sent: per(),
+            errors: per(),
+            latency_sum_us: per(),
+            latency_count: per(),
             queue_capacity: AtomicU64::new(cfg.queue_capacity as u64),
             ..Default::default()
         };
@@ -207,6 +232,7 @@ impl Notifier {
             bearer,
             client: b.build().context("cannot build the Alertmanager client")?,
             counters,
+            local,
         }))
     }
 
@@ -215,13 +241,13 @@ impl Notifier {
     }
 
     pub fn has_targets(&self) -> bool {
-        !self.targets.is_empty()
+        !self.targets.is_empty() || self.local.is_some()
     }
 
     /// Queues alerts: external labels added where the alert lacks them; past the capacity the
     /// oldest are dropped and counted.
     pub fn send(&self, alerts: Vec<NotifyAlert>) {
-        if self.targets.is_empty() || alerts.is_empty() {
+        if !self.has_targets() || alerts.is_empty() {
             return;
         }
         let mut alerts = alerts;
@@ -321,8 +347,30 @@ impl Notifier {
                 ok
             }
         });
-        let results = futures_util::future::join_all(sends).await;
-        results.into_iter().any(|x| x)
+        let local = async {
+            let Some(sink) = self.local.clone() else {
+                return false;
+            };
+            let i = self.targets.len();
+            let started = Instant::now();
+            let owned = batch.to_vec();
+            let ok = tokio::task::spawn_blocking(move || sink.put_alerts(&owned))
+                .await
+                .is_ok();
+            let c = &self.counters;
+            c.latency_sum_us[i]
+                .1
+                .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+            c.latency_count[i].1.fetch_add(1, Relaxed);
+            if ok {
+                c.sent[i].1.fetch_add(batch.len() as u64, Relaxed);
+            } else {
+                c.errors[i].1.fetch_add(batch.len() as u64, Relaxed);
+            }
+            ok
+        };
+        let (results, local_ok) = tokio::join!(futures_util::future::join_all(sends), local);
+        local_ok || results.into_iter().any(|x| x)
     }
 }
 
@@ -348,7 +396,7 @@ mod tests {
             basic_auth: None,
         }];
         cfg.external_labels = BTreeMap::from([("cluster".into(), "eu1".into())]);
-        let n = Notifier::new(&cfg).unwrap();
+        let n = Notifier::new(&cfg, None).unwrap();
         let alert = |i: i64| NotifyAlert {
             labels: BTreeMap::from([("alertname".into(), format!("A{i}"))]),
             annotations: BTreeMap::new(),

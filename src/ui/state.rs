@@ -46,6 +46,8 @@ pub struct UiState {
     pub apps: Vec<(String, String)>,
     /// The rule manager (the Alerts page and the rule API); `None` in tests that run without.
     pub rules: Option<Arc<crate::rules::Manager>>,
+    /// The built-in Alertmanager, when `[notify] config_file` is set.
+    pub alertmanager: Option<Arc<crate::alertmanager::Alertmanager>>,
 }
 
 impl UiState {
@@ -143,6 +145,7 @@ impl UiState {
                 .collect(),
             gpu_enabled: cfg.gpu.enabled,
             rules: None,
+            alertmanager: None,
             rates: IngestRates::start(metrics.ingest.clone()),
             apps: cfg
                 .proxy
