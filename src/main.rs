@@ -66,6 +66,11 @@ enum CheckWhat {
     },
     /// Sightline's configuration (the --config file, environment and flags) and its rule files.
     Config,
+    /// Alertmanager configuration files, as `amtool check-config` checks them.
+    AlertmanagerConfig {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -99,6 +104,16 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Check {
             what: CheckWhat::Rules { files },
         }) => std::process::exit(check_rules(files)),
+        Some(Command::Check {
+            what: CheckWhat::AlertmanagerConfig { files },
+        }) => {
+            let failed =
+                sightline::alertmanager::config::check_files(files, &mut std::io::stdout());
+            if failed > 0 {
+                eprintln!("sightline: failed to validate {failed} file(s)");
+            }
+            std::process::exit(i32::from(failed > 0));
+        }
         Some(Command::Test {
             what: TestWhat::Rules { files },
         }) => std::process::exit(sightline::rules::unittest::run_files(files)),

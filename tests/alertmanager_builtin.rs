@@ -1,0 +1,658 @@
+//! The built-in Alertmanager against Alertmanager 0.25 (Debian's `prometheus-alertmanager`):
+//!
+//! - `amtool check-config` and `sightline check alertmanager-config` agree on every file in
+//!   `tests/alertmanager_configs/`.
+//! - The same `alertmanager.yml` (nested routes with `continue`, `group_by` on two labels and
+//!   `...`, an inhibition, a silence, a mute time interval, five webhook receivers, one of them
+//!   failing three times before it succeeds) and the same alerts posted through
+//!   `POST /api/v2/alerts` to both: every webhook sink gets the same notifications from both
+//!   (group key, status, alerts with their labels and statuses, in order), each within one
+//!   `group_interval` of the other's; `amtool alert query` and `amtool silence query` answer
+//!   the same. The scenario is ten minutes of Alertmanager's defaults compressed 1:10 and cut to
+//!   the part where things happen: `group_wait` 2 s, `group_interval` 6 s, `repeat_interval`
+//!   21 s, 45 s in all; alerts are posted mid-interval so neither side races a flush.
+//! - Restart: `kill -9` in the middle of a scenario; after the restart no group is notified
+//!   again before its `repeat_interval`, the silence still holds, and an alert posted just
+//!   before the kill is notified.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------- a webhook sink
+
+#[derive(Clone, Debug)]
+struct Hit {
+    path: String,
+    from_sightline: bool,
+    at: Instant,
+    body: Value,
+}
+
+/// Records every POST; `/flaky` answers 500 to the first three posts from each sender.
+struct Sink {
+    port: u16,
+    hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    let head_end = loop {
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut len = 0;
+    let mut agent = String::new();
+    for l in head.lines() {
+        let lower = l.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("user-agent:") {
+            agent = l[11..].trim().to_string();
+        }
+    }
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&tmp[..n]);
+    }
+    Some((path, agent, body))
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            let mut flaky: BTreeMap<bool, u32> = BTreeMap::new();
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let Some((path, agent, body)) = read_request(&mut s) else {
+                    continue;
+                };
+                let from_sightline = agent.starts_with("Sightline");
+                let mut status = "200 OK";
+                if path == "/flaky" {
+                    let n = flaky.entry(from_sightline).or_default();
+                    *n += 1;
+                    if *n <= 3 {
+                        status = "500 Internal Server Error";
+                    }
+                }
+                if status.starts_with("200") {
+                    h.lock().unwrap().push(Hit {
+                        path,
+                        from_sightline,
+                        at: Instant::now(),
+                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    });
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Sink { port, hits }
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------- the two Alertmanagers
+
+struct RealAm {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for RealAm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reqwest::blocking::get(url).is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_real(dir: &Path, cfg: &Path) -> RealAm {
+    let port = common::free_port();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("alertmanager must be installed (apt-get install prometheus-alertmanager)");
+    let am = RealAm { child, port };
+    wait_ready(&format!("http://127.0.0.1:{port}/-/ready"));
+    am
+}
+
+fn start_sightline(dir: &Path, cfg: &Path) -> common::Child {
+    let c = common::Child::spawn_with(
+        dir,
+        &[
+            ("SIGHTLINE_NOTIFY_CONFIG_FILE", cfg.to_str().unwrap()),
+            ("SIGHTLINE_SPANMETRICS_ENABLED", "false"),
+        ],
+    );
+    wait_ready(&c.api("/api/v2/status"));
+    c
+}
+
+fn post(url: &str, body: &Value) -> u16 {
+    reqwest::blocking::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let secs = d.as_secs() as i64;
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d_ = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d_:02}T{:02}:{:02}:{:02}.{:03}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60,
+        d.subsec_millis()
+    )
+}
+
+fn alert(labels: &[(&str, &str)], resolved: bool) -> Value {
+    let mut a = json!({
+        "labels": labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "annotations": {"summary": format!("{} on {}", labels[0].1, labels.iter().find(|l| l.0 == "instance").map(|l| l.1).unwrap_or("-"))},
+        "generatorURL": "http://prometheus.example:9090/graph",
+        "startsAt": "2026-01-01T00:00:00Z",
+    });
+    if resolved {
+        a["endsAt"] = rfc3339(std::time::SystemTime::now()).into();
+    }
+    a
+}
+
+const CONFIG: &str = r#"
+global:
+  resolve_timeout: 5m
+route:
+  receiver: default
+  group_by: [alertname, cluster]
+  group_wait: 2s
+  group_interval: 6s
+  repeat_interval: 21s
+  routes:
+    - matchers: [team="db"]
+      receiver: db
+      continue: true
+      routes:
+        - matchers: [severity="critical"]
+          receiver: db-critical
+          group_by: ['...']
+    - matchers: ['team=~"db|web"']
+      receiver: web
+    - matchers: [team="muted"]
+      receiver: web
+      mute_time_intervals: [always]
+    - matchers: [team="flaky"]
+      receiver: flaky
+receivers:
+  - name: default
+    webhook_configs: [{url: "http://127.0.0.1:SINK/default"}]
+  - name: db
+    webhook_configs: [{url: "http://127.0.0.1:SINK/db", send_resolved: true}]
+  - name: db-critical
+    webhook_configs: [{url: "http://127.0.0.1:SINK/dbcrit", max_alerts: 1}]
+  - name: web
+    webhook_configs: [{url: "http://127.0.0.1:SINK/web", send_resolved: false}]
+  - name: flaky
+    webhook_configs: [{url: "http://127.0.0.1:SINK/flaky"}]
+time_intervals:
+  - name: always
+    time_intervals: [{years: ['2000:2999']}]
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [alertname, instance]
+"#;
+
+/// A notification reduced to what both must agree on.
+fn essence(h: &Hit) -> Value {
+    let b = &h.body;
+    let alerts: Vec<Value> = b["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| json!({"status": x["status"], "labels": x["labels"], "fingerprint": x["fingerprint"], "annotations": x["annotations"], "startsAt": x["startsAt"]}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "groupKey": b["groupKey"],
+        "status": b["status"],
+        "receiver": b["receiver"],
+        "groupLabels": b["groupLabels"],
+        "commonLabels": b["commonLabels"],
+        "commonAnnotations": b["commonAnnotations"],
+        "truncatedAlerts": b["truncatedAlerts"],
+        "version": b["version"],
+        "alerts": alerts,
+    })
+}
+
+#[test]
+fn check_config_agrees_with_amtool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/alertmanager_configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 25, "corpus too small");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let am = Command::new("amtool")
+            .arg("check-config")
+            .arg(f)
+            .output()
+            .expect("amtool comes with prometheus-alertmanager");
+        let sl = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["check", "alertmanager-config"])
+            .arg(f)
+            .output()
+            .unwrap();
+        let want_ok = name.starts_with("good_");
+        assert_eq!(am.status.success(), want_ok, "amtool on {name}");
+        assert_eq!(
+            sl.status.success(),
+            am.status.success(),
+            "{name}: amtool {:?}, sightline {:?}: {}",
+            am.status.code(),
+            sl.status.code(),
+            String::from_utf8_lossy(&sl.stdout)
+        );
+    }
+}
+
+#[test]
+fn notifies_as_alertmanager_0_25_does() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg, CONFIG.replace("SINK", &sink.port.to_string())).unwrap();
+    let real = start_real(dir.path(), &cfg);
+    let sl = start_sightline(&dir.path().join("sl"), &cfg);
+    let urls = [
+        format!("http://127.0.0.1:{}/api/v2", real.port),
+        sl.api("/alertmanager/api/v2"),
+    ];
+    let to_both = |path: &str, body: &Value| {
+        for u in &urls {
+            assert_eq!(post(&format!("{u}{path}"), body), 200, "{u}{path}");
+        }
+    };
+    // A silence for instance i4, on both.
+    let far = rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let now = rfc3339(std::time::SystemTime::now());
+    to_both(
+        "/silences",
+        &json!({"matchers": [{"name": "instance", "value": "i4", "isRegex": false}], "startsAt": now, "endsAt": far, "createdBy": "test", "comment": "maintenance"}),
+    );
+    let a1 = [
+        ("alertname", "HighLatency"),
+        ("cluster", "c1"),
+        ("team", "db"),
+        ("severity", "warning"),
+        ("instance", "i1"),
+    ];
+    let a2 = [
+        ("alertname", "HighLatency"),
+        ("cluster", "c1"),
+        ("team", "db"),
+        ("severity", "warning"),
+        ("instance", "i2"),
+    ];
+    let c1 = [
+        ("alertname", "HighLatency"),
+        ("cluster", "c1"),
+        ("team", "db"),
+        ("severity", "critical"),
+        ("instance", "i1"),
+    ];
+    let c2 = [
+        ("alertname", "HighLatency"),
+        ("cluster", "c1"),
+        ("team", "db"),
+        ("severity", "critical"),
+        ("instance", "i9"),
+    ];
+    let w1 = [
+        ("alertname", "Errors"),
+        ("cluster", "c2"),
+        ("team", "web"),
+        ("severity", "warning"),
+        ("instance", "i3"),
+    ];
+    let s1 = [
+        ("alertname", "Errors"),
+        ("cluster", "c2"),
+        ("team", "web"),
+        ("severity", "warning"),
+        ("instance", "i4"),
+    ];
+    let m1 = [
+        ("alertname", "Muted"),
+        ("team", "muted"),
+        ("instance", "i5"),
+    ];
+    let d1 = [("alertname", "Other"), ("instance", "i6")];
+    let f1 = [
+        ("alertname", "Flaky"),
+        ("team", "flaky"),
+        ("instance", "i7"),
+    ];
+    let t0 = Instant::now();
+    let at = |s: f64| {
+        let target = t0 + Duration::from_secs_f64(s);
+        if let Some(d) = target.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    };
+    // Groups start their clocks here; their flushes fall at 2, 8, 14, ... s.
+    to_both(
+        "/alerts",
+        &json!([
+            alert(&a1, false),
+            alert(&a2, false),
+            alert(&w1, false),
+            alert(&s1, false),
+            alert(&m1, false),
+            alert(&d1, false),
+            alert(&f1, false)
+        ]),
+    );
+    at(5.0);
+    // Critical alerts: c1 inhibits a1; db-critical groups by everything (max_alerts 1).
+    to_both("/alerts", &json!([alert(&c1, false), alert(&c2, false)]));
+    at(11.0);
+    to_both("/alerts", &json!([alert(&a2, true)]));
+    at(17.0);
+    to_both("/alerts", &json!([alert(&w1, true)]));
+    at(20.0);
+    // amtool's view, in the quiet middle of an interval.
+    let queries: Vec<(Value, Value)> = [real.port, sl.http]
+        .iter()
+        .map(|&p| {
+            let base = if p == sl.http {
+                // amtool appends /api/v2 to the URL it is given.
+                format!("http://127.0.0.1:{p}/alertmanager")
+            } else {
+                format!("http://127.0.0.1:{p}")
+            };
+            let run = |args: &[&str]| {
+                let out = Command::new("amtool")
+                    .args(["-o", "json"])
+                    .args(args)
+                    .arg(format!("--alertmanager.url={base}"))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            };
+            (run(&["alert", "query"]), run(&["silence", "query"]))
+        })
+        .collect();
+    let alert_view = |v: &Value| -> Vec<Value> {
+        let mut l: Vec<Value> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| json!({"labels": a["labels"], "annotations": a["annotations"], "fingerprint": a["fingerprint"], "status": a["status"]["state"], "receivers": a["receivers"]}))
+            .collect();
+        l.sort_by_key(|x| x["fingerprint"].to_string());
+        l
+    };
+    let silence_view = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!({"matchers": s["matchers"], "comment": s["comment"], "createdBy": s["createdBy"], "state": s["status"]["state"]}))
+            .collect()
+    };
+    assert_eq!(
+        alert_view(&queries[1].0),
+        alert_view(&queries[0].0),
+        "amtool alert query"
+    );
+    assert!(!alert_view(&queries[0].0).is_empty());
+    assert_eq!(
+        silence_view(&queries[1].1),
+        silence_view(&queries[0].1),
+        "amtool silence query"
+    );
+    // Let the repeat interval pass once.
+    at(45.0);
+    let hits = sink.hits();
+    let mut paths: Vec<String> = hits.iter().map(|h| h.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert!(paths.len() >= 5, "sinks reached: {paths:?}");
+    // Per sink and aggregation group (groups flushing at the same instant may reach a sink in
+    // either order), the same notifications in the same order.
+    let mut keys: Vec<(String, String)> = hits
+        .iter()
+        .map(|h| (h.path.clone(), h.body["groupKey"].to_string()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for (p, k) in &keys {
+        let side = |s: bool| -> Vec<&Hit> {
+            hits.iter()
+                .filter(|h| {
+                    &h.path == p && &h.body["groupKey"].to_string() == k && h.from_sightline == s
+                })
+                .collect()
+        };
+        let (am, sl) = (side(false), side(true));
+        let ea: Vec<Value> = am.iter().map(|h| essence(h)).collect();
+        let es: Vec<Value> = sl.iter().map(|h| essence(h)).collect();
+        assert_eq!(
+            es, ea,
+            "{p} {k}: sightline's notifications (left) differ from alertmanager's (right)"
+        );
+        for (x, y) in am.iter().zip(&sl) {
+            let gap = if x.at > y.at {
+                x.at - y.at
+            } else {
+                y.at - x.at
+            };
+            assert!(gap <= Duration::from_secs(6), "{p} {k}: {gap:?} apart");
+        }
+    }
+    // The scenario produced what it was built to show.
+    let count = |p: &str| {
+        hits.iter()
+            .filter(|h| h.path == p && h.from_sightline)
+            .count()
+    };
+    // db: a1 and a2 firing, then a2 resolved (c1 and c2 route to db-critical, the deeper match;
+    // a1 is inhibited by c1, so the db group has nothing new until a2 resolves).
+    assert_eq!(count("/db"), 2, "db notifications");
+    assert!(count("/web") >= 3, "web notifications: {}", count("/web"));
+    assert!(count("/dbcrit") >= 2);
+    assert_eq!(
+        count("/flaky"),
+        hits.iter()
+            .filter(|h| h.path == "/flaky" && !h.from_sightline)
+            .count()
+    );
+    assert!(
+        count("/flaky") >= 1,
+        "the flaky webhook got its notification after three failures"
+    );
+    let all: Vec<&Hit> = hits.iter().filter(|h| h.from_sightline).collect();
+    let labels_seen = |inst: &str| {
+        all.iter().any(|h| {
+            h.body["alerts"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["labels"]["instance"] == inst))
+        })
+    };
+    assert!(!labels_seen("i4"), "silenced alert notified");
+    assert!(!labels_seen("i5"), "alert in a mute time interval notified");
+}
+
+#[test]
+fn restart_keeps_log_silences_and_alerts() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg, CONFIG.replace("SINK", &sink.port.to_string())).unwrap();
+    let data = dir.path().join("sl");
+    let ports = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let spawn = || {
+        let c = common::Child::spawn_at(
+            &data,
+            &[
+                ("SIGHTLINE_NOTIFY_CONFIG_FILE", cfg.to_str().unwrap()),
+                ("SIGHTLINE_SPANMETRICS_ENABLED", "false"),
+            ],
+            ports,
+        );
+        wait_ready(&c.api("/api/v2/status"));
+        c
+    };
+    let sl = spawn();
+    let api = sl.api("/api/v2");
+    let far = rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let now = rfc3339(std::time::SystemTime::now());
+    assert_eq!(
+        post(
+            &format!("{api}/silences"),
+            &json!({"matchers": [{"name": "instance", "value": "i4", "isRegex": false}], "startsAt": now, "endsAt": far, "createdBy": "t", "comment": "c"}),
+        ),
+        200
+    );
+    let d1 = [("alertname", "Other"), ("instance", "i6")];
+    let s1 = [
+        ("alertname", "Errors"),
+        ("cluster", "c2"),
+        ("team", "web"),
+        ("instance", "i4"),
+    ];
+    assert_eq!(
+        post(
+            &format!("{api}/alerts"),
+            &json!([alert(&d1, false), alert(&s1, false)])
+        ),
+        200
+    );
+    // The default group is notified once after group_wait.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sink.hits().iter().any(|h| h.path == "/default") {
+        assert!(Instant::now() < deadline, "first notification never came");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A new alert, acknowledged, then the process dies before its group_wait ends.
+    let w1 = [("alertname", "Fresh"), ("instance", "i8")];
+    // Starting now, its group waits group_wait (2 s) before the first notification.
+    let mut fresh = alert(&w1, false);
+    fresh["startsAt"] = rfc3339(std::time::SystemTime::now()).into();
+    assert_eq!(post(&format!("{api}/alerts"), &json!([fresh])), 200);
+    sl.kill9();
+    assert!(
+        !sink
+            .hits()
+            .iter()
+            .any(|h| h.body["groupLabels"]["alertname"] == "Fresh"),
+        "notified before the kill: the test needs the kill first"
+    );
+    let sl = spawn();
+    // Within the repeat interval (21 s), nothing is notified twice; the new alert is notified.
+    std::thread::sleep(Duration::from_secs(12));
+    let hits = sink.hits();
+    let other: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.body["groupLabels"]["alertname"] == "Other")
+        .collect();
+    assert_eq!(
+        other.len(),
+        1,
+        "the Other group was notified again after the restart"
+    );
+    assert!(
+        hits.iter()
+            .any(|h| h.body["groupLabels"]["alertname"] == "Fresh"),
+        "an alert acknowledged before the kill was never notified"
+    );
+    assert!(
+        !hits.iter().any(|h| h.body["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["labels"]["instance"] == "i4"))),
+        "the silence did not hold"
+    );
+    let sils: Value = reqwest::blocking::get(sl.api("/api/v2/silences"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(sils[0]["status"]["state"], "active");
+    drop(sl);
+}
