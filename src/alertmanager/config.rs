@@ -1308,14 +1308,8 @@ pub fn check_files(files: &[PathBuf], out: &mut impl std::io::Write) -> usize {
                 let _ = writeln!(out, " - {} receivers", cfg.receivers.len());
                 let _ = writeln!(out, " - {} templates", cfg.templates.len());
                 if !cfg.templates.is_empty() {
-                    // Notification templates are not executed yet (see the module comment in
-                    // mod.rs); the globs are checked as Alertmanager checks them.
-                    match cfg
-                        .templates
-                        .iter()
-                        .try_for_each(|t| glob::Pattern::new(t).map(|_| ()))
-                    {
-                        Ok(()) => {
+                    match super::templates::Templates::load(&cfg.templates) {
+                        Ok(_) => {
                             let _ = writeln!(out, "  SUCCESS");
                         }
                         Err(e) => {

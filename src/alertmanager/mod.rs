@@ -21,6 +21,7 @@ pub mod matcher;
 mod notifiers;
 pub mod silence;
 mod store;
+pub mod templates;
 pub mod timeinterval;
 
 use std::collections::{BTreeMap, HashMap};

@@ -23,7 +23,7 @@ pub struct Data<'a> {
 }
 
 /// Go's `regexp.QuoteMeta` (Alertmanager quotes the receiver name in template data).
-fn quote_meta(s: &str) -> String {
+pub(super) fn quote_meta(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if r"\.+*?()|[]{}^$".contains(c) {

@@ -422,6 +422,8 @@ fn alerting(
         external_url: ctx.external_url,
         path_prefix: "",
         limits: Limits::default(),
+        defs: None,
+        escape_html: false,
     };
     let mut found = Vec::with_capacity(rows.len());
     let mut seen = HashSet::with_capacity(rows.len());

@@ -29,9 +29,13 @@ enum Flow {
     Continue,
 }
 
+/// Deepest nesting of `{{template}}` calls.
+const MAX_DEPTH: usize = 100;
+
 struct Ex<'a, 'e> {
     env: &'a Env<'e>,
     steps: u64,
+    depth: usize,
     out: String,
     vars: Vec<(String, Value)>,
     /// Where a function call failed: the command's offset and text (Go names them).
@@ -46,6 +50,7 @@ pub(super) fn run(nodes: &[Node], data: &Value, env: &Env<'_>) -> Result<String,
     let mut ex = Ex {
         env,
         steps: 0,
+        depth: 0,
         out: String::new(),
         vars: vec![(String::new(), data.clone())],
         err_at: None,
@@ -91,8 +96,42 @@ impl Ex<'_, '_> {
                     self.step(p.line)?;
                     let v = self.pipe(p, dot)?;
                     if p.decl.is_empty() {
-                        v.write_to(&mut self.out);
+                        if self.env.escape_html && !matches!(v, Value::Html(_)) {
+                            let t = v.to_text();
+                            self.out.push_str(&funcs::html_escape(&t));
+                        } else {
+                            v.write_to(&mut self.out);
+                        }
                     }
+                }
+                Node::Template(line, name, p) => {
+                    self.step(*line)?;
+                    let Some(body) = self.env.defs.and_then(|d| d.get(name)) else {
+                        return Err((*line, format!("no such template {name:?}")));
+                    };
+                    let arg = match p {
+                        Some(p) => {
+                            let mark = self.vars.len();
+                            let v = self.pipe(p, dot)?;
+                            self.vars.truncate(mark);
+                            v
+                        }
+                        None => Value::Nil,
+                    };
+                    if self.depth >= MAX_DEPTH {
+                        return Err((
+                            *line,
+                            format!("exceeded maximum template depth ({MAX_DEPTH})"),
+                        ));
+                    }
+                    // A called template sees only its argument: `$` is the argument.
+                    let saved =
+                        std::mem::replace(&mut self.vars, vec![(String::new(), arg.clone())]);
+                    self.depth += 1;
+                    let r = self.walk(&body, &arg);
+                    self.depth -= 1;
+                    self.vars = saved;
+                    r?;
                 }
                 Node::If(p, then, els) | Node::With(p, then, els) => {
                     self.step(p.line)?;
@@ -220,22 +259,49 @@ impl Ex<'_, '_> {
             };
         }
         if c.args.len() > 1 || prev.is_some() {
+            // A method with arguments at the end of a field chain (`.CommonLabels.Remove
+            // .GroupLabels.Names`); the pipeline's value comes last, as Go passes it.
+            let chain_end = match &c.args[0] {
+                Arg::Field(ch) | Arg::Var(_, ch) => ch.last().cloned(),
+                _ => None,
+            };
+            if let Some(m) = chain_end.filter(|m| m == "Remove") {
+                let recv = match &c.args[0] {
+                    Arg::Field(ch) => fields(line, dot.clone(), &ch[..ch.len() - 1])?,
+                    Arg::Var(name, ch) => {
+                        let v = self.var(line, name)?;
+                        fields(line, v, &ch[..ch.len() - 1])?
+                    }
+                    _ => unreachable!("checked above"),
+                };
+                let mut args = Vec::new();
+                for a in &c.args[1..] {
+                    args.push(self.operand(line, a, dot)?);
+                }
+                if let Some(p) = prev {
+                    args.push(p);
+                }
+                return method_with_args(line, &recv, &m, &args);
+            }
             return Err((line, "can't give argument to non-function".into()));
         }
         self.operand(line, &c.args[0], dot)
+    }
+
+    fn var(&self, line: usize, name: &str) -> XResult<Value> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or((line, format!("undefined variable: ${name}")))
     }
 
     fn operand(&mut self, line: usize, a: &Arg, dot: &Value) -> XResult<Value> {
         Ok(match a {
             Arg::Field(chain) => fields(line, dot.clone(), chain)?,
             Arg::Var(name, chain) => {
-                let v = self
-                    .vars
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-                    .ok_or((line, format!("undefined variable: ${name}")))?;
+                let v = self.var(line, name)?;
                 fields(line, v, chain)?
             }
             Arg::Func(name) => funcs::call(name, Vec::new(), self.env)
@@ -257,6 +323,10 @@ impl Ex<'_, '_> {
 /// sample's `Labels` and `Value`.
 fn fields(line: usize, mut v: Value, chain: &[String]) -> XResult<Value> {
     for f in chain {
+        if let Some(r) = method(&v, f) {
+            v = r;
+            continue;
+        }
         v = match &v {
             Value::Map(m) => m.get(f).cloned().unwrap_or(Value::Str(String::new())),
             Value::Sample(s) => match f.as_str() {
@@ -279,4 +349,94 @@ fn fields(line: usize, mut v: Value, chain: &[String]) -> XResult<Value> {
         };
     }
     Ok(v)
+}
+
+/// Alertmanager's data methods without arguments: on a label or annotation map
+/// (`SortedPairs`, `Names`, `Values`: `alertname` first, then by name), on a pair list (`Names`,
+/// `Values`) and on an alert list (`Firing`, `Resolved`). Maps of notification data are the
+/// only maps these names reach; a label named like a method loses to it, as in Go.
+fn method(v: &Value, name: &str) -> Option<Value> {
+    use std::rc::Rc;
+    let str_of = |v: &Value| match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_text(),
+    };
+    match (v, name) {
+        (Value::Map(m), "SortedPairs" | "Names" | "Values") => {
+            if m.values().any(|x| !matches!(x, Value::Str(_))) {
+                return None;
+            }
+            let mut keys: Vec<&String> = m.keys().collect();
+            if let Some(i) = keys.iter().position(|k| *k == "alertname") {
+                let k = keys.remove(i);
+                keys.insert(0, k);
+            }
+            Some(Value::List(Rc::new(match name {
+                "Names" => keys.iter().map(|k| Value::Str((*k).clone())).collect(),
+                "Values" => keys.iter().map(|k| m[*k].clone()).collect(),
+                _ => keys
+                    .iter()
+                    .map(|k| {
+                        let mut p = std::collections::BTreeMap::new();
+                        p.insert("Name".to_string(), Value::Str((*k).clone()));
+                        p.insert("Value".to_string(), m[*k].clone());
+                        Value::Map(Rc::new(p))
+                    })
+                    .collect(),
+            })))
+        }
+        (Value::List(l), "Names" | "Values") => {
+            let key = if name == "Names" { "Name" } else { "Value" };
+            let mut out = Vec::with_capacity(l.len());
+            for e in l.iter() {
+                match e {
+                    Value::Map(m) => out.push(Value::Str(str_of(m.get(key)?))),
+                    _ => return None,
+                }
+            }
+            Some(Value::List(Rc::new(out)))
+        }
+        (Value::List(l), "Firing" | "Resolved") => {
+            let want = if name == "Firing" {
+                "firing"
+            } else {
+                "resolved"
+            };
+            Some(Value::List(Rc::new(
+                l.iter()
+                    .filter(|e| match e {
+                        Value::Map(m) => m.get("Status").is_some_and(|s| str_of(s) == want),
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect(),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// `KV.Remove(names)`: the map without those keys.
+fn method_with_args(line: usize, recv: &Value, name: &str, args: &[Value]) -> XResult<Value> {
+    match (recv, name, args) {
+        (Value::Map(m), "Remove", [Value::List(keys)]) => {
+            let drop: Vec<String> = keys
+                .iter()
+                .map(|k| match k {
+                    Value::Str(s) => s.clone(),
+                    other => other.to_text(),
+                })
+                .collect();
+            Ok(Value::Map(std::rc::Rc::new(
+                m.iter()
+                    .filter(|(k, _)| !drop.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )))
+        }
+        _ => Err((
+            line,
+            format!("can't call method {name} with these arguments"),
+        )),
+    }
 }

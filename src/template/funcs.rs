@@ -7,6 +7,9 @@ use std::rc::Rc;
 
 use super::{Env, Sample, Value};
 
+/// How many of [`NAMES`] are Go's built-ins (they come first).
+const GO_BUILTINS: usize = 17;
+
 const NAMES: &[&str] = &[
     // Go's built-ins.
     "and",
@@ -55,8 +58,25 @@ const NAMES: &[&str] = &[
     "stripDomain",
 ];
 
-pub(super) fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+/// Alertmanager's template functions beyond Go's built-ins.
+const ALERTMANAGER_NAMES: &[&str] = &[
+    "toUpper",
+    "toLower",
+    "title",
+    "join",
+    "match",
+    "safeHtml",
+    "reReplaceAll",
+    "stringSlice",
+];
+
+pub(super) fn exists(name: &str, dialect: super::parse::Dialect) -> bool {
+    match dialect {
+        super::parse::Dialect::Prometheus => NAMES.contains(&name),
+        super::parse::Dialect::Alertmanager => {
+            ALERTMANAGER_NAMES.contains(&name) || NAMES[..GO_BUILTINS].contains(&name)
+        }
+    }
 }
 
 type FResult = Result<Value, String>;
@@ -73,7 +93,7 @@ fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
 
 fn as_str(v: &Value) -> String {
     match v {
-        Value::Str(s) => s.clone(),
+        Value::Str(s) | Value::Html(s) => s.clone(),
         other => other.to_text(),
     }
 }
@@ -197,10 +217,25 @@ pub(super) fn call(name: &str, args: Vec<Value>, env: &Env<'_>) -> FResult {
                 _ => matches!(o, Some(Greater | Equal)),
             }))
         }
-        "html" | "safeHtml" => {
-            let s = sprint(&args, false);
-            Ok(Value::Str(if name == "html" { html_escape(&s) } else { s }))
+        "html" => Ok(Value::Str(html_escape(&sprint(&args, false)))),
+        "safeHtml" => Ok(Value::Html(sprint(&args, false))),
+        "join" => {
+            want(name, &args, 2)?;
+            let sep = as_str(&args[0]);
+            match &args[1] {
+                Value::List(l) => Ok(Value::Str(
+                    l.iter().map(as_str).collect::<Vec<_>>().join(&sep),
+                )),
+                Value::Nil => Ok(Value::Str(String::new())),
+                other => Err(format!(
+                    "wrong type for value; expected []string; got {}",
+                    other.kind()
+                )),
+            }
         }
+        "stringSlice" => Ok(Value::List(std::rc::Rc::new(
+            args.iter().map(|a| Value::Str(as_str(a))).collect(),
+        ))),
         "js" => Ok(Value::Str(js_escape(&sprint(&args, false)))),
         "urlquery" => Ok(Value::Str(query_escape(&sprint(&args, false)))),
         "query" => {
@@ -734,7 +769,7 @@ fn js_escape(s: &str) -> String {
 }
 
 /// Go's `template.HTMLEscapeString`.
-fn html_escape(s: &str) -> String {
+pub(super) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

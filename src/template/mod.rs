@@ -3,8 +3,14 @@
 //! `$x = ...`), fields (`.Labels.instance`, `$labels.job`), parenthesised pipelines; `if` /
 //! `else if` / `else`, `range` (with `$i, $e :=`, `else`, `break`, `continue`), `with`; Go's
 //! built-in functions (`and or not len index print printf println eq ne lt le gt ge html js
-//! urlquery`) and Prometheus's (`funcs.rs`). Not supported: `define`, `template`, `block`,
-//! method calls and `call` (alert templates have no methods to call); they are parse errors.
+//! urlquery`) and Prometheus's (`funcs.rs`). In Prometheus's dialect (alert rules) `define`,
+//! `template` and `block` are parse errors, as they are useless there. Alertmanager's dialect
+//! ([`TemplateSet`], notification templates) has `define`, `template` and `block`,
+//! Alertmanager's functions (`toUpper toLower title join match safeHtml reReplaceAll
+//! stringSlice`) and the methods its data carries (`.SortedPairs`, `.Names`, `.Values`,
+//! `.Remove`, `.Firing`, `.Resolved`); its HTML mode escapes every printed value except
+//! `safeHtml`'s, as Go's html/template does in text (not in attributes or scripts). Not
+//! supported anywhere: `call`.
 //!
 //! Parsing (`parse.rs`) and execution (`exec.rs`) are bounded: template text is limited in size,
 //! execution in steps and in output bytes, so a template cannot take the process down. This
@@ -60,6 +66,8 @@ pub enum Value {
     List(Rc<Vec<Value>>),
     /// A query result row: `.Labels` and `.Value`.
     Sample(Rc<Sample>),
+    /// Text marked safe for HTML (`safeHtml`): printed as it is in HTML mode.
+    Html(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +92,7 @@ impl Value {
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
-            Value::Str(s) => !s.is_empty(),
+            Value::Str(s) | Value::Html(s) => !s.is_empty(),
             Value::Map(m) => !m.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Sample(_) => true,
@@ -100,7 +108,7 @@ impl Value {
                 let _ = write!(out, "{i}");
             }
             Value::Float(f) => out.push_str(&go_format_float(*f, 'g', None)),
-            Value::Str(s) => out.push_str(s),
+            Value::Str(s) | Value::Html(s) => out.push_str(s),
             Value::Map(m) => {
                 out.push_str("map[");
                 for (i, (k, v)) in m.iter().enumerate() {
@@ -149,6 +157,7 @@ impl Value {
             Value::Int(_) => "int",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
+            Value::Html(_) => "template.HTML",
             Value::Map(_) => "map",
             Value::List(_) => "slice",
             Value::Sample(_) => "sample",
@@ -177,6 +186,63 @@ pub struct Env<'a> {
     /// The URL path prefix of `external_url` (`pathPrefix`).
     pub path_prefix: &'a str,
     pub limits: Limits,
+    /// Named templates `{{template}}` may call (Alertmanager's dialect).
+    pub defs: Option<&'a TemplateSet>,
+    /// Escape printed values for HTML text (email bodies).
+    pub escape_html: bool,
+}
+
+/// Named templates (Alertmanager's defaults, then the files `templates:` names), and the
+/// execution of a notification field's text against them.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSet {
+    defs: std::collections::HashMap<String, Rc<Vec<Node>>>,
+}
+
+impl TemplateSet {
+    /// Adds the `define`s of one text (a later definition of a name replaces the earlier).
+    pub fn add(&mut self, name: &str, text: &str) -> Result<(), TemplateError> {
+        let (_, defs) = Template::parse_dialect(name, text, parse::Dialect::Alertmanager)?;
+        for (n, body) in defs {
+            self.defs.insert(n, Rc::new(body));
+        }
+        Ok(())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.defs.contains_key(name)
+    }
+
+    fn get(&self, name: &str) -> Option<Rc<Vec<Node>>> {
+        self.defs.get(name).cloned()
+    }
+
+    /// Executes `text` (which may define templates of its own) with `data`; "" stays "".
+    pub fn execute(&self, text: &str, data: &Value, html: bool) -> Result<String, TemplateError> {
+        if text.is_empty() {
+            return Ok(String::new());
+        }
+        let (tmpl, defs) = Template::parse_dialect("", text, parse::Dialect::Alertmanager)?;
+        let mut local;
+        let set = if defs.is_empty() {
+            self
+        } else {
+            local = self.clone();
+            for (n, body) in defs {
+                local.defs.insert(n, Rc::new(body));
+            }
+            &local
+        };
+        let env = Env {
+            query: &NoQuery,
+            external_url: "",
+            path_prefix: "",
+            limits: Limits::default(),
+            defs: Some(set),
+            escape_html: html,
+        };
+        tmpl.execute(data, &env)
+    }
 }
 
 /// A parsed template.
@@ -189,6 +255,14 @@ pub struct Template {
 
 impl Template {
     pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
+        Self::parse_dialect(name, text, parse::Dialect::Prometheus).map(|(t, _)| t)
+    }
+
+    fn parse_dialect(
+        name: &str,
+        text: &str,
+        dialect: parse::Dialect,
+    ) -> Result<(Template, parse::Defs), TemplateError> {
         if text.len() > MAX_TEMPLATE_BYTES {
             return Err(TemplateError {
                 name: name.to_string(),
@@ -197,17 +271,21 @@ impl Template {
                 msg: format!("template is longer than {MAX_TEMPLATE_BYTES} bytes"),
             });
         }
-        let nodes = parse::parse(text).map_err(|(line, msg)| TemplateError {
-            name: name.to_string(),
-            line,
-            col: None,
-            msg,
-        })?;
-        Ok(Template {
-            name: name.to_string(),
-            src: text.to_string(),
-            nodes,
-        })
+        let (nodes, defs) =
+            parse::parse_with(text, dialect).map_err(|(line, msg)| TemplateError {
+                name: name.to_string(),
+                line,
+                col: None,
+                msg,
+            })?;
+        Ok((
+            Template {
+                name: name.to_string(),
+                src: text.to_string(),
+                nodes,
+            },
+            defs,
+        ))
     }
 
     pub fn execute(&self, data: &Value, env: &Env<'_>) -> Result<String, TemplateError> {

@@ -62,7 +62,20 @@ pub(super) enum Node {
     With(Pipe, Vec<Node>, Vec<Node>),
     Break,
     Continue,
+    /// `{{template "name" pipeline}}` (the pipeline is optional).
+    Template(usize, String, Option<Pipe>),
 }
+
+/// Which functions a template may call: Prometheus's (alert rules) or Alertmanager's
+/// (notification templates, which also define and call named templates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Prometheus,
+    Alertmanager,
+}
+
+/// Named templates from `{{define}}` and `{{block}}`.
+pub(super) type Defs = Vec<(String, Vec<Node>)>;
 
 type PResult<T> = Result<T, (usize, String)>;
 
@@ -373,6 +386,10 @@ fn lex_quoted(text: &str, start: usize, line: usize) -> PResult<(String, usize)>
 struct Parser {
     items: Vec<Item>,
     pos: usize,
+    dialect: Dialect,
+    defs: Defs,
+    /// Inside a `define` (defines do not nest).
+    in_define: bool,
     /// Variables in scope, innermost last; `$` is always there.
     vars: Vec<String>,
     range_depth: usize,
@@ -385,16 +402,20 @@ enum Stop {
     Else(usize, Vec<Tok>, Vec<usize>),
 }
 
-pub(super) fn parse(text: &str) -> PResult<Vec<Node>> {
+/// Parses with a dialect; returns the top-level nodes and the named templates defined.
+pub(super) fn parse_with(text: &str, dialect: Dialect) -> PResult<(Vec<Node>, Defs)> {
     let mut p = Parser {
         items: items(text)?,
         pos: 0,
+        dialect,
+        defs: Vec::new(),
+        in_define: false,
         vars: vec![String::new()],
         range_depth: 0,
     };
     let (nodes, end) = p.list()?;
     match end {
-        Stop::Eof => Ok(nodes),
+        Stop::Eof => Ok((nodes, p.defs)),
         Stop::End => Err((p.line(), "unexpected {{end}}".into())),
         Stop::Else(line, _, _) => Err((line, "unexpected {{else}}".into())),
     }
@@ -452,11 +473,61 @@ impl Parser {
                         Node::Continue
                     });
                 }
-                "define" | "template" | "block" => {
+                "define" | "template" | "block" if self.dialect == Dialect::Prometheus => {
                     return Err((
                         line,
                         format!("{{{{{kw}}}}} is not supported in Sightline's templates"),
                     ));
+                }
+                "define" | "block" => {
+                    let name = match toks.get(1) {
+                        Some(Tok::Str(n)) => n.clone(),
+                        _ => return Err((line, format!("{kw} clause: expected template name"))),
+                    };
+                    let pipe = if kw == "block" {
+                        if toks.len() < 3 {
+                            return Err((line, "block clause: missing pipeline".into()));
+                        }
+                        Some(self.pipe(line, &toks[2..], &spans[2..], false)?)
+                    } else {
+                        if toks.len() > 2 {
+                            return Err((line, "unexpected token in define clause".into()));
+                        }
+                        if self.in_define {
+                            return Err((line, "unexpected <define> in command".into()));
+                        }
+                        None
+                    };
+                    let outer_vars = std::mem::replace(&mut self.vars, vec![String::new()]);
+                    let was = std::mem::replace(&mut self.in_define, true);
+                    let (body, end) = self.list()?;
+                    self.in_define = was;
+                    self.vars = outer_vars;
+                    if !matches!(end, Stop::End) {
+                        return Err((line, format!("unexpected EOF in {kw}")));
+                    }
+                    self.defs.retain(|(n, _)| n != &name);
+                    self.defs.push((name.clone(), body));
+                    if kw == "block" {
+                        nodes.push(Node::Template(line, name, pipe));
+                    }
+                }
+                "template" => {
+                    let name = match toks.get(1) {
+                        Some(Tok::Str(n)) => n.clone(),
+                        _ => {
+                            return Err((
+                                line,
+                                "template clause: expected string; found something else".into(),
+                            ));
+                        }
+                    };
+                    let pipe = if toks.len() > 2 {
+                        Some(self.pipe(line, &toks[2..], &spans[2..], false)?)
+                    } else {
+                        None
+                    };
+                    nodes.push(Node::Template(line, name, pipe));
                 }
                 _ => {
                     let pipe = self.pipe(line, &toks, &spans, false)?;
@@ -667,7 +738,7 @@ impl Parser {
                         | "block" | "break" | "continue" => {
                             return Err((line, format!("unexpected <{name}> in command")));
                         }
-                        f if funcs::exists(f) => Arg::Func(f.to_string()),
+                        f if funcs::exists(f, self.dialect) => Arg::Func(f.to_string()),
                         f => return Err((line, format!("function {f:?} not defined"))),
                     });
                     i += 1;

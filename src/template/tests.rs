@@ -41,6 +41,8 @@ fn run(text: &str, value: f64) -> Result<String, TemplateError> {
             external_url: "http://sl:8080",
             path_prefix: "",
             limits: Limits::default(),
+            defs: None,
+            escape_html: false,
         },
     )
 }
