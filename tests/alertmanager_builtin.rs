@@ -656,3 +656,242 @@ fn restart_keeps_log_silences_and_alerts() {
     assert_eq!(sils[0]["status"]["state"], "active");
     drop(sl);
 }
+
+const RECEIVERS: &str = r#"
+global:
+  smtp_smarthost: '127.0.0.1:SMTP'
+  smtp_from: 'alerts@example.org'
+  smtp_require_tls: false
+  slack_api_url: 'http://127.0.0.1:SINK/slack'
+route:
+  receiver: slack
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 60s
+  routes:
+    - matchers: [kind="email"]
+      receiver: email
+    - matchers: [kind="pagerduty"]
+      receiver: pagerduty
+    - matchers: [kind="discord"]
+      receiver: discord
+receivers:
+  - name: slack
+    slack_configs: [{channel: '#alerts', send_resolved: true}]
+  - name: email
+    email_configs: [{to: 'oncall@example.org', auth_username: u, auth_password: p}]
+  - name: pagerduty
+    pagerduty_configs: [{routing_key: rk, url: 'http://127.0.0.1:SINK/pagerduty'}]
+  - name: discord
+    discord_configs: [{webhook_url: 'http://127.0.0.1:SINK/discord'}]
+"#;
+
+struct SmtpSink {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp_sink(dir: &Path) -> (SmtpSink, u16) {
+    let port = common::free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smtp_sink.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with aiosmtpd (tests/python/requirements.txt)");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "smtp sink did not start");
+    (
+        SmtpSink {
+            child,
+            dir: dir.to_path_buf(),
+        },
+        port,
+    )
+}
+
+fn mails(s: &SmtpSink) -> Vec<String> {
+    let mut out: Vec<(u32, String)> = std::fs::read_dir(&s.dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| {
+                    let n = e.path().file_stem()?.to_str()?.parse().ok()?;
+                    Some((n, std::fs::read_to_string(e.path()).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.into_iter().map(|x| x.1).collect()
+}
+
+fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
+    mail.lines()
+        .take_while(|l| !l.is_empty())
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}
+
+#[test]
+fn receivers_send_what_alertmanager_sends() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (smtp_am, port_am) = smtp_sink(&dir.path().join("mail-am"));
+    let (smtp_sl, port_sl) = smtp_sink(&dir.path().join("mail-sl"));
+    let write = |name: &str, smtp: u16| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            RECEIVERS
+                .replace("SINK", &sink.port.to_string())
+                .replace("SMTP", &smtp.to_string()),
+        )
+        .unwrap();
+        p
+    };
+    let (cfg_am, cfg_sl) = (write("am.yml", port_am), write("sl.yml", port_sl));
+    // Both link to the same external URL, so links in messages compare equal.
+    let port = common::free_port();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg_am.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("am-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.external-url=http://alertmanager.example")
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let real = RealAm { child, port };
+    wait_ready(&format!("http://127.0.0.1:{port}/-/ready"));
+    let sl = common::Child::spawn_with(
+        &dir.path().join("sl"),
+        &[
+            ("SIGHTLINE_NOTIFY_CONFIG_FILE", cfg_sl.to_str().unwrap()),
+            (
+                "SIGHTLINE_NOTIFY_EXTERNAL_URL",
+                "http://alertmanager.example",
+            ),
+            ("SIGHTLINE_SPANMETRICS_ENABLED", "false"),
+        ],
+    );
+    wait_ready(&sl.api("/api/v2/status"));
+    let alerts = json!([
+        alert(
+            &[
+                ("alertname", "DiskFull"),
+                ("kind", "slack"),
+                ("instance", "a"),
+                ("job", "node")
+            ],
+            false
+        ),
+        alert(
+            &[
+                ("alertname", "DiskFull"),
+                ("kind", "slack"),
+                ("instance", "b"),
+                ("job", "node")
+            ],
+            false
+        ),
+        alert(
+            &[("alertname", "Mail"), ("kind", "email"), ("instance", "c")],
+            false
+        ),
+        alert(
+            &[
+                ("alertname", "Page"),
+                ("kind", "pagerduty"),
+                ("instance", "d"),
+                ("severity", "critical")
+            ],
+            false
+        ),
+        alert(
+            &[
+                ("alertname", "Chat"),
+                ("kind", "discord"),
+                ("instance", "e")
+            ],
+            false
+        ),
+    ]);
+    for u in [
+        format!("http://127.0.0.1:{}/api/v2/alerts", real.port),
+        sl.api("/api/v2/alerts"),
+    ] {
+        assert_eq!(post(&u, &alerts), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = sink.hits();
+        let n = |p: &str, s: bool| {
+            h.iter()
+                .filter(|x| x.path == p && x.from_sightline == s)
+                .count()
+        };
+        let done = ["/slack", "/pagerduty", "/discord"]
+            .iter()
+            .all(|p| n(p, true) >= 1 && n(p, false) >= 1)
+            && !mails(&smtp_am).is_empty()
+            && !mails(&smtp_sl).is_empty();
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every receiver was notified by both: {:?}, mails am {} sl {}",
+            h.iter()
+                .map(|x| (&x.path, x.from_sightline))
+                .collect::<Vec<_>>(),
+            mails(&smtp_am).len(),
+            mails(&smtp_sl).len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let h = sink.hits();
+    for p in ["/slack", "/pagerduty", "/discord"] {
+        let body = |s: bool| {
+            h.iter()
+                .find(|x| x.path == p && x.from_sightline == s)
+                .unwrap()
+                .body
+                .clone()
+        };
+        assert_eq!(
+            body(true),
+            body(false),
+            "{p}: sightline's message (left) differs from alertmanager's (right)"
+        );
+    }
+    let (ma, ms) = (mails(&smtp_am), mails(&smtp_sl));
+    let (ma, ms) = (&ma[0], &ms[0]);
+    for name in ["Subject", "To", "From", "X-Envelope-From", "X-Envelope-To"] {
+        assert_eq!(header(ms, name), header(ma, name), "email header {name}");
+    }
+    assert_eq!(header(ms, "Subject"), Some("[FIRING:1] Mail (c email)"));
+    assert!(ms.contains("text/html"), "the email body is HTML: {ms}");
+    drop(real);
+}

@@ -10,10 +10,8 @@
 //!
 //! Owns: the alert store, aggregation groups, silences, the notification log, receivers.
 //! Does not own: the HTTP API (`api::alertmanager`), rule evaluation (`rules`), sending to
-//! external Alertmanagers (`notify`). Not built yet: notification templates (`templates:` files
-//! are checked for their globs only), and so the Slack, email, PagerDuty and Discord receivers,
-//! whose messages are templates; a config naming them loads, and their notifications fail with
-//! that reason in the log and counters.
+//! external Alertmanagers (`notify`). Receivers: webhook, Slack, email, PagerDuty (Events API
+//! v2, v1 with a service key) and Discord; messages are Go templates (`templates.rs`).
 
 pub mod alert;
 pub mod config;
@@ -76,6 +74,7 @@ impl Runtime {
     fn new(cfg: Config, external_url: &str) -> Result<Runtime, String> {
         let mut routes = Vec::new();
         flatten(&cfg.route, None, &mut routes);
+        let templates = Arc::new(templates::Templates::load(&cfg.templates)?);
         let mut integrations = HashMap::new();
         for r in &cfg.receivers {
             let mut list = Vec::new();
@@ -84,6 +83,7 @@ impl Runtime {
                     &r.name,
                     i,
                     external_url,
+                    templates.clone(),
                 )?));
             }
             integrations.insert(r.name.clone(), list);

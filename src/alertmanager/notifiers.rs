@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::Counters;
 use super::alert::{Alert, fingerprint_text};
-use super::config::{HttpConfig, Integration, Spec};
+use super::config::{EmailSpec, HttpConfig, Integration, PagerdutySpec, SlackSpec, Spec};
 use super::matcher::LabelSet;
+use super::templates::Templates;
 
 /// What one notification is about.
 pub struct Data<'a> {
@@ -96,6 +97,7 @@ pub struct Notifier {
     client: reqwest::Client,
     auth: Auth,
     external_url: String,
+    templates: std::sync::Arc<Templates>,
 }
 
 enum Auth {
@@ -154,7 +156,12 @@ fn read_secret(inline: &Option<String>, file: &Option<String>) -> Result<Option<
 }
 
 impl Notifier {
-    pub fn new(receiver: &str, i: &Integration, external_url: &str) -> Result<Notifier, String> {
+    pub fn new(
+        receiver: &str,
+        i: &Integration,
+        external_url: &str,
+        templates: std::sync::Arc<Templates>,
+    ) -> Result<Notifier, String> {
         let h = &i.http;
         let auth = if let Some(b) = &h.basic_auth {
             Auth::Basic(
@@ -189,6 +196,7 @@ impl Notifier {
             client: build_client(h)?,
             auth,
             external_url: external_url.to_string(),
+            templates,
         })
     }
 
@@ -245,14 +253,230 @@ impl Notifier {
                     .map_err(|e| (true, redact(&e.to_string(), url)))?;
                 check_status(resp, url).await
             }
-            _ => Err((
-                false,
-                format!(
-                    "{} notifications are not built yet in Sightline (they need notification templates)",
-                    self.kind
-                ),
-            )),
+            Spec::Slack(sc) => {
+                let (url, body) = self.slack(sc, data)?;
+                self.post_json(&url, &body).await
+            }
+            Spec::Email(ec) => {
+                let m = render_email(ec, &self.templates, &self.tdata(data))?;
+                send_email(ec, m).await
+            }
+            Spec::Pagerduty(pc) => {
+                let body = self.pagerduty(pc, data)?;
+                self.post_json(&pc.url, &body).await
+            }
+            Spec::Discord {
+                webhook_url,
+                title,
+                message,
+            } => {
+                let body = self.discord(title, message, data)?;
+                self.post_json(webhook_url, &body).await
+            }
         }
+    }
+
+    fn discord(
+        &self,
+        title: &str,
+        message: &str,
+        data: &Data<'_>,
+    ) -> Result<serde_json::Value, (bool, String)> {
+        let d = self.tdata(data);
+        let t = |x: &str| self.templates.text(x, &d).map_err(|e| (false, e));
+        let (title, description) = (t(title)?, t(message)?);
+        let color = match status_of(data) {
+            "firing" => 0x992D22,
+            "resolved" => 0x2ECC71,
+            _ => 0x95A5A6,
+        };
+        Ok(serde_json::json!({
+            "content": "",
+            "embeds": [{"title": title, "description": description, "color": color}],
+        }))
+    }
+
+    /// The template data for this notification.
+    fn tdata(&self, data: &Data<'_>) -> crate::template::Value {
+        super::templates::data(
+            data.receiver,
+            data.group_labels,
+            data.alerts,
+            &self.external_url,
+            data.now,
+        )
+    }
+
+    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), (bool, String)> {
+        let rb = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let rb = self.authorize(rb).map_err(|e| (false, e))?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| (true, redact(&e.to_string(), url)))?;
+        check_status(resp, url).await
+    }
+
+    fn slack(
+        &self,
+        c: &SlackSpec,
+        data: &Data<'_>,
+    ) -> Result<(String, serde_json::Value), (bool, String)> {
+        let d = self.tdata(data);
+        let t = |x: &str| self.templates.text(x, &d).map_err(|e| (false, e));
+        let title: String = t(&c.title)?.chars().take(1024).collect();
+        let mut att = serde_json::Map::new();
+        let opt = |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, v: String| {
+            if !v.is_empty() {
+                m.insert(k.into(), v.into());
+            }
+        };
+        opt(&mut att, "title", title);
+        opt(&mut att, "title_link", t(&c.title_link)?);
+        opt(&mut att, "pretext", t(&c.pretext)?);
+        att.insert("text".into(), t(&c.text)?.into());
+        att.insert("fallback".into(), t(&c.fallback)?.into());
+        att.insert("callback_id".into(), t(&c.callback_id)?.into());
+        if !c.fields.is_empty() {
+            let mut fields = Vec::new();
+            for f in &c.fields {
+                let short = f.short.unwrap_or(c.short_fields);
+                let mut m = serde_json::Map::new();
+                opt(&mut m, "title", t(&f.title)?);
+                opt(&mut m, "value", t(&f.value)?);
+                m.insert("short".into(), short.into());
+                fields.push(serde_json::Value::Object(m));
+            }
+            att.insert("fields".into(), fields.into());
+        }
+        opt(&mut att, "image_url", t(&c.image_url)?);
+        opt(&mut att, "thumb_url", t(&c.thumb_url)?);
+        att.insert("footer".into(), t(&c.footer)?.into());
+        opt(&mut att, "color", t(&c.color)?);
+        let mrkdwn: Vec<String> = if c.mrkdwn_in.is_empty() {
+            vec!["fallback".into(), "pretext".into(), "text".into()]
+        } else {
+            c.mrkdwn_in.clone()
+        };
+        att.insert("mrkdwn_in".into(), mrkdwn.into());
+        let mut req = serde_json::Map::new();
+        opt(&mut req, "channel", t(&c.channel)?);
+        opt(&mut req, "username", t(&c.username)?);
+        opt(&mut req, "icon_emoji", t(&c.icon_emoji)?);
+        opt(&mut req, "icon_url", t(&c.icon_url)?);
+        if c.link_names {
+            req.insert("link_names".into(), true.into());
+        }
+        req.insert(
+            "attachments".into(),
+            vec![serde_json::Value::Object(att)].into(),
+        );
+        let url = match (&c.api_url, &c.api_url_file) {
+            (Some(u), _) => u.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| (false, format!("cannot read {f}: {e}")))?,
+            (None, None) => return Err((false, "no Slack API URL".into())),
+        };
+        Ok((url, serde_json::Value::Object(req)))
+    }
+
+    fn pagerduty(
+        &self,
+        c: &PagerdutySpec,
+        data: &Data<'_>,
+    ) -> Result<serde_json::Value, (bool, String)> {
+        use sha2::Digest as _;
+        let d = self.tdata(data);
+        let t = |x: &str| self.templates.text(x, &d).map_err(|e| (false, e));
+        let key = hex::encode(sha2::Sha256::digest(data.group_key.as_bytes()));
+        let resolved = status_of(data) == "resolved";
+        let mut details = serde_json::Map::new();
+        for (k, v) in &c.details {
+            details.insert(k.clone(), t(v)?.into());
+        }
+        let secret = |inline: &str, file: &str| -> Result<String, (bool, String)> {
+            if !file.is_empty() {
+                return std::fs::read_to_string(file)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| (false, format!("cannot read {file}: {e}")));
+            }
+            Ok(inline.to_string())
+        };
+        let routing_key = secret(&c.routing_key, &c.routing_key_file)?;
+        let body = if !routing_key.is_empty() {
+            let summary: String = t(&c.description)?.chars().take(1024).collect();
+            let severity = match t(&c.severity)? {
+                s if s.is_empty() => "error".to_string(),
+                s => s,
+            };
+            let mut payload = serde_json::json!({
+                "summary": summary,
+                "source": t(&c.source)?,
+                "severity": severity,
+            });
+            for (k, v) in [
+                ("class", &c.class),
+                ("component", &c.component),
+                ("group", &c.group),
+            ] {
+                let x = t(v)?;
+                if !x.is_empty() {
+                    payload[k] = x.into();
+                }
+            }
+            if !details.is_empty() {
+                payload["custom_details"] = serde_json::Value::Object(details);
+            }
+            let mut msg = serde_json::json!({
+                "routing_key": routing_key,
+                "dedup_key": key,
+                "event_action": if resolved { "resolve" } else { "trigger" },
+                "payload": payload,
+            });
+            let client = t(&c.client)?;
+            if !client.is_empty() {
+                msg["client"] = client.into();
+            }
+            let client_url = t(&c.client_url)?;
+            if !client_url.is_empty() {
+                msg["client_url"] = client_url.into();
+            }
+            let mut images = Vec::new();
+            for i in &c.images {
+                images.push(
+                    serde_json::json!({"src": t(&i.src)?, "alt": t(&i.alt)?, "href": t(&i.href)?}),
+                );
+            }
+            if !images.is_empty() {
+                msg["images"] = images.into();
+            }
+            let mut links = Vec::new();
+            for l in &c.links {
+                links.push(serde_json::json!({"href": t(&l.href)?, "text": t(&l.text)?}));
+            }
+            if !links.is_empty() {
+                msg["links"] = links.into();
+            }
+            msg
+        } else {
+            // Events API v1 with a service key.
+            let description: String = t(&c.description)?.chars().take(1024).collect();
+            serde_json::json!({
+                "service_key": secret(&c.service_key, &c.service_key_file)?,
+                "incident_key": key,
+                "event_type": if resolved { "resolve" } else { "trigger" },
+                "description": description,
+                "client": t(&c.client)?,
+                "client_url": t(&c.client_url)?,
+                "details": details,
+            })
+        };
+        Ok(body)
     }
 
     /// Notifies with retries until it succeeds, fails for good, or the caller's deadline ends
@@ -292,6 +516,116 @@ impl Notifier {
             }
         }
     }
+}
+
+fn status_of(data: &Data<'_>) -> &'static str {
+    if data.alerts.iter().any(|a| !a.resolved_at(data.now)) {
+        "firing"
+    } else {
+        "resolved"
+    }
+}
+
+/// An email as Alertmanager's email notifier writes it: headers templated (`To`, `From` and
+/// `Subject` defaulted), an HTML body and, when configured, a text alternative.
+fn render_email(
+    c: &EmailSpec,
+    tmpl: &Templates,
+    d: &crate::template::Value,
+) -> Result<lettre::Message, (bool, String)> {
+    use lettre::message::header::{HeaderName, HeaderValue};
+    use lettre::message::{Mailbox, MultiPart, SinglePart};
+    let t = |x: &str| tmpl.text(x, d).map_err(|e| (false, e));
+    let mut headers = c.headers.clone();
+    headers.entry("To".into()).or_insert_with(|| c.to.clone());
+    headers
+        .entry("From".into())
+        .or_insert_with(|| c.from.clone());
+    headers
+        .entry("Subject".into())
+        .or_insert_with(|| r#"{{ template "email.default.subject" . }}"#.into());
+    let mut b = lettre::Message::builder();
+    let from: Mailbox = t(&headers["From"])?
+        .parse()
+        .map_err(|e| (false, format!("parse 'from' addresses: {e}")))?;
+    b = b.from(from);
+    let to_text = t(&headers["To"])?;
+    for addr in to_text.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let mb: Mailbox = addr
+            .parse()
+            .map_err(|e| (false, format!("parse 'to' addresses: {e}")))?;
+        b = b.to(mb);
+    }
+    b = b.subject(t(&headers["Subject"])?);
+    for (k, v) in &headers {
+        if matches!(k.as_str(), "To" | "From" | "Subject") {
+            continue;
+        }
+        let Ok(name) = HeaderName::new_from_ascii(k.clone()) else {
+            return Err((false, format!("invalid header name {k:?}")));
+        };
+        b = b.raw_header(HeaderValue::new(name, t(v)?));
+    }
+    let html = tmpl.html(&c.html, d).map_err(|e| (false, e))?;
+    let text = t(&c.text)?;
+    let msg = match (text.is_empty(), html.is_empty()) {
+        (false, false) => b.multipart(MultiPart::alternative_plain_html(text, html)),
+        (true, false) => b.singlepart(SinglePart::html(html)),
+        (false, true) => b.singlepart(SinglePart::plain(text)),
+        (true, true) => b.singlepart(SinglePart::plain(String::new())),
+    }
+    .map_err(|e| (false, format!("build the message: {e}")))?;
+    Ok(msg)
+}
+
+/// Sends over SMTP: STARTTLS when offered (required by default), implicit TLS on port 465,
+/// PLAIN/LOGIN auth when a user is set.
+async fn send_email(c: &EmailSpec, msg: lettre::Message) -> Result<(), (bool, String)> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let (host, port) = &c.smarthost;
+    let mut params = TlsParameters::builder(host.clone());
+    if c.tls.insecure_skip_verify {
+        params = params.dangerous_accept_invalid_certs(true);
+    }
+    if let Some(ca) = c.tls.ca_file.as_deref().filter(|s| !s.is_empty()) {
+        let pem = std::fs::read(ca).map_err(|e| (false, format!("cannot read {ca}: {e}")))?;
+        let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| (false, format!("{ca}: {e}")))?;
+        params = params.add_root_certificate(cert);
+    }
+    let params = params
+        .build_rustls()
+        .map_err(|e| (false, format!("TLS parameters: {e}")))?;
+    let tls = if *port == 465 {
+        Tls::Wrapper(params)
+    } else if c.require_tls {
+        Tls::Required(params)
+    } else {
+        Tls::Opportunistic(params)
+    };
+    let mut tr = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+        .port(*port)
+        .tls(tls)
+        .hello_name(ClientId::Domain(c.hello.clone()))
+        .timeout(Some(Duration::from_secs(30)));
+    if !c.auth_username.is_empty() {
+        let pw = if !c.auth_password_file.is_empty() {
+            std::fs::read_to_string(&c.auth_password_file)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| (false, format!("cannot read {}: {e}", c.auth_password_file)))?
+        } else {
+            c.auth_password.clone()
+        };
+        tr = tr.credentials(Credentials::new(c.auth_username.clone(), pw));
+    }
+    tr.build()
+        .send(msg)
+        .await
+        .map(|_| ())
+        .map_err(|e| (!e.is_permanent(), format!("send to {host}:{port}: {e}")))
 }
 
 fn bump(c: &Counters, kind: &'static str, idx: usize) {

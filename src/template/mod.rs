@@ -196,7 +196,7 @@ pub struct Env<'a> {
 /// execution of a notification field's text against them.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateSet {
-    defs: std::collections::HashMap<String, Rc<Vec<Node>>>,
+    defs: std::collections::HashMap<String, std::sync::Arc<Vec<Node>>>,
 }
 
 impl TemplateSet {
@@ -204,7 +204,7 @@ impl TemplateSet {
     pub fn add(&mut self, name: &str, text: &str) -> Result<(), TemplateError> {
         let (_, defs) = Template::parse_dialect(name, text, parse::Dialect::Alertmanager)?;
         for (n, body) in defs {
-            self.defs.insert(n, Rc::new(body));
+            self.defs.insert(n, std::sync::Arc::new(body));
         }
         Ok(())
     }
@@ -213,7 +213,7 @@ impl TemplateSet {
         self.defs.contains_key(name)
     }
 
-    fn get(&self, name: &str) -> Option<Rc<Vec<Node>>> {
+    fn get(&self, name: &str) -> Option<std::sync::Arc<Vec<Node>>> {
         self.defs.get(name).cloned()
     }
 
@@ -229,7 +229,7 @@ impl TemplateSet {
         } else {
             local = self.clone();
             for (n, body) in defs {
-                local.defs.insert(n, Rc::new(body));
+                local.defs.insert(n, std::sync::Arc::new(body));
             }
             &local
         };
