@@ -154,7 +154,7 @@ struct Group {
     route: usize,
     labels: LabelSet,
     key: String,
-    alerts: HashMap<u64, Alert>,
+    alerts: HashMap<u64, Arc<Alert>>,
     next_flush: i64,
     has_flushed: bool,
     in_flight: bool,
@@ -168,13 +168,14 @@ struct Mark {
 
 #[derive(Default)]
 struct State {
-    alerts: HashMap<u64, Alert>,
+    /// Shared with the groups and inhibition caches: one copy of each alert.
+    alerts: HashMap<u64, Arc<Alert>>,
     groups: HashMap<(usize, u64), Group>,
     silences: BTreeMap<String, Silence>,
     nflog: HashMap<(String, String), NflogEntry>,
     marks: HashMap<u64, Mark>,
     /// Per inhibit rule: the alerts matching its source matchers.
-    inhibit_sources: Vec<HashMap<u64, Alert>>,
+    inhibit_sources: Vec<HashMap<u64, Arc<Alert>>>,
 }
 
 /// Per integration kind: notifications, failed notifications, requests, failed requests.
@@ -362,7 +363,7 @@ impl Alertmanager {
                 let mut st = self.state.lock();
                 st.groups.clear();
                 st.inhibit_sources = vec![HashMap::new(); rt.cfg.inhibit_rules.len()];
-                let alerts: Vec<Alert> = st.alerts.values().cloned().collect();
+                let alerts: Vec<Arc<Alert>> = st.alerts.values().cloned().collect();
                 for a in alerts {
                     self.route_into_groups(&rt, &mut st, &a, now);
                     Self::index_inhibit(&rt, &mut st, &a);
@@ -376,7 +377,7 @@ impl Alertmanager {
         }
     }
 
-    fn index_inhibit(rt: &Runtime, st: &mut State, a: &Alert) {
+    fn index_inhibit(rt: &Runtime, st: &mut State, a: &Arc<Alert>) {
         let fp = a.fingerprint();
         for (i, r) in rt.cfg.inhibit_rules.iter().enumerate() {
             if all_match(&r.source, &a.labels) {
@@ -385,7 +386,7 @@ impl Alertmanager {
         }
     }
 
-    fn route_into_groups(&self, rt: &Runtime, st: &mut State, a: &Alert, now: i64) {
+    fn route_into_groups(&self, rt: &Runtime, st: &mut State, a: &Arc<Alert>, now: i64) {
         for route in rt.match_routes(&a.labels) {
             let gl = rt.group_labels(route, &a.labels);
             let gfp = fingerprint(&gl);
@@ -408,6 +409,7 @@ impl Alertmanager {
 
     /// Stores one (already merged) alert in memory and routes it.
     fn apply(&self, rt: &Runtime, st: &mut State, a: Alert, now: i64) {
+        let a = Arc::new(a);
         Self::index_inhibit(rt, st, &a);
         self.route_into_groups(rt, st, &a, now);
         st.alerts.insert(a.fingerprint(), a);
@@ -427,7 +429,7 @@ impl Alertmanager {
             let mut order = Vec::new();
             for a in alerts {
                 let fp = a.fingerprint();
-                let old = batch.get(&fp).or_else(|| st.alerts.get(&fp));
+                let old = batch.get(&fp).or_else(|| st.alerts.get(&fp).map(|v| &**v));
                 let a = match old {
                     Some(old)
                         if (a.ends_at > old.starts_at && a.ends_at < old.ends_at)
@@ -458,7 +460,7 @@ impl Alertmanager {
     }
 
     /// Every alert in the store (the API filters them).
-    pub fn alerts(&self) -> Vec<Alert> {
+    pub fn alerts(&self) -> Vec<Arc<Alert>> {
         self.state.lock().alerts.values().cloned().collect()
     }
 
@@ -534,7 +536,7 @@ impl Alertmanager {
             .groups
             .values()
             .map(|g| {
-                let mut a: Vec<Alert> = g.alerts.values().cloned().collect();
+                let mut a: Vec<Alert> = g.alerts.values().map(|a| (**a).clone()).collect();
                 a.sort_by(notification_order);
                 (
                     g.labels.clone(),
@@ -717,7 +719,7 @@ impl Alertmanager {
                 .alerts
                 .values()
                 .map(|a| {
-                    let mut a = a.clone();
+                    let mut a = (**a).clone();
                     if !a.resolved_at(now) {
                         a.ends_at = 0;
                     }

@@ -212,11 +212,13 @@ async fn list_alerts(State(am): State<Arc<Alertmanager>>, RawQuery(q): RawQuery)
         Ok(f) => f,
         Err(r) => return *r,
     };
+    // Written alert by alert into one buffer: the answer for 100,000 alerts costs its text, not
+    // a JSON tree of it.
     let out = tokio::task::spawn_blocking(move || {
         let now = now_ns();
         let mut alerts = am.alerts();
-        alerts.sort_by_key(|a| fingerprint_text(a.fingerprint()));
-        let mut out = Vec::new();
+        alerts.sort_by_key(|a| a.fingerprint());
+        let mut buf = String::from("[");
         for a in &alerts {
             let receivers = am.receivers_for(&a.labels);
             if let Some(re) = &f.receiver
@@ -225,14 +227,23 @@ async fn list_alerts(State(am): State<Arc<Alertmanager>>, RawQuery(q): RawQuery)
                 continue;
             }
             if let Some(v) = alert_json(&am, a, &f, receivers, now) {
-                out.push(v);
+                if buf.len() > 1 {
+                    buf.push(',');
+                }
+                buf.push_str(&v.to_string());
             }
         }
-        Value::Array(out)
+        buf.push(']');
+        buf
     })
     .await;
     match out {
-        Ok(v) => json_answer(StatusCode::OK, &v),
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Err(_) => json_answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             &Value::String("internal error".into()),
@@ -300,120 +311,87 @@ async fn groups(State(am): State<Arc<Alertmanager>>, RawQuery(q): RawQuery) -> R
     }
 }
 
-fn parse_time_field(v: &Value, field: &str, i: usize) -> Result<i64, Refusal> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(0),
-        Some(Value::String(s)) if s.is_empty() => Ok(0),
-        Some(Value::String(s)) => crate::base::clock::parse_rfc3339_ns(s).ok_or_else(|| {
+/// One alert as `POST /api/v2/alerts` takes it; unknown fields are ignored, as
+/// Alertmanager ignores them. Parsed straight into these (no JSON tree), so a large batch costs
+/// little more than the alerts themselves.
+#[derive(serde::Deserialize)]
+struct Postable {
+    labels: Option<LabelSet>,
+    annotations: Option<LabelSet>,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+fn parse_time_field(v: &Option<String>, field: &str, i: usize) -> Result<i64, Refusal> {
+    match v.as_deref() {
+        None | Some("") => Ok(0),
+        Some(s) => crate::base::clock::parse_rfc3339_ns(s).ok_or_else(|| {
             swagger(
                 StatusCode::BAD_REQUEST,
                 400,
                 &format!("parsing alerts body from \"\" failed, because parsing time {s:?} as RFC 3339 failed (alert {i}, {field})"),
             )
         }),
-        Some(_) => Err(swagger(
-            StatusCode::BAD_REQUEST,
-            400,
-            &format!("parsing alerts body from \"\" failed, because {field} of alert {i} is not a string"),
-        )),
-    }
-}
-
-fn string_map(v: Option<&Value>, what: &str, i: usize) -> Result<Option<LabelSet>, Refusal> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => {
-            let mut out = LabelSet::new();
-            for (k, x) in m {
-                match x {
-                    Value::String(s) => {
-                        out.insert(k.clone(), s.clone());
-                    }
-                    _ => {
-                        return Err(swagger(
-                            StatusCode::BAD_REQUEST,
-                            400,
-                            &format!(
-                                "parsing alerts body from \"\" failed, because json: cannot unmarshal a non-string into Go struct field Alert.{what} of type string (alert {i})"
-                            ),
-                        ));
-                    }
-                }
-            }
-            Ok(Some(out))
-        }
-        Some(_) => Err(swagger(
-            StatusCode::BAD_REQUEST,
-            400,
-            &format!(
-                "parsing alerts body from \"\" failed, because {what} of alert {i} is not an object"
-            ),
-        )),
     }
 }
 
 fn parse_alerts(body: &[u8], resolve_timeout_ns: i64, now: i64) -> Result<Vec<Alert>, Refusal> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
+    let fail = |e: String| {
         swagger(
             StatusCode::BAD_REQUEST,
             400,
             &format!("parsing alerts body from \"\" failed, because {e}"),
         )
-    })?;
-    let Value::Array(items) = v else {
-        return Err(swagger(
-            StatusCode::BAD_REQUEST,
-            400,
-            "parsing alerts body from \"\" failed, because json: cannot unmarshal object into Go value of type models.PostableAlerts",
-        ));
+    };
+    // Type errors inside an array element are reported as such, not as "not an array".
+    let items = match serde_json::from_slice::<Vec<Option<Postable>>>(body) {
+        Ok(items) => items,
+        Err(e) => {
+            let object = body.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{');
+            return Err(
+                if object && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                    fail(
+                        "json: cannot unmarshal object into Go value of type models.PostableAlerts"
+                            .into(),
+                    )
+                } else {
+                    fail(e.to_string())
+                },
+            );
+        }
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        if !item.is_object() {
-            return Err(swagger(
-                StatusCode::BAD_REQUEST,
-                400,
-                &format!(
-                    "parsing alerts body from \"\" failed, because alert {i} is not an object"
-                ),
-            ));
-        }
-        let Some(labels) = string_map(item.get("labels"), "labels", i)? else {
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(item) = item else {
+            return Err(fail(format!("alert {i} is null")));
+        };
+        let Some(labels) = item.labels else {
             return Err(swagger(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 602,
                 &format!("{i}.labels in body is required"),
             ));
         };
-        let annotations =
-            string_map(item.get("annotations"), "annotations", i)?.unwrap_or_default();
-        let generator_url = match item.get("generatorURL") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => {
-                if !s.is_empty() && reqwest::Url::parse(s).is_err() && !s.starts_with('/') {
-                    return Err(swagger(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        601,
-                        &format!("{i}.generatorURL in body must be of type uri: {s:?}"),
-                    ));
-                }
-                s.clone()
-            }
-            Some(_) => {
-                return Err(swagger(
-                    StatusCode::BAD_REQUEST,
-                    400,
-                    &format!(
-                        "parsing alerts body from \"\" failed, because generatorURL of alert {i} is not a string"
-                    ),
-                ));
-            }
-        };
+        let generator_url = item.generator_url.unwrap_or_default();
+        if !generator_url.is_empty()
+            && reqwest::Url::parse(&generator_url).is_err()
+            && !generator_url.starts_with('/')
+        {
+            return Err(swagger(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                601,
+                &format!("{i}.generatorURL in body must be of type uri: {generator_url:?}"),
+            ));
+        }
         let mut a = Alert {
             labels,
-            annotations,
-            starts_at: parse_time_field(item, "startsAt", i)?,
-            ends_at: parse_time_field(item, "endsAt", i)?,
+            annotations: item.annotations.unwrap_or_default(),
+            starts_at: parse_time_field(&item.starts_at, "startsAt", i)?,
+            ends_at: parse_time_field(&item.ends_at, "endsAt", i)?,
             generator_url,
             updated_at: now,
             timeout: false,
