@@ -996,3 +996,90 @@ fn a_hundred_thousand_alerts_at_once() {
     );
     assert!(peak < 1500, "peak resident memory {peak} MB");
 }
+
+/// The Alerts page with the built-in Alertmanager: notification groups with a link that opens
+/// the silence form for an alert, a preview of what a silence would match, saving it, the
+/// silence listed and expired, and the receiver's last delivery.
+#[test]
+fn alerts_page_shows_groups_silences_and_deliveries() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg, CONFIG.replace("SINK", &sink.port.to_string())).unwrap();
+    let sl = start_sightline(&dir.path().join("sl"), &cfg);
+    let d1 = [("alertname", "Other"), ("instance", "i6")];
+    assert_eq!(
+        post(&sl.api("/api/v2/alerts"), &json!([alert(&d1, false)])),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sink.hits().iter().any(|h| h.path == "/default") {
+        assert!(Instant::now() < deadline, "no notification");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = |q: &str| {
+        reqwest::blocking::get(sl.api(&format!("/ui/alerts{q}")))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let html = page("");
+    assert!(html.contains("Notification groups"), "{html}");
+    let groups = &html[html.find("Notification groups").unwrap()..];
+    assert!(
+        groups.contains("Other") && groups.contains("i6"),
+        "the alert is not in its group"
+    );
+    assert!(html.contains("/ui/alerts?silence="), "no silence link");
+    assert!(
+        html.contains("default/webhook/0"),
+        "receiver delivery missing"
+    );
+    // Preview: what the matchers would silence now.
+    let html = page("?silence=%7Binstance%3D%22i6%22%7D");
+    assert!(html.contains("Would silence 1 active alert(s)"), "{html}");
+    // Save, then it is listed, then expire it.
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(sl.api("/ui/alerts/silences"))
+        .form(&[
+            ("silence", "{instance=\"i6\"}"),
+            ("duration", "1h"),
+            ("created_by", "me"),
+            ("comment", "deploy"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let sils: Value = reqwest::blocking::get(sl.api("/api/v2/silences"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(sils.as_array().unwrap().len(), 1);
+    assert_eq!(sils[0]["createdBy"], "me");
+    assert_eq!(sils[0]["status"]["state"], "active");
+    let id = sils[0]["id"].as_str().unwrap().to_string();
+    assert!(page("").contains("deploy"));
+    let r = client
+        .post(sl.api("/ui/alerts/silences/expire"))
+        .form(&[("id", id.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let s: Value = reqwest::blocking::get(sl.api(&format!("/api/v2/silence/{id}")))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(s["status"]["state"], "expired");
+    // A bad matcher comes back to the form with the reason.
+    let r = client
+        .post(sl.api("/ui/alerts/silences"))
+        .form(&[("silence", "{instance=~\"(\"}"), ("duration", "1h")])
+        .send()
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.contains("silence_error="), "{loc}");
+}

@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
             max_steps: 10_000,
             max_output_bytes: 1 << 16,
         },
+        defs: None,
+        escape_html: false,
     };
     let _ = t.execute(&d, &env);
 });

@@ -49,7 +49,7 @@ fn json_answer(code: StatusCode, v: &Value) -> Response {
 }
 
 /// A refused request's answer, boxed to keep `Result`s small.
-type Refusal = Box<Response>;
+pub type Refusal = Box<Response>;
 
 /// Alertmanager's own 400: the message as a JSON string.
 fn bad(msg: &str) -> Refusal {
@@ -339,7 +339,8 @@ fn parse_time_field(v: &Option<String>, field: &str, i: usize) -> Result<i64, Re
     }
 }
 
-fn parse_alerts(body: &[u8], resolve_timeout_ns: i64, now: i64) -> Result<Vec<Alert>, Refusal> {
+/// Parses a `POST /api/v2/alerts` body; the refusal is the answer Alertmanager would give.
+pub fn parse_alerts(body: &[u8], resolve_timeout_ns: i64, now: i64) -> Result<Vec<Alert>, Refusal> {
     let fail = |e: String| {
         swagger(
             StatusCode::BAD_REQUEST,

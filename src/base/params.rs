@@ -4,6 +4,7 @@
 use super::units::parse_duration;
 
 /// Decoded `key=value` pairs of a query string, repeated keys kept.
+#[derive(Clone)]
 pub struct Params(Vec<(String, String)>);
 
 impl Params {

@@ -42,6 +42,14 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/logs", get(pages::logs::logs))
         .route("/ui/status", get(pages::status::status))
         .route("/ui/alerts", get(pages::alerts::alerts))
+        .route(
+            "/ui/alerts/silences",
+            axum::routing::post(pages::alerts::create_silence),
+        )
+        .route(
+            "/ui/alerts/silences/expire",
+            axum::routing::post(pages::alerts::expire_silence),
+        )
         .route("/ui/data/trace/{id}", get(trace_data::compact))
         .route("/ui/data/trace/{id}/span/{span}", get(trace_data::span))
         .route("/ui/assets/{*path}", get(assets::serve))
