@@ -213,7 +213,10 @@ fn alert(labels: &[(&str, &str)], resolved: bool) -> Value {
         "labels": labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "annotations": {"summary": format!("{} on {}", labels[0].1, labels.iter().find(|l| l.0 == "instance").map(|l| l.1).unwrap_or("-"))},
         "generatorURL": "http://prometheus.example:9090/graph",
-        "startsAt": "2026-01-01T00:00:00Z",
+        // Starting now: a group's first notification waits group_wait for the rest of the batch
+        // (an alert that started long ago flushes its group at once, and Alertmanager's
+        // goroutines then race the rest of the batch).
+        "startsAt": rfc3339(std::time::SystemTime::now()),
     });
     if resolved {
         a["endsAt"] = rfc3339(std::time::SystemTime::now()).into();
@@ -1082,4 +1085,108 @@ fn alerts_page_shows_groups_silences_and_deliveries() {
         .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert!(loc.contains("silence_error="), "{loc}");
+}
+
+/// Sightline's own alerting rules notify through the built-in Alertmanager; `POST /-/reload`
+/// takes a changed alertmanager.yml (new receiver URL) and refuses a broken one, keeping the
+/// one in use.
+#[test]
+fn own_rules_notify_through_it_and_reload_works() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alertmanager.yml");
+    let write = |path: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "route:\n  receiver: hook\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: 'http://127.0.0.1:{}/{path}'}}]\n",
+                sink.port
+            ),
+        )
+        .unwrap();
+    };
+    write("first");
+    let rules = dir.path().join("r.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {team: core}\n        annotations: {summary: 'value {{ $value }}'}\n",
+    )
+    .unwrap();
+    let sl = common::Child::spawn_with(
+        &dir.path().join("sl"),
+        &[
+            ("SIGHTLINE_NOTIFY_CONFIG_FILE", cfg.to_str().unwrap()),
+            ("SIGHTLINE_RULES_FILES", rules.to_str().unwrap()),
+            ("SIGHTLINE_RULES_RESEND_DELAY", "1s"),
+            ("SIGHTLINE_SPANMETRICS_ENABLED", "false"),
+        ],
+    );
+    let wait_path = |p: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(h) = sink.hits().into_iter().find(|h| h.path == p) {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "nothing reached /{p}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let h = wait_path("/first");
+    let a = &h.body["alerts"][0];
+    assert_eq!(a["labels"]["alertname"], "AlwaysOn");
+    assert_eq!(a["labels"]["team"], "core");
+    assert_eq!(a["annotations"]["summary"], "value 1");
+    assert!(
+        a["generatorURL"].as_str().unwrap().contains("/ui/explore")
+            || a["generatorURL"].as_str().unwrap().contains("graph")
+    );
+    // A broken file is refused and the configuration in use stays.
+    std::fs::write(&cfg, "route: {receiver: nobody}\nreceivers: []\n").unwrap();
+    let r = reqwest::blocking::Client::new()
+        .post(sl.api("/-/reload"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500);
+    assert!(r.text().unwrap().contains("undefined receiver"));
+    let status: Value = reqwest::blocking::get(sl.api("/api/v2/status"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .unwrap()
+            .contains("/first")
+    );
+    // A good change is taken (the notification log still knows the group was notified, so, as in
+    // Alertmanager, the new URL hears of it at the next change or repeat).
+    write("second");
+    let r = reqwest::blocking::Client::new()
+        .post(sl.api("/-/reload"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let status: Value = reqwest::blocking::get(sl.api("/api/v2/status"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .unwrap()
+            .contains("/second")
+    );
+    let metrics = reqwest::blocking::get(sl.api("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("sightline_alertmanager_config_reloads_failed_total 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("alertmanager_config"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
