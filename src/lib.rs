@@ -1,9 +1,9 @@
 //! # Sightline
 //!
-//! One process that replaces an OpenTelemetry Collector, Prometheus, Jaeger, node-exporter,
-//! dcgm-exporter, Caddy and (for its own pages) Grafana for teams running GPU services. Still to
-//! come, each an open issue: a built-in Alertmanager, Prometheus's remote write,
-//! `prometheus.yml` scrape configs and federation, Grafana dashboards, and Loki's APIs.
+//! One process that replaces an OpenTelemetry Collector, Prometheus, Alertmanager, Jaeger,
+//! node-exporter, dcgm-exporter, Caddy and (for its own pages) Grafana for teams running GPU
+//! services. Still to come, each an open issue: Prometheus's remote write, `prometheus.yml`
+//! scrape configs and federation, Grafana dashboards, and Loki's APIs.
 //!
 //! # Layout
 //!

@@ -23,18 +23,6 @@ pub struct Data<'a> {
     pub now: i64,
 }
 
-/// Go's `regexp.QuoteMeta` (Alertmanager quotes the receiver name in template data).
-pub(super) fn quote_meta(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn common(alerts: &[Alert], f: impl Fn(&Alert) -> &LabelSet) -> LabelSet {
     let Some(first) = alerts.first() else {
         return LabelSet::new();
@@ -71,7 +59,10 @@ impl Data<'_> {
             })
             .collect();
         let mut m = serde_json::Map::new();
-        m.insert("receiver".into(), quote_meta(self.receiver).into());
+        m.insert(
+            "receiver".into(),
+            super::templates::quote_meta(self.receiver).into(),
+        );
         m.insert("status".into(), status.into());
         m.insert("alerts".into(), alerts.into());
         m.insert("groupLabels".into(), serde_json::json!(self.group_labels));

@@ -63,6 +63,18 @@ impl Templates {
     }
 }
 
+/// Go's `regexp.QuoteMeta` (Alertmanager quotes the receiver name in template data).
+pub(super) fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn kv(m: &LabelSet) -> Value {
     Value::str_map(m)
 }
@@ -122,10 +134,7 @@ pub fn data(
         })
         .collect();
     let mut d = BTreeMap::new();
-    d.insert(
-        "Receiver".to_string(),
-        Value::Str(super::notifiers::quote_meta(receiver)),
-    );
+    d.insert("Receiver".to_string(), Value::Str(quote_meta(receiver)));
     d.insert("Status".to_string(), Value::Str(status.into()));
     d.insert("Alerts".to_string(), Value::List(Rc::new(list)));
     d.insert("GroupLabels".to_string(), kv(group_labels));

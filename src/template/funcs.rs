@@ -58,6 +58,14 @@ const NAMES: &[&str] = &[
     "stripDomain",
 ];
 
+/// Which functions a template may call: Prometheus's (alert rules) or Alertmanager's
+/// (notification templates, which also define and call named templates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Prometheus,
+    Alertmanager,
+}
+
 /// Alertmanager's template functions beyond Go's built-ins.
 const ALERTMANAGER_NAMES: &[&str] = &[
     "toUpper",
@@ -70,10 +78,10 @@ const ALERTMANAGER_NAMES: &[&str] = &[
     "stringSlice",
 ];
 
-pub(super) fn exists(name: &str, dialect: super::parse::Dialect) -> bool {
+pub(super) fn exists(name: &str, dialect: Dialect) -> bool {
     match dialect {
-        super::parse::Dialect::Prometheus => NAMES.contains(&name),
-        super::parse::Dialect::Alertmanager => {
+        Dialect::Prometheus => NAMES.contains(&name),
+        Dialect::Alertmanager => {
             ALERTMANAGER_NAMES.contains(&name) || NAMES[..GO_BUILTINS].contains(&name)
         }
     }

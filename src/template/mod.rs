@@ -202,7 +202,7 @@ pub struct TemplateSet {
 impl TemplateSet {
     /// Adds the `define`s of one text (a later definition of a name replaces the earlier).
     pub fn add(&mut self, name: &str, text: &str) -> Result<(), TemplateError> {
-        let (_, defs) = Template::parse_dialect(name, text, parse::Dialect::Alertmanager)?;
+        let (_, defs) = Template::parse_dialect(name, text, funcs::Dialect::Alertmanager)?;
         for (n, body) in defs {
             self.defs.insert(n, std::sync::Arc::new(body));
         }
@@ -222,7 +222,7 @@ impl TemplateSet {
         if text.is_empty() {
             return Ok(String::new());
         }
-        let (tmpl, defs) = Template::parse_dialect("", text, parse::Dialect::Alertmanager)?;
+        let (tmpl, defs) = Template::parse_dialect("", text, funcs::Dialect::Alertmanager)?;
         let mut local;
         let set = if defs.is_empty() {
             self
@@ -255,13 +255,13 @@ pub struct Template {
 
 impl Template {
     pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
-        Self::parse_dialect(name, text, parse::Dialect::Prometheus).map(|(t, _)| t)
+        Self::parse_dialect(name, text, funcs::Dialect::Prometheus).map(|(t, _)| t)
     }
 
     fn parse_dialect(
         name: &str,
         text: &str,
-        dialect: parse::Dialect,
+        dialect: funcs::Dialect,
     ) -> Result<(Template, parse::Defs), TemplateError> {
         if text.len() > MAX_TEMPLATE_BYTES {
             return Err(TemplateError {

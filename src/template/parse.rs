@@ -66,13 +66,7 @@ pub(super) enum Node {
     Template(usize, String, Option<Pipe>),
 }
 
-/// Which functions a template may call: Prometheus's (alert rules) or Alertmanager's
-/// (notification templates, which also define and call named templates).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Prometheus,
-    Alertmanager,
-}
+use super::funcs::Dialect;
 
 /// Named templates from `{{define}}` and `{{block}}`.
 pub(super) type Defs = Vec<(String, Vec<Node>)>;
