@@ -185,27 +185,8 @@ fn post(url: &str, body: &Value) -> u16 {
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
-    let secs = d.as_secs() as i64;
-    let days = secs.div_euclid(86400);
-    let sod = secs.rem_euclid(86400);
-    // Civil from days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d_ = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d_:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60,
-        d.subsec_millis()
-    )
+    let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    sightline::base::clock::go_time_text(ns, 'T', "Z")
 }
 
 fn alert(labels: &[(&str, &str)], resolved: bool) -> Value {

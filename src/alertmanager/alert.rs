@@ -70,6 +70,18 @@ impl Alert {
             .unwrap_or("")
     }
 
+    /// Alertmanager's defaults for a received alert: no start is its end (or now), no end is
+    /// now plus the resolve timeout, marked as such.
+    pub fn fill_times(&mut self, now: i64, resolve_timeout_ns: i64) {
+        if self.starts_at == 0 {
+            self.starts_at = if self.ends_at == 0 { now } else { self.ends_at };
+        }
+        if self.ends_at == 0 {
+            self.timeout = true;
+            self.ends_at = now + resolve_timeout_ns;
+        }
+    }
+
     /// Resolved at `now`: an end time that is not after now.
     pub fn resolved_at(&self, now: i64) -> bool {
         self.ends_at != 0 && self.ends_at <= now

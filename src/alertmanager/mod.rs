@@ -951,13 +951,7 @@ impl crate::notify::AlertSink for Alertmanager {
                     updated_at: now,
                     timeout: false,
                 };
-                if a.starts_at == 0 {
-                    a.starts_at = if a.ends_at == 0 { now } else { a.ends_at };
-                }
-                if a.ends_at == 0 {
-                    a.timeout = true;
-                    a.ends_at = now + resolve;
-                }
+                a.fill_times(now, resolve);
                 a
             })
             .filter(|a| validate_alert(a).is_ok())

@@ -23,17 +23,6 @@ pub struct Data<'a> {
     pub now: i64,
 }
 
-fn common(alerts: &[Alert], f: impl Fn(&Alert) -> &LabelSet) -> LabelSet {
-    let Some(first) = alerts.first() else {
-        return LabelSet::new();
-    };
-    let mut c = f(first).clone();
-    for a in &alerts[1..] {
-        c.retain(|k, v| f(a).get(k) == Some(v));
-    }
-    c
-}
-
 impl Data<'_> {
     /// Alertmanager's template data (`template.Data`) as JSON, with the webhook's fields.
     pub fn to_json(&self, external_url: &str) -> serde_json::Map<String, serde_json::Value> {
@@ -68,11 +57,11 @@ impl Data<'_> {
         m.insert("groupLabels".into(), serde_json::json!(self.group_labels));
         m.insert(
             "commonLabels".into(),
-            serde_json::json!(common(self.alerts, |a| &a.labels)),
+            serde_json::json!(super::templates::common(self.alerts, |a| &a.labels)),
         );
         m.insert(
             "commonAnnotations".into(),
-            serde_json::json!(common(self.alerts, |a| &a.annotations)),
+            serde_json::json!(super::templates::common(self.alerts, |a| &a.annotations)),
         );
         m.insert("externalURL".into(), external_url.into());
         m
@@ -232,17 +221,7 @@ impl Notifier {
                 body.insert("version".into(), "4".into());
                 body.insert("groupKey".into(), data.group_key.into());
                 body.insert("truncatedAlerts".into(), truncated.into());
-                let rb = self
-                    .client
-                    .post(url)
-                    .header("Content-Type", "application/json")
-                    .body(serde_json::Value::Object(body).to_string());
-                let rb = self.authorize(rb).map_err(|e| (false, e))?;
-                let resp = rb
-                    .send()
-                    .await
-                    .map_err(|e| (true, redact(&e.to_string(), url)))?;
-                check_status(resp, url).await
+                self.post_json(url, &serde_json::Value::Object(body)).await
             }
             Spec::Slack(sc) => {
                 let (url, body) = self.slack(sc, data)?;

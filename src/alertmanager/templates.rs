@@ -87,7 +87,8 @@ fn go_time(ns: i64) -> String {
     crate::base::clock::go_time_text(ns, ' ', " +0000 UTC")
 }
 
-fn common(alerts: &[Alert], f: impl Fn(&Alert) -> &LabelSet) -> LabelSet {
+/// The labels (or annotations) every alert shares, with the same value.
+pub(super) fn common(alerts: &[Alert], f: impl Fn(&Alert) -> &LabelSet) -> LabelSet {
     let Some(first) = alerts.first() else {
         return LabelSet::new();
     };

@@ -397,13 +397,7 @@ pub fn parse_alerts(body: &[u8], resolve_timeout_ns: i64, now: i64) -> Result<Ve
             updated_at: now,
             timeout: false,
         };
-        if a.starts_at == 0 {
-            a.starts_at = if a.ends_at == 0 { now } else { a.ends_at };
-        }
-        if a.ends_at == 0 {
-            a.timeout = true;
-            a.ends_at = now + resolve_timeout_ns;
-        }
+        a.fill_times(now, resolve_timeout_ns);
         out.push(a);
     }
     Ok(out)

@@ -305,6 +305,20 @@ impl Notifier {
         }
     }
 
+    /// Counts one delivery of `n` alerts to target row `i`.
+    fn record(&self, i: usize, started: Instant, n: usize, ok: bool) {
+        let c = &self.counters;
+        c.latency_sum_us[i]
+            .1
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        c.latency_count[i].1.fetch_add(1, Relaxed);
+        if ok {
+            c.sent[i].1.fetch_add(n as u64, Relaxed);
+        } else {
+            c.errors[i].1.fetch_add(n as u64, Relaxed);
+        }
+    }
+
     /// Posts one batch to every Alertmanager at once; true if any took it.
     async fn send_all(&self, batch: &[NotifyAlert]) -> bool {
         let body = serde_json::Value::Array(batch.iter().map(NotifyAlert::to_json).collect());
@@ -334,16 +348,7 @@ impl Notifier {
                         false
                     }
                 };
-                let c = &self.counters;
-                c.latency_sum_us[i]
-                    .1
-                    .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-                c.latency_count[i].1.fetch_add(1, Relaxed);
-                if ok {
-                    c.sent[i].1.fetch_add(batch.len() as u64, Relaxed);
-                } else {
-                    c.errors[i].1.fetch_add(batch.len() as u64, Relaxed);
-                }
+                self.record(i, started, batch.len(), ok);
                 ok
             }
         });
@@ -357,16 +362,7 @@ impl Notifier {
             let ok = tokio::task::spawn_blocking(move || sink.put_alerts(&owned))
                 .await
                 .is_ok();
-            let c = &self.counters;
-            c.latency_sum_us[i]
-                .1
-                .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-            c.latency_count[i].1.fetch_add(1, Relaxed);
-            if ok {
-                c.sent[i].1.fetch_add(batch.len() as u64, Relaxed);
-            } else {
-                c.errors[i].1.fetch_add(batch.len() as u64, Relaxed);
-            }
+            self.record(i, started, batch.len(), ok);
             ok
         };
         let (results, local_ok) = tokio::join!(futures_util::future::join_all(sends), local);
