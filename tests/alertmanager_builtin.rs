@@ -32,6 +32,8 @@ use serde_json::{Value, json};
 #[derive(Clone, Debug)]
 struct Hit {
     path: String,
+    /// The `Authorization` header, if any.
+    auth: String,
     from_sightline: bool,
     at: Instant,
     body: Value,
@@ -43,7 +45,7 @@ struct Sink {
     hits: Arc<Mutex<Vec<Hit>>>,
 }
 
-fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String, Vec<u8>)> {
+fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String, String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 8192];
     let head_end = loop {
@@ -60,8 +62,12 @@ fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String, Vec<u8>)
     let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
     let mut len = 0;
     let mut agent = String::new();
+    let mut auth = String::new();
     for l in head.lines() {
         let lower = l.to_ascii_lowercase();
+        if lower.starts_with("authorization:") {
+            auth = l[14..].trim().to_string();
+        }
         if let Some(v) = lower.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap_or(0);
         }
@@ -77,7 +83,7 @@ fn read_request(s: &mut std::net::TcpStream) -> Option<(String, String, Vec<u8>)
         }
         body.extend_from_slice(&tmp[..n]);
     }
-    Some((path, agent, body))
+    Some((path, agent, auth, body))
 }
 
 impl Sink {
@@ -90,7 +96,7 @@ impl Sink {
             let mut flaky: BTreeMap<bool, u32> = BTreeMap::new();
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
-                let Some((path, agent, body)) = read_request(&mut s) else {
+                let Some((path, agent, auth, body)) = read_request(&mut s) else {
                     continue;
                 };
                 let from_sightline = agent.starts_with("Sightline");
@@ -105,6 +111,7 @@ impl Sink {
                 if status.starts_with("200") {
                     h.lock().unwrap().push(Hit {
                         path,
+                        auth,
                         from_sightline,
                         at: Instant::now(),
                         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
@@ -659,7 +666,15 @@ route:
       receiver: pagerduty
     - matchers: [kind="discord"]
       receiver: discord
+    - matchers: [kind="basic"]
+      receiver: basic
+    - matchers: [kind="bearer"]
+      receiver: bearer
 receivers:
+  - name: basic
+    webhook_configs: [{url: 'http://127.0.0.1:SINK/basic', http_config: {basic_auth: {username: alice, password: s3cret}}}]
+  - name: bearer
+    webhook_configs: [{url: 'http://127.0.0.1:SINK/bearer', http_config: {authorization: {credentials: tok-123}}}]
   - name: slack
     slack_configs: [{channel: '#alerts', send_resolved: true}]
   - name: email
@@ -821,6 +836,18 @@ fn receivers_send_what_alertmanager_sends() {
             ],
             false
         ),
+        alert(
+            &[("alertname", "Basic"), ("kind", "basic"), ("instance", "f")],
+            false
+        ),
+        alert(
+            &[
+                ("alertname", "Bearer"),
+                ("kind", "bearer"),
+                ("instance", "g")
+            ],
+            false
+        ),
     ]);
     for u in [
         format!("http://127.0.0.1:{}/api/v2/alerts", real.port),
@@ -836,7 +863,7 @@ fn receivers_send_what_alertmanager_sends() {
                 .filter(|x| x.path == p && x.from_sightline == s)
                 .count()
         };
-        let done = ["/slack", "/pagerduty", "/discord"]
+        let done = ["/slack", "/pagerduty", "/discord", "/basic", "/bearer"]
             .iter()
             .all(|p| n(p, true) >= 1 && n(p, false) >= 1)
             && !mails(&smtp_am).is_empty()
