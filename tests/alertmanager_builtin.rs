@@ -897,6 +897,21 @@ fn receivers_send_what_alertmanager_sends() {
             "{p}: sightline's message (left) differs from alertmanager's (right)"
         );
     }
+    // http_config: the same Authorization header from both.
+    for (p, want) in [
+        ("/basic", "Basic YWxpY2U6czNjcmV0"),
+        ("/bearer", "Bearer tok-123"),
+    ] {
+        let auth = |s: bool| {
+            h.iter()
+                .find(|x| x.path == p && x.from_sightline == s)
+                .unwrap()
+                .auth
+                .clone()
+        };
+        assert_eq!(auth(false), want, "alertmanager's {p}");
+        assert_eq!(auth(true), want, "sightline's {p}");
+    }
     let (ma, ms) = (mails(&smtp_am), mails(&smtp_sl));
     let (ma, ms) = (&ma[0], &ms[0]);
     for name in ["Subject", "To", "From", "X-Envelope-From", "X-Envelope-To"] {
