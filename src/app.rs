@@ -81,6 +81,7 @@ pub fn router(
         .merge(api::query::router(query))
         .merge(rules_api)
         .merge(am_api)
+        .merge(ingest::remote_write::router(ingest.clone()))
         .merge(ingest::http::router(ingest));
     // Responses gzipped for clients that ask (the UI's pages and data, large API answers).
     let inner = inner.layer(tower_http::compression::CompressionLayer::new().gzip(true));
@@ -356,7 +357,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth,
         tls_on(|t| t.http),
     )?;
-    let otlp_router = ingest::http::router(ingest.clone());
+    let otlp_router =
+        ingest::http::router(ingest.clone()).merge(ingest::remote_write::router(ingest.clone()));
     let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
     let samplers = crate::samplers::start(
         &config,

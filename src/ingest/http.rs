@@ -66,7 +66,11 @@ async fn traces(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
     .await
 }
 
-async fn metrics(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn metrics(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     handle::<ExportMetricsServiceRequest, _, _, _>(ingest, headers, body, |i, r| async move {
         i.export_metrics(r, Transport::Http).await
     })

@@ -148,7 +148,11 @@ impl Front {
                 "/ui/logout" => {
                     return crate::auth::pages::logout(auth, &self.inner.base, req).await;
                 }
-                "/v1/traces" | "/v1/metrics" | "/v1/logs" => {}
+                "/v1/traces"
+                | "/v1/metrics"
+                | "/v1/logs"
+                | "/api/v1/write"
+                | "/api/v1/otlp/v1/metrics" => {}
                 "/metrics" if !auth.cfg.protect_metrics => {}
                 r if r.starts_with("/ui/assets/") => {}
                 _ => match auth.identify(req.headers()) {

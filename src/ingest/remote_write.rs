@@ -1,0 +1,339 @@
+//! Prometheus remote write 1.0 in: `POST /api/v1/write` with a snappy-compressed protobuf
+//! `prometheus.WriteRequest` (samples and metadata), as Prometheus agents, Grafana Alloy,
+//! vmagent, Telegraf and the Collector's `prometheusremotewrite` exporter send it. The body is
+//! capped before decompression and its declared decompressed length checked against the same
+//! cap before inflating; samples go through the metrics store's append path and are durable when
+//! the answer (204) is sent. Samples the store refuses (out of order, duplicates, too old) are
+//! answered 400 with the reason after the rest of the request is stored, so senders do not retry
+//! forever; backpressure is 429/503 with `Retry-After`. Ingest keys apply as for OTLP.
+//!
+//! Also `POST /api/v1/otlp/v1/metrics`, Prometheus 3's OTLP path, as an alias of OTLP/HTTP
+//! metrics. Not built yet: remote write 2.0 (`io.prometheus.write.v2.Request`, answered 415),
+//! native histograms and exemplars in remote write (histograms are skipped and counted as
+//! refused; exemplars are dropped).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::Ingest;
+use crate::base::Signal;
+use crate::error::{ErrorCode, ExportError};
+
+/// `prometheus.WriteRequest` (prompb/remote.proto), the fields Sightline reads.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+    #[prost(message, repeated, tag = "3")]
+    pub metadata: Vec<MetricMetadata>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+    /// Native histograms: counted, not stored (see the module comment).
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub histograms: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetricMetadata {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub metric_family_name: String,
+    #[prost(string, tag = "4")]
+    pub help: String,
+    #[prost(string, tag = "5")]
+    pub unit: String,
+}
+
+/// prompb's `MetricMetadata.MetricType` names, as the metadata API writes them.
+fn metric_type(k: i32) -> &'static str {
+    match k {
+        1 => "counter",
+        2 => "gauge",
+        3 => "histogram",
+        4 => "gaugehistogram",
+        5 => "summary",
+        6 => "info",
+        7 => "stateset",
+        _ => "unknown",
+    }
+}
+
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(write))
+        .route("/api/v1/otlp/v1/metrics", post(super::http::metrics))
+        .with_state(ingest)
+}
+
+fn text(code: StatusCode, msg: &str) -> Response {
+    let mut r = (code, format!("{msg}\n")).into_response();
+    if matches!(
+        code,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn refuse(ingest: &Ingest, e: ExportError) -> Response {
+    ingest.metrics.refused_requests.fetch_add(1, Relaxed);
+    if e.code == ErrorCode::Internal {
+        tracing::error!(message = %e.message, "remote write failed");
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    text(e.code.http_status(), &e.message)
+}
+
+/// Decompresses and decodes a remote write body; the decompressed size may not pass `cap`.
+pub fn decode(raw: &[u8], cap: usize) -> Result<WriteRequest, ExportError> {
+    let bad = |m: String| ExportError::new(ErrorCode::BadRequest, m);
+    let len = snap::raw::decompress_len(raw).map_err(|e| bad(format!("snappy: {e}")))?;
+    if len > cap {
+        return Err(ExportError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("decompressed body of {len} bytes is larger than the limit of {cap} bytes"),
+        ));
+    }
+    let plain = snap::raw::Decoder::new()
+        .decompress_vec(raw)
+        .map_err(|e| bad(format!("snappy: {e}")))?;
+    <WriteRequest as prost::Message>::decode(plain.as_slice())
+        .map_err(|e| bad(format!("protobuf: {e}")))
+}
+
+/// The store's batch for a request: (batch, samples in it, histograms skipped).
+pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, u64, u64) {
+    let mut batch = crate::tsdb::Batch::default();
+    let (mut n, mut skipped) = (0u64, 0u64);
+    for ts in &req.timeseries {
+        skipped += ts.histograms.len() as u64;
+        if ts.samples.is_empty() {
+            continue;
+        }
+        let labels = crate::tsdb::Labels::from_pairs(
+            ts.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        );
+        let idx = batch.series_index(labels);
+        for s in &ts.samples {
+            batch.samples.push((idx, s.timestamp, s.value));
+            n += 1;
+        }
+    }
+    for m in &req.metadata {
+        if m.metric_family_name.is_empty() {
+            continue;
+        }
+        batch.metadata.push((
+            m.metric_family_name.clone(),
+            crate::tsdb::Metadata {
+                kind: metric_type(m.kind).to_string(),
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            },
+        ));
+    }
+    (batch, n, skipped)
+}
+
+async fn write(
+    axum::extract::State(ingest): axum::extract::State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(e) = ingest.authorize(&headers) {
+        return text(StatusCode::UNAUTHORIZED, &e.message);
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-protobuf")
+        .to_ascii_lowercase();
+    if ct.contains("io.prometheus.write.v2") {
+        return refuse(
+            &ingest,
+            ExportError::new(
+                ErrorCode::UnsupportedMediaType,
+                "remote write 2.0 (io.prometheus.write.v2.Request) is not supported yet; send 1.0 (prometheus.WriteRequest)",
+            ),
+        );
+    }
+    if !ct.starts_with("application/x-protobuf") {
+        return refuse(
+            &ingest,
+            ExportError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("unsupported content type {ct:?}: use application/x-protobuf"),
+            ),
+        );
+    }
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("snappy") => {}
+        Some(other) => {
+            return refuse(
+                &ingest,
+                ExportError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("unsupported content encoding {other:?}: use snappy"),
+                ),
+            );
+        }
+    }
+    let cap = ingest.max_http_body_bytes;
+    let raw = match super::http::read_limited(body, cap).await {
+        Ok(b) => b,
+        Err(e) => return refuse(&ingest, e),
+    };
+    let decoded =
+        tokio::task::spawn_blocking(move || decode(&raw, cap).map(|r| to_batch(&r))).await;
+    let (batch, n, skipped) = match decoded {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return refuse(&ingest, e),
+        Err(_) => {
+            return refuse(
+                &ingest,
+                ExportError::new(ErrorCode::Internal, "decode task failed"),
+            );
+        }
+    };
+    let counters = ingest
+        .metrics
+        .items(Signal::Metrics, super::Transport::Http);
+    counters.received.fetch_add(n + skipped, Relaxed);
+    let _permit = match ingest
+        .budget
+        .reserve(batch.samples.len().saturating_mul(64))
+    {
+        Ok(p) => p,
+        Err(e) => return refuse(&ingest, e),
+    };
+    let result = if batch.samples.is_empty() && batch.metadata.is_empty() {
+        None
+    } else {
+        match ingest.tsdb.append(batch).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return refuse(&ingest, ExportError::new(e.code(), e.to_string()));
+            }
+        }
+    };
+    let rejected = result.as_ref().map_or(0, |r| r.rejected()).min(n) + skipped;
+    counters.rejected.fetch_add(rejected, Relaxed);
+    counters
+        .accepted
+        .fetch_add((n + skipped).saturating_sub(rejected), Relaxed);
+    match result {
+        Some(r) if r.rejected() > 0 => text(StatusCode::BAD_REQUEST, &r.message()),
+        _ if skipped > 0 => text(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "{skipped} native histogram samples refused: native histograms are not supported"
+            ),
+        ),
+        _ => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    fn body(req: &WriteRequest) -> Vec<u8> {
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn decodes_samples_and_metadata_and_refuses_bombs() {
+        let req = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![
+                    Label {
+                        name: "__name__".into(),
+                        value: "up".into(),
+                    },
+                    Label {
+                        name: "job".into(),
+                        value: "node".into(),
+                    },
+                ],
+                samples: vec![
+                    Sample {
+                        value: 1.0,
+                        timestamp: 1000,
+                    },
+                    Sample {
+                        value: 0.0,
+                        timestamp: 2000,
+                    },
+                ],
+                histograms: vec![],
+            }],
+            metadata: vec![MetricMetadata {
+                kind: 2,
+                metric_family_name: "up".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        };
+        let got = decode(&body(&req), 1 << 20).unwrap();
+        assert_eq!(got, req);
+        let (batch, n, skipped) = to_batch(&got);
+        assert_eq!((batch.series.len(), n, skipped), (1, 2, 0));
+        assert_eq!(batch.metadata[0].1.kind, "gauge");
+        // A body that inflates past the cap is refused before inflating.
+        let big = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 4 << 20])
+            .unwrap();
+        assert_eq!(
+            decode(&big, 1 << 20).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
+        assert_eq!(
+            decode(b"\x20\xffgarbage", 1 << 20).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        let mut truncated = body(&req);
+        truncated.truncate(truncated.len() - 3);
+        assert!(decode(&truncated, 1 << 20).is_err());
+    }
+}

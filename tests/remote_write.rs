@@ -1,0 +1,228 @@
+//! Remote write 1.0 from a real Prometheus 2.42 (issue 22, first part): Prometheus scrapes
+//! itself and Sightline every second and remote-writes everything to Sightline's
+//! `/api/v1/write`, with an external label marking what came through remote write. Every raw
+//! sample Prometheus stored for a window is in Sightline, identical (same series, timestamps and
+//! values, compared through a range-vector instant query on both); then Sightline is killed
+//! with `kill -9` and started again, and a window spanning the outage is still identical
+//! (Prometheus resends from its WAL what was not acknowledged). Also the Prometheus 3 OTLP path
+//! and a few bad bodies.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+struct Prom {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Prom {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Raw samples of every series the selector picks in `(t - 10s, t]`, by label set.
+fn raw(
+    base: &str,
+    selector: &str,
+    t: f64,
+    drop_label: Option<&str>,
+) -> BTreeMap<String, Vec<(f64, String)>> {
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[
+            ("query", format!("{selector}[10s]")),
+            ("time", format!("{t:.3}")),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    let mut out = BTreeMap::new();
+    for s in v["data"]["result"].as_array().unwrap() {
+        let mut m: BTreeMap<String, String> = serde_json::from_value(s["metric"].clone()).unwrap();
+        if let Some(d) = drop_label {
+            m.remove(d);
+        }
+        let vals: Vec<(f64, String)> = s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().to_string()))
+            .collect();
+        out.insert(format!("{m:?}"), vals);
+    }
+    out
+}
+
+fn compare(prom: &str, sl: &str, t: f64) {
+    let p = raw(prom, r#"{job=~"prometheus|sightline"}"#, t, None);
+    let s = raw(
+        sl,
+        r#"{job=~"prometheus|sightline",via="rw"}"#,
+        t,
+        Some("via"),
+    );
+    assert!(p.len() > 100, "too few series in Prometheus: {}", p.len());
+    let missing: Vec<&String> = p.keys().filter(|k| !s.contains_key(*k)).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} series missing in Sightline, e.g. {missing:?}",
+        p.keys().filter(|k| !s.contains_key(*k)).count(),
+        p.len()
+    );
+    for (k, pv) in &p {
+        assert_eq!(
+            &s[k], pv,
+            "samples of {k} differ (left sightline, right prometheus)"
+        );
+    }
+    assert_eq!(
+        s.len(),
+        p.len(),
+        "Sightline holds series Prometheus does not"
+    );
+}
+
+#[test]
+fn prometheus_remote_write_lands_identically_and_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let data = dir.path().join("sl");
+    let spawn =
+        || common::Child::spawn_at(&data, &[("SIGHTLINE_SPANMETRICS_ENABLED", "false")], ports);
+    let sl = spawn();
+    let sl_url = sl.api("");
+    let port = common::free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  external_labels: {{via: rw}}\nscrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n  - job_name: sightline\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config: {{batch_send_deadline: 500ms, max_samples_per_send: 2000, min_backoff: 100ms, max_backoff: 1s}}\n",
+            ports.0, ports.0
+        ),
+    )
+    .unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("prom").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus must be installed (apt-get install prometheus)");
+    let prom = Prom { child, port };
+    let prom_url = format!("http://127.0.0.1:{}", prom.port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reqwest::blocking::get(format!("{prom_url}/-/ready"))
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "prometheus did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(14));
+    // A window that ended 3 s ago: sent and acknowledged by now.
+    compare(&prom_url, &sl_url, now_s() - 3.0);
+    // kill -9 mid-stream; Prometheus retries; nothing it was told was written is lost.
+    let killed = now_s();
+    sl.kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    let sl = spawn();
+    std::thread::sleep(Duration::from_secs(10));
+    compare(&prom_url, &sl.api(""), killed + 4.0);
+    compare(&prom_url, &sl.api(""), now_s() - 3.0);
+    // Prometheus counted no failed samples it gave up on.
+    let m = reqwest::blocking::get(format!("{prom_url}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let failed: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("prometheus_remote_storage_samples_failed_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failed, 0.0, "samples Prometheus gave up on");
+}
+
+#[test]
+fn bad_remote_write_bodies_get_clear_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sl = common::Child::spawn(dir.path());
+    let c = reqwest::blocking::Client::new();
+    let send = |ct: &str, enc: Option<&str>, body: Vec<u8>| {
+        let mut r = c
+            .post(sl.api("/api/v1/write"))
+            .header("Content-Type", ct)
+            .body(body);
+        if let Some(e) = enc {
+            r = r.header("Content-Encoding", e);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (code, msg) = send(
+        "application/x-protobuf",
+        Some("snappy"),
+        b"\x10not snappy at all".to_vec(),
+    );
+    assert_eq!(code, 400, "{msg}");
+    let (code, _) = send("application/json", Some("snappy"), vec![]);
+    assert_eq!(code, 415);
+    let (code, msg) = send(
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        Some("snappy"),
+        vec![],
+    );
+    assert_eq!(code, 415, "{msg}");
+    // A decompression bomb: 1 GiB declared, refused before inflating.
+    let mut bomb = Vec::new();
+    let mut n: u64 = 1 << 30;
+    while n >= 0x80 {
+        bomb.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    bomb.push(n as u8);
+    bomb.extend_from_slice(&[0u8; 64]);
+    let (code, msg) = send("application/x-protobuf", Some("snappy"), bomb);
+    assert_eq!(code, 413, "{msg}");
+    // Still healthy, and the Prometheus 3 OTLP path answers as OTLP/HTTP does.
+    assert!(
+        reqwest::blocking::get(sl.api("/healthz"))
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let r = c
+        .post(sl.otlp_http("/api/v1/otlp/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc"}}]},"scopeMetrics":[{"metrics":[{"name":"p3_gauge","gauge":{"dataPoints":[{"asDouble":2.5,"timeUnixNano":"1700000000000000000"}]}}]}]}]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = reqwest::blocking::get(sl.api("/api/v1/query?query=p3_gauge&time=1700000000"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "2.5", "{v}");
+}
