@@ -61,6 +61,7 @@ pub fn router(
                 get(|| async { api::edge::prometheus_success_raw("{\"alerts\":[]}") }),
             ),
     };
+    let federate = api::federate::router(tsdb.clone(), ui.external_labels.clone());
     let am_api = match ui.alertmanager.clone() {
         Some(am) => api::alertmanager::router(am),
         None => Router::new(),
@@ -81,6 +82,7 @@ pub fn router(
         .merge(api::query::router(query))
         .merge(rules_api)
         .merge(am_api)
+        .merge(federate)
         .merge(ingest::remote_write::router(ingest.clone()))
         .merge(ingest::http::router(ingest));
     // Responses gzipped for clients that ask (the UI's pages and data, large API answers).

@@ -4,8 +4,8 @@
 //! sample Prometheus stored for a window is in Sightline, identical (same series, timestamps and
 //! values, compared through a range-vector instant query on both); then Sightline is killed
 //! with `kill -9` and started again, and a window spanning the outage is still identical
-//! (Prometheus resends from its WAL what was not acknowledged). Also the Prometheus 3 OTLP path
-//! and a few bad bodies.
+//! (Prometheus resends from its WAL what was not acknowledged). Also the Prometheus 3 OTLP path,
+//! a few bad bodies, and federation: a Prometheus 2.42 scraping Sightline's `/federate`.
 
 mod common;
 
@@ -225,4 +225,151 @@ fn bad_remote_write_bodies_get_clear_answers() {
         .json()
         .unwrap();
     assert_eq!(v["data"]["result"][0]["value"][1], "2.5", "{v}");
+}
+
+/// Federation: a Prometheus 2.42 scraping Sightline's `/federate` (`honor_labels: true`) stores
+/// the series Sightline holds for the matcher, with their latest values and timestamps; a series
+/// whose latest sample is a stale marker is not federated.
+#[test]
+fn prometheus_federates_from_sightline() {
+    use prost::Message as _;
+    use sightline::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let sl = common::Child::spawn(&dir.path().join("sl"));
+    let now_ms = (now_s() * 1000.0) as i64;
+    let lbl = |n: &str, v: &str| Label {
+        name: n.into(),
+        value: v.into(),
+    };
+    let mut ts: Vec<TimeSeries> = (0..50)
+        .map(|i| TimeSeries {
+            labels: vec![
+                lbl("__name__", "fed_metric"),
+                lbl("job", "loaded"),
+                lbl("idx", &i.to_string()),
+            ],
+            samples: vec![
+                Sample {
+                    value: i as f64,
+                    timestamp: now_ms - 10_000,
+                },
+                Sample {
+                    value: i as f64 + 0.5,
+                    timestamp: now_ms - 5_000,
+                },
+            ],
+            histograms: vec![],
+        })
+        .collect();
+    // Prometheus's stale marker as the latest sample.
+    ts.push(TimeSeries {
+        labels: vec![
+            lbl("__name__", "fed_metric"),
+            lbl("job", "loaded"),
+            lbl("idx", "gone"),
+        ],
+        samples: vec![
+            Sample {
+                value: 1.0,
+                timestamp: now_ms - 10_000,
+            },
+            Sample {
+                value: f64::from_bits(0x7ff0000000000002),
+                timestamp: now_ms - 5_000,
+            },
+        ],
+        histograms: vec![],
+    });
+    // Another job, not asked for.
+    ts.push(TimeSeries {
+        labels: vec![lbl("__name__", "other_metric"), lbl("job", "other")],
+        samples: vec![Sample {
+            value: 7.0,
+            timestamp: now_ms - 5_000,
+        }],
+        histograms: vec![],
+    });
+    let body = snap::raw::Encoder::new()
+        .compress_vec(
+            &WriteRequest {
+                timeseries: ts,
+                metadata: vec![],
+            }
+            .encode_to_vec(),
+        )
+        .unwrap();
+    let r = reqwest::blocking::Client::new()
+        .post(sl.api("/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().unwrap());
+    let text = reqwest::blocking::get(sl.api("/federate?match[]=%7Bjob%3D%22loaded%22%7D"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.starts_with("# TYPE fed_metric untyped\n"), "{text}");
+    assert!(
+        !text.contains("idx=\"gone\"") && !text.contains("other_metric"),
+        "{text}"
+    );
+    let port = common::free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: federate\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{{job=\"loaded\"}}']\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            sl.http
+        ),
+    )
+    .unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("prom").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus must be installed (apt-get install prometheus)");
+    let _prom = Prom { child, port };
+    let prom_url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let v: Value = reqwest::blocking::Client::new()
+            .post(format!("{prom_url}/api/v1/query"))
+            .form(&[("query", "fed_metric[1m]")])
+            .send()
+            .ok()
+            .and_then(|r| r.json().ok())
+            .unwrap_or(Value::Null);
+        let n = v["data"]["result"].as_array().map_or(0, |a| a.len());
+        if n >= 50 {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not federate: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let series = got["data"]["result"].as_array().unwrap();
+    assert_eq!(series.len(), 50, "federated series");
+    for s in series {
+        let idx: f64 = s["metric"]["idx"].as_str().unwrap().parse().unwrap();
+        assert_eq!(s["metric"]["job"], "loaded");
+        assert_eq!(s["metric"]["__name__"], "fed_metric");
+        // The latest sample, at Sightline's timestamp (honor_timestamps).
+        let vals = s["values"].as_array().unwrap();
+        assert_eq!(vals.len(), 1, "{s}");
+        assert_eq!(vals[0][1], format!("{}", idx + 0.5));
+        assert_eq!(
+            (vals[0][0].as_f64().unwrap() * 1000.0).round() as i64,
+            now_ms - 5_000
+        );
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod alertmanager;
 pub mod edge;
+pub mod federate;
 pub mod gpu;
 pub mod jaeger;
 pub mod logs;

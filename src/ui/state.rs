@@ -48,6 +48,8 @@ pub struct UiState {
     pub rules: Option<Arc<crate::rules::Manager>>,
     /// The built-in Alertmanager, when `[notify] config_file` is set.
     pub alertmanager: Option<Arc<crate::alertmanager::Alertmanager>>,
+    /// `[alerting] external_labels` (federation adds them, as Prometheus does).
+    pub external_labels: std::collections::BTreeMap<String, String>,
 }
 
 impl UiState {
@@ -146,6 +148,7 @@ impl UiState {
             gpu_enabled: cfg.gpu.enabled,
             rules: None,
             alertmanager: None,
+            external_labels: cfg.alerting.external_labels.clone(),
             rates: IngestRates::start(metrics.ingest.clone()),
             apps: cfg
                 .proxy
