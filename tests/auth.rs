@@ -142,7 +142,12 @@ async fn every_route_over_http_and_grpc_with_no_wrong_and_right_credentials() {
     let mut checked = 0;
     let mut paths: Vec<(String, bool)> = routes()
         .iter()
-        .map(|r| (format!("{BASE}{}", concrete(r)), r.starts_with("/v1/")))
+        .map(|r| {
+            // Telemetry front doors: OTLP/HTTP, remote write, Prometheus 3's OTLP path.
+            let ingest =
+                r.starts_with("/v1/") || r == "/api/v1/write" || r == "/api/v1/otlp/v1/metrics";
+            (format!("{BASE}{}", concrete(r)), ingest)
+        })
         .collect();
     // The Jaeger API also answers at the root; the proxied route; OTLP/HTTP on its own port.
     paths.push(("/api/services".into(), false));

@@ -7,10 +7,15 @@
 //! answered 400 with the reason after the rest of the request is stored, so senders do not retry
 //! forever; backpressure is 429/503 with `Retry-After`. Ingest keys apply as for OTLP.
 //!
+//! Remote write 2.0 (`Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request`):
+//! the symbol table, label references, samples, metadata (type, help and unit references) and
+//! created timestamps (a zero sample at the created time of a counter, as Prometheus's
+//! `created-timestamp-zero-ingestion` does), answered with the
+//! `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` headers.
+//!
 //! Also `POST /api/v1/otlp/v1/metrics`, Prometheus 3's OTLP path, as an alias of OTLP/HTTP
-//! metrics. Not built yet: remote write 2.0 (`io.prometheus.write.v2.Request`, answered 415),
-//! native histograms and exemplars in remote write (histograms are skipped and counted as
-//! refused; exemplars are dropped).
+//! metrics. Not built yet: native histograms (skipped, counted as refused, answered 400) and
+//! exemplars (dropped; `Exemplars-Written: 0` says so).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -73,6 +78,131 @@ pub struct MetricMetadata {
     pub unit: String,
 }
 
+/// `io.prometheus.write.v2.Request` (prompb/io/prometheus/write/v2/types.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RequestV2 {
+    #[prost(string, repeated, tag = "4")]
+    pub symbols: Vec<String>,
+    #[prost(message, repeated, tag = "5")]
+    pub timeseries: Vec<TimeSeriesV2>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeriesV2 {
+    #[prost(uint32, repeated, tag = "1")]
+    pub labels_refs: Vec<u32>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<SampleV2>,
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub histograms: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub exemplars: Vec<Vec<u8>>,
+    #[prost(message, optional, tag = "5")]
+    pub metadata: Option<MetadataV2>,
+    /// The 2.0 spec's created timestamp (later moved to each sample's `start_timestamp`).
+    #[prost(int64, tag = "6")]
+    pub created_timestamp: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SampleV2 {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+    #[prost(int64, tag = "3")]
+    pub start_timestamp: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetadataV2 {
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(uint32, tag = "3")]
+    pub help_ref: u32,
+    #[prost(uint32, tag = "4")]
+    pub unit_ref: u32,
+}
+
+/// What a 2.0 request held, for the `*-Written` headers.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Written {
+    pub samples: u64,
+    pub histograms: u64,
+    pub exemplars: u64,
+}
+
+/// A 2.0 request as a store batch: labels resolved through the symbol table (a reference out
+/// of range is a 400), created timestamps of counters as zero samples.
+pub fn v2_to_batch(req: &RequestV2) -> Result<(crate::tsdb::Batch, Written), ExportError> {
+    let bad = |m: String| ExportError::new(ErrorCode::BadRequest, m);
+    if req.symbols.first().is_some_and(|s| !s.is_empty()) {
+        return Err(bad("symbols[0] must be the empty string".into()));
+    }
+    let sym = |r: u32| -> Result<&str, ExportError> {
+        req.symbols
+            .get(r as usize)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                bad(format!(
+                    "symbol reference {r} out of range ({} symbols)",
+                    req.symbols.len()
+                ))
+            })
+    };
+    let mut batch = crate::tsdb::Batch::default();
+    let mut w = Written::default();
+    for ts in &req.timeseries {
+        if ts.labels_refs.len() % 2 != 0 {
+            return Err(bad(
+                "labels_refs must hold name and value references in pairs".into(),
+            ));
+        }
+        let mut pairs = Vec::with_capacity(ts.labels_refs.len() / 2);
+        for p in ts.labels_refs.chunks(2) {
+            pairs.push((sym(p[0])?, sym(p[1])?));
+        }
+        let name = pairs
+            .iter()
+            .find(|(n, _)| *n == "__name__")
+            .map(|(_, v)| v.to_string());
+        w.histograms += ts.histograms.len() as u64;
+        if let (Some(m), Some(name)) = (&ts.metadata, &name) {
+            let (help, unit) = (sym(m.help_ref)?, sym(m.unit_ref)?);
+            if m.kind != 0 || !help.is_empty() || !unit.is_empty() {
+                batch.metadata.push((
+                    name.clone(),
+                    crate::tsdb::Metadata {
+                        kind: metric_type(m.kind).to_string(),
+                        help: help.to_string(),
+                        unit: unit.to_string(),
+                    },
+                ));
+            }
+        }
+        if ts.samples.is_empty() {
+            continue;
+        }
+        let counter = ts.metadata.as_ref().is_some_and(|m| m.kind == 1);
+        let idx = batch.series_index(crate::tsdb::Labels::from_pairs(pairs));
+        let mut last_ct = 0;
+        for s in &ts.samples {
+            let ct = if s.start_timestamp != 0 {
+                s.start_timestamp
+            } else {
+                ts.created_timestamp
+            };
+            if counter && ct > 0 && ct < s.timestamp && ct != last_ct {
+                batch.samples.push((idx, ct, 0.0));
+                last_ct = ct;
+            }
+            batch.samples.push((idx, s.timestamp, s.value));
+            w.samples += 1;
+        }
+    }
+    Ok((batch, w))
+}
+
 /// prompb's `MetricMetadata.MetricType` names, as the metadata API writes them.
 fn metric_type(k: i32) -> &'static str {
     match k {
@@ -115,8 +245,13 @@ fn refuse(ingest: &Ingest, e: ExportError) -> Response {
     text(e.code.http_status(), &e.message)
 }
 
-/// Decompresses and decodes a remote write body; the decompressed size may not pass `cap`.
+/// Decompresses and decodes a remote write 1.0 body; the decompressed size may not pass `cap`.
 pub fn decode(raw: &[u8], cap: usize) -> Result<WriteRequest, ExportError> {
+    decode_as(raw, cap)
+}
+
+/// The same for any message (2.0's `Request`).
+pub fn decode_as<M: prost::Message + Default>(raw: &[u8], cap: usize) -> Result<M, ExportError> {
     let bad = |m: String| ExportError::new(ErrorCode::BadRequest, m);
     let len = snap::raw::decompress_len(raw).map_err(|e| bad(format!("snappy: {e}")))?;
     if len > cap {
@@ -128,8 +263,7 @@ pub fn decode(raw: &[u8], cap: usize) -> Result<WriteRequest, ExportError> {
     let plain = snap::raw::Decoder::new()
         .decompress_vec(raw)
         .map_err(|e| bad(format!("snappy: {e}")))?;
-    <WriteRequest as prost::Message>::decode(plain.as_slice())
-        .map_err(|e| bad(format!("protobuf: {e}")))
+    M::decode(plain.as_slice()).map_err(|e| bad(format!("protobuf: {e}")))
 }
 
 /// The store's batch for a request: (batch, samples in it, histograms skipped).
@@ -181,15 +315,25 @@ async fn write(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/x-protobuf")
         .to_ascii_lowercase();
-    if ct.contains("io.prometheus.write.v2") {
-        return refuse(
-            &ingest,
-            ExportError::new(
-                ErrorCode::UnsupportedMediaType,
-                "remote write 2.0 (io.prometheus.write.v2.Request) is not supported yet; send 1.0 (prometheus.WriteRequest)",
-            ),
-        );
-    }
+    let v2 = match ct
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.trim().strip_prefix("proto="))
+    {
+        None | Some("prometheus.writerequest") => false,
+        Some("io.prometheus.write.v2.request") => true,
+        Some(other) => {
+            return refuse(
+                &ingest,
+                ExportError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!(
+                        "unsupported remote write message {other:?}: use prometheus.WriteRequest (1.0) or io.prometheus.write.v2.Request (2.0)"
+                    ),
+                ),
+            );
+        }
+    };
     if !ct.starts_with("application/x-protobuf") {
         return refuse(
             &ingest,
@@ -221,9 +365,20 @@ async fn write(
         Ok(b) => b,
         Err(e) => return refuse(&ingest, e),
     };
-    let decoded =
-        tokio::task::spawn_blocking(move || decode(&raw, cap).map(|r| to_batch(&r))).await;
-    let (batch, n, skipped) = match decoded {
+    let decoded = tokio::task::spawn_blocking(move || {
+        if v2 {
+            let req: RequestV2 = decode_as(&raw, cap)?;
+            let (batch, w) = v2_to_batch(&req)?;
+            Ok((batch, w.samples, w.histograms, Some(w)))
+        } else {
+            decode(&raw, cap).map(|r| {
+                let (b, n, skipped) = to_batch(&r);
+                (b, n, skipped, None)
+            })
+        }
+    })
+    .await;
+    let (batch, n, skipped, written) = match decoded {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return refuse(&ingest, e),
         Err(_) => {
@@ -259,7 +414,7 @@ async fn write(
     counters
         .accepted
         .fetch_add((n + skipped).saturating_sub(rejected), Relaxed);
-    match result {
+    let mut resp = match &result {
         Some(r) if r.rejected() > 0 => text(StatusCode::BAD_REQUEST, &r.message()),
         _ if skipped > 0 => text(
             StatusCode::BAD_REQUEST,
@@ -268,7 +423,20 @@ async fn write(
             ),
         ),
         _ => StatusCode::NO_CONTENT.into_response(),
+    };
+    if written.is_some() {
+        let stored = n.saturating_sub(result.as_ref().map_or(0, |r| r.rejected()).min(n));
+        for (h, v) in [
+            ("x-prometheus-remote-write-samples-written", stored),
+            ("x-prometheus-remote-write-histograms-written", 0),
+            ("x-prometheus-remote-write-exemplars-written", 0),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+                resp.headers_mut().insert(h, v);
+            }
+        }
     }
+    resp
 }
 
 #[cfg(test)]
@@ -335,5 +503,44 @@ mod tests {
         let mut truncated = body(&req);
         truncated.truncate(truncated.len() - 3);
         assert!(decode(&truncated, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn v2_resolves_symbols_and_created_timestamps() {
+        let req = RequestV2 {
+            symbols: vec![
+                "".into(),
+                "__name__".into(),
+                "reqs_total".into(),
+                "job".into(),
+                "api".into(),
+                "Requests.".into(),
+            ],
+            timeseries: vec![TimeSeriesV2 {
+                labels_refs: vec![1, 2, 3, 4],
+                samples: vec![SampleV2 {
+                    value: 5.0,
+                    timestamp: 2000,
+                    start_timestamp: 0,
+                }],
+                histograms: vec![],
+                exemplars: vec![],
+                metadata: Some(MetadataV2 {
+                    kind: 1,
+                    help_ref: 5,
+                    unit_ref: 0,
+                }),
+                created_timestamp: 1000,
+            }],
+        };
+        let (b, w) = v2_to_batch(&req).unwrap();
+        assert_eq!(w.samples, 1);
+        assert_eq!(b.series[0].get("job"), Some("api"));
+        // The counter's created timestamp becomes a zero sample before the first.
+        assert_eq!(b.samples, vec![(0, 1000, 0.0), (0, 2000, 5.0)]);
+        assert_eq!(b.metadata[0].1.help, "Requests.");
+        let mut bad = req.clone();
+        bad.timeseries[0].labels_refs = vec![1, 99];
+        assert_eq!(v2_to_batch(&bad).unwrap_err().code, ErrorCode::BadRequest);
     }
 }
