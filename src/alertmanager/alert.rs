@@ -46,16 +46,7 @@ pub fn fingerprint_text(fp: u64) -> String {
 
 /// Go's `model.LabelSet.String()`: `{a="b", c="d"}`.
 pub fn labels_text(ls: &LabelSet) -> String {
-    let parts: Vec<String> = ls
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                crate::base::gofmt::quote(v, crate::base::gofmt::QuoteStyle::Go)
-            )
-        })
-        .collect();
-    format!("{{{}}}", parts.join(", "))
+    crate::base::gofmt::label_set(ls.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 impl Alert {

@@ -95,6 +95,16 @@ pub fn quote(s: &str, style: QuoteStyle) -> String {
     o
 }
 
+/// Go's `labels.Labels.String()` / `model.LabelSet.String()`: `{a="b", c="d"}`, pairs in the
+/// order given, values quoted as Go quotes them.
+pub fn label_set<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let inner: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", quote(v, QuoteStyle::Go)))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

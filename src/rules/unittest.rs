@@ -297,16 +297,7 @@ pub fn parse_metric(text: &str) -> Result<Labels, String> {
 
 /// Go's `labels.Labels.String()`: `{a="b", c="d"}`.
 fn labels_text(pairs: &[(String, String)]) -> String {
-    let inner: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                crate::base::gofmt::quote(v, crate::base::gofmt::QuoteStyle::Go)
-            )
-        })
-        .collect();
-    format!("{{{}}}", inner.join(", "))
+    crate::base::gofmt::label_set(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 type AlertPairs = (Vec<(String, String)>, Vec<(String, String)>);
