@@ -791,9 +791,9 @@ fn disk_mode() {
     // Sightline: parse the same file with its exposition parser, then 2 h blocks as promtool.
     let t0 = Instant::now();
     let text = std::fs::read_to_string(&om).unwrap();
-    let parsed = sightline::samplers::exposition::parse(
+    let parsed = sightline::scrape::exposition::parse(
         &text,
-        sightline::samplers::exposition::Format::OpenMetrics,
+        sightline::scrape::exposition::Format::OpenMetrics,
     )
     .unwrap();
     drop(text);

@@ -61,7 +61,8 @@ pub fn router(
                 get(|| async { api::edge::prometheus_success_raw("{\"alerts\":[]}") }),
             ),
     };
-    let federate = api::federate::router(tsdb.clone(), ui.external_labels.clone());
+    let federate = api::federate::router(tsdb.clone(), ui.external_labels.clone())
+        .merge(api::targets::router(ui.targets.clone()));
     let am_api = match ui.alertmanager.clone() {
         Some(am) => api::alertmanager::router(am),
         None => Router::new(),
@@ -158,6 +159,47 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpLis
 }
 
 /// Opens the stores and binds every listener, then serves in a background task.
+/// The scrape jobs of `[[scrape]]` and of `[scrape] prometheus_config`, started. A bad
+/// `prometheus.yml` stops the start, as it stops Prometheus.
+async fn start_scraping(
+    config: &Config,
+    tsdb: Tsdb,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    crate::scrape::ScrapeManager,
+    Vec<tokio::task::JoinHandle<()>>,
+)> {
+    use crate::scrape::config::Job;
+    let mut jobs: Vec<Job> = config.scrape.iter().map(Job::from_short).collect();
+    if let Some(path) = config.scrape_prometheus_config.clone() {
+        let prom = tokio::task::spawn_blocking(move || crate::scrape::config::load_file(&path))
+            .await
+            .context("prometheus.yml load task panicked")?
+            .map_err(|e| anyhow::anyhow!("cannot load [scrape] prometheus_config: {e}"))?;
+        for section in &prom.ignored {
+            tracing::info!(%section, "prometheus.yml: section ignored (Sightline runs only global and scrape_configs from it)");
+        }
+        if !prom.rule_files.is_empty() {
+            tracing::info!("prometheus.yml: rule_files ignored; list rule files in [rules] files");
+        }
+        if !prom.global.external_labels.is_empty() {
+            tracing::info!(
+                "prometheus.yml: global.external_labels ignored; set them in [alerting] external_labels"
+            );
+        }
+        for j in prom.jobs {
+            if jobs.iter().any(|o| o.name == j.name) {
+                anyhow::bail!(
+                    "scrape job {:?} is defined both in [[scrape]] and in prometheus.yml",
+                    j.name
+                );
+            }
+            jobs.push(j);
+        }
+    }
+    Ok(crate::scrape::ScrapeManager::start(jobs, tsdb, shutdown))
+}
+
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Every part's counters, composed into one `/metrics` page in this order.
     let metrics = Arc::new(Metrics::default());
@@ -337,7 +379,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .map_err(|e| anyhow::anyhow!("cannot load the rules: {e}"))?;
     registry.add(rules.clone());
     reload_rules_on_sighup(rules.clone(), alertmanager.clone(), shutdown.clone())?;
+    let (targets, scrapers) = start_scraping(&config, tsdb.clone(), shutdown.clone()).await?;
     let mut ui = crate::ui::UiState::new(store.clone(), query.clone(), counters.clone(), &config);
+    ui.targets = targets;
     ui.rules = Some(rules);
     ui.alertmanager = alertmanager;
     let main_router = router(
@@ -361,7 +405,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )?;
     let otlp_router =
         ingest::http::router(ingest.clone()).merge(ingest::remote_write::router(ingest.clone()));
-    let scrapers = crate::samplers::scrape::start(&config.scrape, tsdb.clone(), shutdown.clone());
     let samplers = crate::samplers::start(
         &config,
         tsdb.clone(),

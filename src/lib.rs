@@ -2,8 +2,7 @@
 //!
 //! One process that replaces an OpenTelemetry Collector, Prometheus, Alertmanager, Jaeger,
 //! node-exporter, dcgm-exporter, Caddy and (for its own pages) Grafana for teams running GPU
-//! services. Still to come, each an open issue: Prometheus's remote write, `prometheus.yml`
-//! scrape configs and federation, Grafana dashboards, and Loki's APIs.
+//! services. Still to come, each an open issue: Grafana dashboards and Loki's APIs.
 //!
 //! # Layout
 //!
@@ -41,8 +40,11 @@
 //!   the same `Export*ServiceRequest` and call one export function per signal.
 //! - [`proxy`]: the main listener's front door (request-target checks, one path normalisation,
 //!   auth) and the sub-path reverse proxy (`[[proxy]]`).
-//! - [`samplers`]: metrics Sightline gathers itself: the host (node-exporter names), the GPUs
-//!   through NVML (dcgm-exporter names), and scraping of Prometheus exposition endpoints.
+//! - [`samplers`]: metrics Sightline gathers itself: the host (node-exporter names) and the GPUs
+//!   through NVML (dcgm-exporter names).
+//! - [`scrape`]: scraping Prometheus exposition endpoints as Prometheus does, from a real
+//!   `prometheus.yml` (static, file and HTTP discovery, relabeling, limits, TLS and credentials)
+//!   or the `[[scrape]]` short form; `sightline check config`; what `/api/v1/targets` shows.
 //! - [`api`]: query APIs: Jaeger-compatible (`/api/traces` ..., and the Monitor tab's
 //!   `/api/metrics/*`), GPU use beside a trace, log search (`/api/logs`), and the Prometheus API
 //!   (`/api/v1/query`, `query_range`, series, labels, metadata, exemplars, raw export); every
@@ -64,7 +66,7 @@
 //! | 7 | `app` |
 //! | 6 | `ui` |
 //! | 5 | `api`, `samplers` |
-//! | 4 | `ingest`, `promql`, `rules`, `spanmetrics`, `proxy`, `alertmanager` |
+//! | 4 | `ingest`, `promql`, `rules`, `spanmetrics`, `proxy`, `alertmanager`, `scrape` |
 //! | 3 | `tsdb`, `traces`, `forward`, `auth`, `tls`, `notify` |
 //! | 2 | `config`, `telemetry`, `template` |
 //! | 1 | `base`, `error` |
@@ -92,8 +94,8 @@
 //!
 //! # One sample's path
 //!
-//! 1. An SDK posts `ExportMetricsServiceRequest` to `/v1/metrics` (or gRPC); a `[[scrape]]` task
-//!    (`samplers::scrape`) parses an exposition; the host and GPU samplers read the kernel and
+//! 1. An SDK posts `ExportMetricsServiceRequest` to `/v1/metrics` (or gRPC); a scrape target's loop
+//!    (`scrape::scrape_loop`) parses an exposition; the host and GPU samplers read the kernel and
 //!    NVML. Each builds a `tsdb::Batch`: OTLP through `ingest::metrics::Converter` (names and
 //!    labels by the compatibility rules in `ingest::naming`, delta to cumulative), the others
 //!    directly in Prometheus's names.
@@ -122,6 +124,7 @@ pub mod promql;
 pub mod proxy;
 pub mod rules;
 pub mod samplers;
+pub mod scrape;
 pub mod spanmetrics;
 pub mod telemetry;
 pub mod template;

@@ -64,8 +64,13 @@ enum CheckWhat {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Sightline's configuration (the --config file, environment and flags) and its rule files.
-    Config,
+    /// Without files: Sightline's configuration (the --config file, environment and flags), its
+    /// rule files and its `[scrape] prometheus_config`. With files: `prometheus.yml` files, as
+    /// `promtool check config` checks them (and the rule files they name).
+    Config {
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Alertmanager configuration files, as `amtool check-config` checks them.
     AlertmanagerConfig {
         #[arg(required = true, value_name = "FILE")]
@@ -98,9 +103,43 @@ fn check_rules(files: &[PathBuf]) -> i32 {
     i32::from(failed)
 }
 
+/// `sightline check config FILE...`: promtool's output and exit codes for `prometheus.yml`.
+fn check_prometheus_configs(files: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match sightline::scrape::check::check_file(f) {
+            Ok((rule_files, warnings)) => {
+                for w in warnings {
+                    println!("  WARNING: {w}");
+                }
+                if !rule_files.is_empty() {
+                    println!("  SUCCESS: {} rule files found", rule_files.len());
+                }
+                println!(
+                    " SUCCESS: {} is valid prometheus config file syntax\n",
+                    f.display()
+                );
+                let rule_files: Vec<PathBuf> = rule_files.into_iter().map(PathBuf::from).collect();
+                if check_rules(&rule_files) != 0 {
+                    failed = true;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("  FAILED: {e}\n");
+            }
+        }
+    }
+    i32::from(failed)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
+        Some(Command::Check {
+            what: CheckWhat::Config { files },
+        }) if !files.is_empty() => std::process::exit(check_prometheus_configs(files)),
         Some(Command::Check {
             what: CheckWhat::Rules { files },
         }) => std::process::exit(check_rules(files)),
@@ -147,9 +186,14 @@ fn main() -> anyhow::Result<()> {
         }
     };
     if let Some(Command::Check {
-        what: CheckWhat::Config,
+        what: CheckWhat::Config { .. },
     }) = cli.command
     {
+        if let Some(p) = &config.scrape_prometheus_config
+            && check_prometheus_configs(std::slice::from_ref(p)) != 0
+        {
+            std::process::exit(1);
+        }
         match sightline::rules::load_specs(&config.rules) {
             Ok(g) => {
                 let n: usize = g.iter().map(|g| g.rules.len()).sum();

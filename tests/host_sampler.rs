@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sightline::samplers::exposition::{Format, parse};
+use sightline::scrape::exposition::{Format, parse};
 
 type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
 

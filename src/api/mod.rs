@@ -17,6 +17,7 @@ mod prom_params;
 pub mod query;
 pub mod rules;
 pub mod spm;
+pub mod targets;
 
 use crate::traces::TraceStore;
 

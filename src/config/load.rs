@@ -60,6 +60,11 @@ pub fn load(
         {
             *f = dir.join(&*f);
         }
+        if let Some(f) = &mut cfg.scrape_prometheus_config
+            && f.is_relative()
+        {
+            *f = dir.join(&*f);
+        }
     }
     Ok((cfg, warnings))
 }

@@ -74,6 +74,9 @@ pub struct Config {
     pub gpu: GpuConfig,
     pub spanmetrics: SpanMetricsConfig,
     pub scrape: Vec<ScrapeConfig>,
+    /// `[scrape] prometheus_config`: a `prometheus.yml` whose `global` and `scrape_configs` run
+    /// (relative to the config file's folder).
+    pub scrape_prometheus_config: Option<PathBuf>,
     pub forward: ForwardConfig,
     pub trusted_proxies: Vec<Cidr>,
     pub proxy: Vec<ProxyRoute>,
@@ -244,8 +247,11 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             library: (!raw.gpu.library.is_empty()).then(|| raw.gpu.library.clone().into()),
         },
         spanmetrics: spanmetrics::spanmetrics_config(&raw.spanmetrics)?,
+        scrape_prometheus_config: (!raw.scrape.prometheus_config.is_empty())
+            .then(|| PathBuf::from(&raw.scrape.prometheus_config)),
         scrape: raw
             .scrape
+            .jobs
             .iter()
             .enumerate()
             .map(|(i, s)| scrape::scrape_config(i, s))

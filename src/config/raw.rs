@@ -17,7 +17,7 @@ pub struct RawConfig {
     pub host: RawHost,
     pub gpu: RawGpu,
     pub spanmetrics: RawSpanMetrics,
-    pub scrape: Vec<RawScrape>,
+    pub scrape: RawScrapeSection,
     pub forward: RawForward,
     /// Addresses or CIDR blocks ("10.0.0.0/8, 127.0.0.1") whose X-Forwarded-* headers are
     /// believed; from anyone else they are replaced.
@@ -356,6 +356,46 @@ fn default_proxy_timeout() -> String {
     "60s".into()
 }
 
+/// `scrape`: either the short form's `[[scrape]]` jobs, or a `[scrape]` table naming a
+/// `prometheus.yml` (`prometheus_config`) with more short-form jobs under `[[scrape.jobs]]`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RawScrapeSection {
+    pub prometheus_config: String,
+    pub jobs: Vec<RawScrape>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScrapeTable {
+    #[serde(default)]
+    prometheus_config: String,
+    #[serde(default)]
+    jobs: Vec<RawScrape>,
+}
+
+impl<'de> Deserialize<'de> for RawScrapeSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = toml::Value::deserialize(d)?;
+        match v {
+            toml::Value::Array(_) => Ok(RawScrapeSection {
+                prometheus_config: String::new(),
+                jobs: v.try_into().map_err(D::Error::custom)?,
+            }),
+            toml::Value::Table(_) => {
+                let t: RawScrapeTable = v.try_into().map_err(D::Error::custom)?;
+                Ok(RawScrapeSection {
+                    prometheus_config: t.prometheus_config,
+                    jobs: t.jobs,
+                })
+            }
+            _ => Err(D::Error::custom(
+                "scrape: expected [[scrape]] jobs or a [scrape] table",
+            )),
+        }
+    }
+}
+
 /// One `[[scrape]]` job: Prometheus exposition endpoints to pull from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -417,7 +457,7 @@ impl Default for RawConfig {
             host: RawHost::default(),
             gpu: RawGpu::default(),
             spanmetrics: RawSpanMetrics::default(),
-            scrape: Vec::new(),
+            scrape: RawScrapeSection::default(),
             forward: RawForward::default(),
             trusted_proxies: String::new(),
             proxy: Vec::new(),

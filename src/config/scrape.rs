@@ -42,11 +42,11 @@ pub(super) fn scrape_config(i: usize, s: &raw::RawScrape) -> Result<ScrapeConfig
             ));
         }
     }
-    if s.scheme != "http" {
+    if s.scheme != "http" && s.scheme != "https" {
         return Err(invalid(
             &key("scheme"),
             &s.scheme,
-            "only \"http\" is supported: scraping over TLS is not built yet",
+            "expected \"http\" or \"https\"",
         ));
     }
     if !s.path.starts_with('/') {

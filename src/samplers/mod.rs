@@ -1,15 +1,13 @@
-//! Samplers: sources of metrics that Sightline pulls itself. `scrape` pulls Prometheus
-//! exposition endpoints (`exposition` parses them); `host` reads the machine's kernel files
+//! Samplers: metrics Sightline reads from the machine itself (scraping other processes is
+//! `crate::scrape`). `host` reads the machine's kernel files
 //! under node-exporter's names (`procfs` parses the `/proc` text files); `gpu` asks NVML under dcgm-exporter's names. `emit` turns a
 //! round of samples into a store batch with staleness markers. Host and GPU samplers run on
 //! their own threads, off the async runtime, and count the CPU time they use.
 
 pub mod emit;
-pub mod exposition;
 pub mod gpu;
 pub mod host;
 mod procfs;
-pub mod scrape;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

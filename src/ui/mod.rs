@@ -42,6 +42,7 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/logs", get(pages::logs::logs))
         .route("/ui/status", get(pages::status::status))
         .route("/ui/alerts", get(pages::alerts::alerts))
+        .route("/ui/targets", get(pages::targets::targets))
         .route(
             "/ui/alerts/silences",
             axum::routing::post(pages::alerts::create_silence),

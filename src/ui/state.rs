@@ -35,8 +35,6 @@ pub struct UiState {
     pub started: Instant,
     /// `(setting, value)` pairs for the status page; never secrets.
     pub summary: Vec<(String, String)>,
-    /// `(job, targets)` of the configured scrape jobs.
-    pub scrape: Vec<(String, Vec<String>)>,
     pub gpu_enabled: bool,
     pub rates: Arc<IngestRates>,
     /// Per signal (traces, metrics, logs): "local", "forward" or "both"; `None` when nothing
@@ -50,6 +48,8 @@ pub struct UiState {
     pub alertmanager: Option<Arc<crate::alertmanager::Alertmanager>>,
     /// `[alerting] external_labels` (federation adds them, as Prometheus does).
     pub external_labels: std::collections::BTreeMap<String, String>,
+    /// The scrape pools (the Targets page and `/api/v1/targets`); empty without scrape jobs.
+    pub targets: crate::scrape::ScrapeManager,
 }
 
 impl UiState {
@@ -140,15 +140,11 @@ impl UiState {
             base: cfg.base_path.clone(),
             started: Instant::now(),
             summary,
-            scrape: cfg
-                .scrape
-                .iter()
-                .map(|s| (s.job.clone(), s.targets.clone()))
-                .collect(),
             gpu_enabled: cfg.gpu.enabled,
             rules: None,
             alertmanager: None,
             external_labels: cfg.alerting.external_labels.clone(),
+            targets: Default::default(),
             rates: IngestRates::start(metrics.ingest.clone()),
             apps: cfg
                 .proxy

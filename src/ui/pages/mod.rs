@@ -12,6 +12,7 @@ pub mod rates;
 pub mod service;
 pub mod service_map;
 pub mod status;
+pub mod targets;
 pub mod trace;
 pub mod traces;
 

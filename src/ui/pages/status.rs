@@ -70,28 +70,20 @@ pub async fn status(State(st): State<UiState>, RawQuery(q): RawQuery) -> Respons
     let r = Range::from(&p);
     let up = st.started.elapsed().as_secs();
     let (ingest, storage) = (ingest_table(&st), storage_table(&st.metrics));
-    let ups = instant(&st, "up".into(), now_ms()).await;
-    let mut targets = Vec::new();
-    for (job, list) in &st.scrape {
-        for tgt in list {
-            let u = ups
-                .iter()
-                .find(|(l, _)| {
-                    l.get("job") == Some(job.as_str()) && l.get("instance") == Some(tgt.as_str())
-                })
-                .map(|x| x.1);
-            targets.push((
-                job.clone(),
-                tgt.clone(),
-                match u {
-                    Some(1.0) => "up".into(),
-                    Some(_) => "down".into(),
-                    None => "not scraped yet".into(),
-                },
-                String::new(),
-            ));
-        }
-    }
+    let targets = st
+        .targets
+        .snapshot()
+        .active
+        .into_iter()
+        .map(|t| {
+            let h = if t.health.health.is_empty() {
+                "unknown"
+            } else {
+                t.health.health
+            };
+            (t.pool, t.url, h.to_string(), t.health.last_error)
+        })
+        .collect();
     render(StatusView {
         page: Page::new(&st, &r, "Status", "status"),
         version: env!("CARGO_PKG_VERSION").into(),
