@@ -58,6 +58,7 @@ fn payloads(series: usize, rounds: usize, per: usize, start_ms: i64) -> Vec<Vec<
                                     timestamp: t,
                                 }],
                                 histograms: vec![],
+                                exemplars: vec![],
                             })
                             .collect(),
                         metadata: vec![],

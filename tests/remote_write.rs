@@ -1,5 +1,5 @@
-//! Remote write 1.0 from a real Prometheus 2.42 (issue 22, first part): Prometheus scrapes
-//! itself and Sightline every second and remote-writes everything to Sightline's
+//! Remote write 1.0 from a real Prometheus 2.42 (issue 22): Prometheus scrapes itself, a real
+//! node-exporter and Sightline every second and remote-writes everything to Sightline's
 //! `/api/v1/write`, with an external label marking what came through remote write. Every raw
 //! sample Prometheus stored for a window is in Sightline, identical (same series, timestamps and
 //! values, compared through a range-vector instant query on both); then Sightline is killed
@@ -70,14 +70,18 @@ fn raw(
 }
 
 fn compare(prom: &str, sl: &str, t: f64) {
-    let p = raw(prom, r#"{job=~"prometheus|sightline"}"#, t, None);
+    let p = raw(prom, r#"{job=~"prometheus|sightline|node"}"#, t, None);
     let s = raw(
         sl,
-        r#"{job=~"prometheus|sightline",via="rw"}"#,
+        r#"{job=~"prometheus|sightline|node",via="rw"}"#,
         t,
         Some("via"),
     );
     assert!(p.len() > 100, "too few series in Prometheus: {}", p.len());
+    assert!(
+        p.keys().filter(|k| k.contains("\"job\": \"node\"")).count() > 100,
+        "too few node-exporter series in Prometheus"
+    );
     let missing: Vec<&String> = p.keys().filter(|k| !s.contains_key(*k)).take(5).collect();
     assert!(
         missing.is_empty(),
@@ -112,11 +116,21 @@ fn prometheus_remote_write_lands_identically_and_survives_kill_9() {
     let sl = spawn();
     let sl_url = sl.api("");
     let port = common::free_port();
+    let node_port = common::free_port();
+    let _node = Prom {
+        child: Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter must be installed (apt-get install prometheus-node-exporter)"),
+        port: node_port,
+    };
     let cfg = dir.path().join("prometheus.yml");
     std::fs::write(
         &cfg,
         format!(
-            "global:\n  scrape_interval: 1s\n  external_labels: {{via: rw}}\nscrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n  - job_name: sightline\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config: {{batch_send_deadline: 500ms, max_samples_per_send: 2000, min_backoff: 100ms, max_backoff: 1s}}\n",
+            "global:\n  scrape_interval: 1s\n  external_labels: {{via: rw}}\nscrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n  - job_name: node\n    static_configs: [{{targets: ['127.0.0.1:{node_port}']}}]\n  - job_name: sightline\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config: {{batch_send_deadline: 500ms, max_samples_per_send: 2000, min_backoff: 100ms, max_backoff: 1s}}\n",
             ports.0, ports.0
         ),
     )
@@ -206,6 +220,75 @@ fn bad_remote_write_bodies_get_clear_answers() {
     bomb.extend_from_slice(&[0u8; 64]);
     let (code, msg) = send("application/x-protobuf", Some("snappy"), bomb);
     assert_eq!(code, 413, "{msg}");
+    // Label values that are not UTF-8: a 400 naming the protobuf error.
+    use prost::Message as _;
+    use sightline::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    let series = |name: &str, i: u64| TimeSeries {
+        labels: vec![
+            Label {
+                name: "__name__".into(),
+                value: name.into(),
+            },
+            Label {
+                name: "i".into(),
+                value: i.to_string(),
+            },
+        ],
+        samples: vec![Sample {
+            value: 1.0,
+            timestamp: 1_700_000_000_000,
+        }],
+        ..Default::default()
+    };
+    let mut raw = WriteRequest {
+        timeseries: vec![series("utf8_probe_ZZ", 0)],
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    let at = raw.windows(2).position(|w| w == b"ZZ").unwrap();
+    raw[at] = 0xff;
+    raw[at + 1] = 0xfe;
+    let (code, msg) = send(
+        "application/x-protobuf",
+        Some("snappy"),
+        snap::raw::Encoder::new().compress_vec(&raw).unwrap(),
+    );
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("protobuf"), "{msg}");
+    // A million series in one request (about 36 MB inflated): refused whole with 413 from the
+    // declared length, before inflating; nothing of it is stored.
+    let million = WriteRequest {
+        timeseries: (0..1_000_000)
+            .map(|i| series("million_series", i))
+            .collect(),
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    let (code, msg) = send(
+        "application/x-protobuf",
+        Some("snappy"),
+        snap::raw::Encoder::new().compress_vec(&million).unwrap(),
+    );
+    assert_eq!(code, 413, "{msg}");
+    // A good request right after is stored.
+    let ok = WriteRequest {
+        timeseries: vec![series("after_bad_input", 7)],
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    let (code, msg) = send(
+        "application/x-protobuf",
+        Some("snappy"),
+        snap::raw::Encoder::new().compress_vec(&ok).unwrap(),
+    );
+    assert_eq!(code, 204, "{msg}");
+    let v: Value = reqwest::blocking::get(
+        sl.api("/api/v1/query?query=count({__name__=~\"million_series|after_bad_input|utf8_probe.*\"})&time=1700000000"),
+    )
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
     // Still healthy, and the Prometheus 3 OTLP path answers as OTLP/HTTP does.
     assert!(
         reqwest::blocking::get(sl.api("/healthz"))
@@ -258,6 +341,7 @@ fn prometheus_federates_from_sightline() {
                     timestamp: now_ms - 5_000,
                 },
             ],
+            exemplars: vec![],
             histograms: vec![],
         })
         .collect();
@@ -278,6 +362,7 @@ fn prometheus_federates_from_sightline() {
                 timestamp: now_ms - 5_000,
             },
         ],
+        exemplars: vec![],
         histograms: vec![],
     });
     // Another job, not asked for.
@@ -287,6 +372,7 @@ fn prometheus_federates_from_sightline() {
             value: 7.0,
             timestamp: now_ms - 5_000,
         }],
+        exemplars: vec![],
         histograms: vec![],
     });
     let body = snap::raw::Encoder::new()
@@ -381,7 +467,10 @@ fn prometheus_federates_from_sightline() {
 #[test]
 fn remote_write_2_0() {
     use prost::Message as _;
-    use sightline::ingest::remote_write::{MetadataV2, RequestV2, SampleV2, TimeSeriesV2};
+    use sightline::ingest::native_histogram::{BucketSpan, Count, Histogram};
+    use sightline::ingest::remote_write::{
+        ExemplarV2, MetadataV2, RequestV2, SampleV2, TimeSeriesV2,
+    };
     let dir = tempfile::tempdir().unwrap();
     let sl = common::Child::spawn(dir.path());
     let t = (now_s() * 1000.0) as i64 - 60_000;
@@ -395,33 +484,67 @@ fn remote_write_2_0() {
             "Requests served.",
             "code",
             "200",
+            "rw2_latency_seconds",
+            "trace_id",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect(),
-        timeseries: vec![TimeSeriesV2 {
-            labels_refs: vec![1, 2, 3, 4, 6, 7],
-            samples: vec![
-                SampleV2 {
-                    value: 10.0,
-                    timestamp: t,
-                    start_timestamp: 0,
-                },
-                SampleV2 {
+        timeseries: vec![
+            TimeSeriesV2 {
+                labels_refs: vec![1, 2, 3, 4, 6, 7],
+                samples: vec![
+                    SampleV2 {
+                        value: 10.0,
+                        timestamp: t,
+                        start_timestamp: 0,
+                    },
+                    SampleV2 {
+                        value: 12.0,
+                        timestamp: t + 15_000,
+                        start_timestamp: 0,
+                    },
+                ],
+                histograms: vec![],
+                exemplars: vec![ExemplarV2 {
+                    labels_refs: vec![9, 10],
                     value: 12.0,
                     timestamp: t + 15_000,
-                    start_timestamp: 0,
-                },
-            ],
-            histograms: vec![],
-            exemplars: vec![],
-            metadata: Some(MetadataV2 {
-                kind: 1,
-                help_ref: 5,
-                unit_ref: 0,
-            }),
-            created_timestamp: t - 30_000,
-        }],
+                }],
+                metadata: Some(MetadataV2 {
+                    kind: 1,
+                    help_ref: 5,
+                    unit_ref: 0,
+                }),
+                created_timestamp: t - 30_000,
+            },
+            TimeSeriesV2 {
+                // A native histogram (schema 1: base sqrt 2): 3 observations in (1, 1.414], 1 in
+                // (2, 2.83], stored as classic buckets at those bounds.
+                labels_refs: vec![1, 8, 3, 4],
+                histograms: vec![Histogram {
+                    count: Some(Count::Int(4)),
+                    sum: 5.5,
+                    schema: 1,
+                    zero_threshold: 1e-128,
+                    positive_spans: vec![
+                        BucketSpan {
+                            offset: 1,
+                            length: 1,
+                        },
+                        BucketSpan {
+                            offset: 1,
+                            length: 1,
+                        },
+                    ],
+                    positive_deltas: vec![3, -2],
+                    timestamp: t,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ],
     };
     let post = |req: &RequestV2| {
         reqwest::blocking::Client::new()
@@ -448,7 +571,56 @@ fn remote_write_2_0() {
     );
     assert_eq!(
         r.headers()["x-prometheus-remote-write-exemplars-written"],
-        "0"
+        "1"
+    );
+    assert_eq!(
+        r.headers()["x-prometheus-remote-write-histograms-written"],
+        "1"
+    );
+    // The native histogram as classic buckets: histogram_quantile works on it.
+    let v: Value = reqwest::blocking::Client::new()
+        .post(sl.api("/api/v1/query"))
+        .form(&[
+            ("query", "rw2_latency_seconds_bucket".to_string()),
+            ("time", format!("{:.3}", t as f64 / 1000.0)),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut buckets: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["le"].as_str().unwrap().to_string(),
+                s["value"][1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    buckets.sort();
+    assert_eq!(
+        buckets,
+        [
+            ("+Inf".to_string(), "4".to_string()),
+            ("1.4142135623730951".to_string(), "3".to_string()),
+            ("1e-128".to_string(), "0".to_string()),
+            ("2.8284271247461903".to_string(), "4".to_string()),
+        ],
+        "{v}"
+    );
+    let ex: Value = reqwest::blocking::get(sl.api(&format!(
+        "/api/v1/query_exemplars?query=rw2_requests_total&start={}&end={}",
+        t / 1000 - 60,
+        t / 1000 + 60
+    )))
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(
+        ex["data"][0]["exemplars"][0]["labels"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{ex}"
     );
     let v: Value = reqwest::blocking::Client::new()
         .post(sl.api("/api/v1/query"))

@@ -1,11 +1,24 @@
-//! Prometheus remote write 1.0 bodies: snappy (length checked before inflating), protobuf,
-//! conversion to a store batch; nothing may panic.
+//! Prometheus remote write bodies: snappy (length checked before inflating), protobuf (1.0
+//! `WriteRequest` and 2.0 `Request`), conversion to a store batch including native histograms
+//! to classic buckets and exemplars; also the raw bytes as one unframed protobuf message of each
+//! kind, so the fuzzer reaches the converters without having to learn snappy; nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use sightline::ingest::remote_write::{RequestV2, WriteRequest, decode, decode_as, to_batch, v2_to_batch};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(req) = sightline::ingest::remote_write::decode(data, 1 << 20) {
-        let _ = sightline::ingest::remote_write::to_batch(&req);
+    if let Ok(req) = decode(data, 1 << 20) {
+        let _ = to_batch(&req);
+    }
+    if let Ok(req) = decode_as::<RequestV2>(data, 1 << 20) {
+        let _ = v2_to_batch(&req);
+    }
+    if let Ok(req) = WriteRequest::decode(data) {
+        let _ = to_batch(&req);
+    }
+    if let Ok(req) = RequestV2::decode(data) {
+        let _ = v2_to_batch(&req);
     }
 });

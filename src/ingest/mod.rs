@@ -11,6 +11,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod naming;
+pub mod native_histogram;
 pub mod remote_write;
 
 use std::sync::Arc;

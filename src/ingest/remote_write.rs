@@ -14,8 +14,10 @@
 //! `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` headers.
 //!
 //! Also `POST /api/v1/otlp/v1/metrics`, Prometheus 3's OTLP path, as an alias of OTLP/HTTP
-//! metrics. Not built yet: native histograms (skipped, counted as refused, answered 400) and
-//! exemplars (dropped; `Exemplars-Written: 0` says so).
+//! metrics. Native histograms (1.0 and 2.0) are stored as classic histograms at their own bucket
+//! boundaries (`ingest::native_histogram`); one that cannot be (a schema out of range, spans
+//! that do not match the counts) is answered 400 with the reason after the rest is stored.
+//! Exemplars with a `trace_id` label are kept (the store keeps trace-linked exemplars only).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::Ingest;
+use super::native_histogram::{Histogram, exemplar, to_classic};
 use crate::base::Signal;
 use crate::error::{ErrorCode, ExportError};
 
@@ -45,9 +48,31 @@ pub struct TimeSeries {
     pub labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
-    /// Native histograms: counted, not stored (see the module comment).
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    pub histograms: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "3")]
+    pub exemplars: Vec<ExemplarV1>,
+    /// Native histograms, stored as classic ones (`ingest::native_histogram`).
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExemplarV1 {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(int64, tag = "3")]
+    pub timestamp: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExemplarV2 {
+    #[prost(uint32, repeated, tag = "1")]
+    pub labels_refs: Vec<u32>,
+    #[prost(double, tag = "2")]
+    pub value: f64,
+    #[prost(int64, tag = "3")]
+    pub timestamp: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -93,10 +118,10 @@ pub struct TimeSeriesV2 {
     pub labels_refs: Vec<u32>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<SampleV2>,
-    #[prost(bytes = "vec", repeated, tag = "3")]
-    pub histograms: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    pub exemplars: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "3")]
+    pub histograms: Vec<Histogram>,
+    #[prost(message, repeated, tag = "4")]
+    pub exemplars: Vec<ExemplarV2>,
     #[prost(message, optional, tag = "5")]
     pub metadata: Option<MetadataV2>,
     /// The 2.0 spec's created timestamp (later moved to each sample's `start_timestamp`).
@@ -124,12 +149,50 @@ pub struct MetadataV2 {
     pub unit_ref: u32,
 }
 
-/// What a 2.0 request held, for the `*-Written` headers.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+/// What a request held, for the `*-Written` headers and the answer.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Written {
     pub samples: u64,
     pub histograms: u64,
     pub exemplars: u64,
+    /// Native histogram samples that could not be stored, and why (the first reason).
+    pub refused_histograms: u64,
+    pub refused_why: String,
+}
+
+/// Adds one series' native histograms (as classic series) and exemplars to the batch.
+fn add_histograms_and_exemplars<'a>(
+    batch: &mut crate::tsdb::Batch,
+    w: &mut Written,
+    series: &crate::tsdb::Labels,
+    histograms: &[Histogram],
+    exemplars: impl Iterator<Item = (Vec<(&'a str, &'a str)>, f64, i64)>,
+    idx: Option<u32>,
+) {
+    for h in histograms {
+        match to_classic(series, h) {
+            Ok(out) => {
+                for (l, v) in out {
+                    batch.push(l, h.timestamp, v);
+                }
+                w.histograms += 1;
+            }
+            Err(e) => {
+                if w.refused_why.is_empty() {
+                    w.refused_why = format!("native histogram of {series} refused: {e}");
+                }
+                w.refused_histograms += 1;
+            }
+        }
+    }
+    if let Some(i) = idx {
+        for (labels, value, t) in exemplars {
+            if let Some(e) = exemplar(labels, value, t) {
+                batch.exemplars.push((i, e));
+                w.exemplars += 1;
+            }
+        }
+    }
 }
 
 /// A 2.0 request as a store batch: labels resolved through the symbol table (a reference out
@@ -166,7 +229,6 @@ pub fn v2_to_batch(req: &RequestV2) -> Result<(crate::tsdb::Batch, Written), Exp
             .iter()
             .find(|(n, _)| *n == "__name__")
             .map(|(_, v)| v.to_string());
-        w.histograms += ts.histograms.len() as u64;
         if let (Some(m), Some(name)) = (&ts.metadata, &name) {
             let (help, unit) = (sym(m.help_ref)?, sym(m.unit_ref)?);
             if m.kind != 0 || !help.is_empty() || !unit.is_empty() {
@@ -180,11 +242,38 @@ pub fn v2_to_batch(req: &RequestV2) -> Result<(crate::tsdb::Batch, Written), Exp
                 ));
             }
         }
+        let series = crate::tsdb::Labels::from_pairs(pairs);
+        let mut ex = Vec::with_capacity(ts.exemplars.len());
+        for e in &ts.exemplars {
+            let mut l = Vec::with_capacity(e.labels_refs.len() / 2);
+            for p in e.labels_refs.chunks(2) {
+                if p.len() == 2 {
+                    l.push((sym(p[0])?, sym(p[1])?));
+                }
+            }
+            ex.push((l, e.value, e.timestamp));
+        }
         if ts.samples.is_empty() {
+            add_histograms_and_exemplars(
+                &mut batch,
+                &mut w,
+                &series,
+                &ts.histograms,
+                ex.into_iter(),
+                None,
+            );
             continue;
         }
         let counter = ts.metadata.as_ref().is_some_and(|m| m.kind == 1);
-        let idx = batch.series_index(crate::tsdb::Labels::from_pairs(pairs));
+        let idx = batch.series_index(series.clone());
+        add_histograms_and_exemplars(
+            &mut batch,
+            &mut w,
+            &series,
+            &ts.histograms,
+            ex.into_iter(),
+            Some(idx),
+        );
         let mut last_ct = 0;
         for s in &ts.samples {
             let ct = if s.start_timestamp != 0 {
@@ -266,25 +355,36 @@ pub fn decode_as<M: prost::Message + Default>(raw: &[u8], cap: usize) -> Result<
     M::decode(plain.as_slice()).map_err(|e| bad(format!("protobuf: {e}")))
 }
 
-/// The store's batch for a request: (batch, samples in it, histograms skipped).
-pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, u64, u64) {
+/// The store's batch for a 1.0 request and what it holds.
+pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, Written) {
     let mut batch = crate::tsdb::Batch::default();
-    let (mut n, mut skipped) = (0u64, 0u64);
+    let mut w = Written::default();
     for ts in &req.timeseries {
-        skipped += ts.histograms.len() as u64;
-        if ts.samples.is_empty() {
-            continue;
-        }
         let labels = crate::tsdb::Labels::from_pairs(
             ts.labels
                 .iter()
                 .map(|l| (l.name.as_str(), l.value.as_str())),
         );
-        let idx = batch.series_index(labels);
+        let ex = ts.exemplars.iter().map(|e| {
+            (
+                e.labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str()))
+                    .collect::<Vec<_>>(),
+                e.value,
+                e.timestamp,
+            )
+        });
+        if ts.samples.is_empty() {
+            add_histograms_and_exemplars(&mut batch, &mut w, &labels, &ts.histograms, ex, None);
+            continue;
+        }
+        let idx = batch.series_index(labels.clone());
         for s in &ts.samples {
             batch.samples.push((idx, s.timestamp, s.value));
-            n += 1;
+            w.samples += 1;
         }
+        add_histograms_and_exemplars(&mut batch, &mut w, &labels, &ts.histograms, ex, Some(idx));
     }
     for m in &req.metadata {
         if m.metric_family_name.is_empty() {
@@ -299,7 +399,7 @@ pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, u64, u64) {
             },
         ));
     }
-    (batch, n, skipped)
+    (batch, w)
 }
 
 async fn write(
@@ -369,16 +469,13 @@ async fn write(
         if v2 {
             let req: RequestV2 = decode_as(&raw, cap)?;
             let (batch, w) = v2_to_batch(&req)?;
-            Ok((batch, w.samples, w.histograms, Some(w)))
+            Ok((batch, w))
         } else {
-            decode(&raw, cap).map(|r| {
-                let (b, n, skipped) = to_batch(&r);
-                (b, n, skipped, None)
-            })
+            decode(&raw, cap).map(|r| to_batch(&r))
         }
     })
     .await;
-    let (batch, n, skipped, written) = match decoded {
+    let (batch, written) = match decoded {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return refuse(&ingest, e),
         Err(_) => {
@@ -391,6 +488,9 @@ async fn write(
     let counters = ingest
         .metrics
         .items(Signal::Metrics, super::Transport::Http);
+    // Samples and native histogram samples; a histogram's classic series count as one.
+    let n = written.samples + written.histograms;
+    let skipped = written.refused_histograms;
     counters.received.fetch_add(n + skipped, Relaxed);
     let _permit = match ingest
         .budget
@@ -419,17 +519,25 @@ async fn write(
         _ if skipped > 0 => text(
             StatusCode::BAD_REQUEST,
             &format!(
-                "{skipped} native histogram samples refused: native histograms are not supported"
+                "{skipped} native histogram samples refused; first: {}",
+                written.refused_why
             ),
         ),
         _ => StatusCode::NO_CONTENT.into_response(),
     };
-    if written.is_some() {
-        let stored = n.saturating_sub(result.as_ref().map_or(0, |r| r.rejected()).min(n));
+    if v2 {
+        let refused = result.as_ref().map_or(0, |r| r.rejected());
+        let stored = written.samples.saturating_sub(refused.min(written.samples));
         for (h, v) in [
             ("x-prometheus-remote-write-samples-written", stored),
-            ("x-prometheus-remote-write-histograms-written", 0),
-            ("x-prometheus-remote-write-exemplars-written", 0),
+            (
+                "x-prometheus-remote-write-histograms-written",
+                written.histograms,
+            ),
+            (
+                "x-prometheus-remote-write-exemplars-written",
+                written.exemplars,
+            ),
         ] {
             if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
                 resp.headers_mut().insert(h, v);
@@ -474,7 +582,26 @@ mod tests {
                         timestamp: 2000,
                     },
                 ],
-                histograms: vec![],
+                exemplars: vec![ExemplarV1 {
+                    labels: vec![Label {
+                        name: "trace_id".into(),
+                        value: "0102030405060708090a0b0c0d0e0f10".into(),
+                    }],
+                    value: 1.0,
+                    timestamp: 1000,
+                }],
+                histograms: vec![Histogram {
+                    count: Some(super::super::native_histogram::Count::Int(2)),
+                    sum: 3.0,
+                    schema: 0,
+                    positive_spans: vec![super::super::native_histogram::BucketSpan {
+                        offset: 1,
+                        length: 1,
+                    }],
+                    positive_deltas: vec![2],
+                    timestamp: 1000,
+                    ..Default::default()
+                }],
             }],
             metadata: vec![MetricMetadata {
                 kind: 2,
@@ -485,8 +612,13 @@ mod tests {
         };
         let got = decode(&body(&req), 1 << 20).unwrap();
         assert_eq!(got, req);
-        let (batch, n, skipped) = to_batch(&got);
-        assert_eq!((batch.series.len(), n, skipped), (1, 2, 0));
+        let (batch, w) = to_batch(&got);
+        // up, then up_bucket{le=0,2,+Inf}, up_count, up_sum from the native histogram.
+        assert_eq!(
+            (batch.series.len(), w.samples, w.histograms, w.exemplars),
+            (6, 2, 1, 1)
+        );
+        assert_eq!(w.refused_histograms, 0);
         assert_eq!(batch.metadata[0].1.kind, "gauge");
         // A body that inflates past the cap is refused before inflating.
         let big = snap::raw::Encoder::new()
