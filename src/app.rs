@@ -50,7 +50,7 @@ pub fn router(
     };
     // Rule groups and alerts; without a rule manager (tests), Prometheus's empty answers.
     let rules_api = match ui.rules.clone() {
-        Some(m) => api::rules::router(m, ui.alertmanager.clone()),
+        Some(m) => api::rules::router(m, ui.alertmanager.clone(), ui.targets.clone()),
         None => Router::new()
             .route(
                 "/api/v1/rules",
@@ -159,47 +159,6 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpLis
 }
 
 /// Opens the stores and binds every listener, then serves in a background task.
-/// The scrape jobs of `[[scrape]]` and of `[scrape] prometheus_config`, started. A bad
-/// `prometheus.yml` stops the start, as it stops Prometheus.
-async fn start_scraping(
-    config: &Config,
-    tsdb: Tsdb,
-    shutdown: CancellationToken,
-) -> anyhow::Result<(
-    crate::scrape::ScrapeManager,
-    Vec<tokio::task::JoinHandle<()>>,
-)> {
-    use crate::scrape::config::Job;
-    let mut jobs: Vec<Job> = config.scrape.iter().map(Job::from_short).collect();
-    if let Some(path) = config.scrape_prometheus_config.clone() {
-        let prom = tokio::task::spawn_blocking(move || crate::scrape::config::load_file(&path))
-            .await
-            .context("prometheus.yml load task panicked")?
-            .map_err(|e| anyhow::anyhow!("cannot load [scrape] prometheus_config: {e}"))?;
-        for section in &prom.ignored {
-            tracing::info!(%section, "prometheus.yml: section ignored (Sightline runs only global and scrape_configs from it)");
-        }
-        if !prom.rule_files.is_empty() {
-            tracing::info!("prometheus.yml: rule_files ignored; list rule files in [rules] files");
-        }
-        if !prom.global.external_labels.is_empty() {
-            tracing::info!(
-                "prometheus.yml: global.external_labels ignored; set them in [alerting] external_labels"
-            );
-        }
-        for j in prom.jobs {
-            if jobs.iter().any(|o| o.name == j.name) {
-                anyhow::bail!(
-                    "scrape job {:?} is defined both in [[scrape]] and in prometheus.yml",
-                    j.name
-                );
-            }
-            jobs.push(j);
-        }
-    }
-    Ok(crate::scrape::ScrapeManager::start(jobs, tsdb, shutdown))
-}
-
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Every part's counters, composed into one `/metrics` page in this order.
     let metrics = Arc::new(Metrics::default());
@@ -378,8 +337,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )
     .map_err(|e| anyhow::anyhow!("cannot load the rules: {e}"))?;
     registry.add(rules.clone());
-    reload_rules_on_sighup(rules.clone(), alertmanager.clone(), shutdown.clone())?;
-    let (targets, scrapers) = start_scraping(&config, tsdb.clone(), shutdown.clone()).await?;
+    // The scrape jobs of `[[scrape]]` and of `[scrape] prometheus_config`; a bad prometheus.yml
+    // stops the start, as it stops Prometheus.
+    let targets = crate::scrape::ScrapeManager::start(
+        config
+            .scrape
+            .iter()
+            .map(crate::scrape::config::Job::from_short)
+            .collect(),
+        config.scrape_prometheus_config.clone(),
+        tsdb.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start scraping ([scrape] prometheus_config): {e}"))?;
+    reload_rules_on_sighup(
+        rules.clone(),
+        alertmanager.clone(),
+        targets.clone(),
+        shutdown.clone(),
+    )?;
     let mut ui = crate::ui::UiState::new(store.clone(), query.clone(), counters.clone(), &config);
     ui.targets = targets;
     ui.rules = Some(rules);
@@ -472,9 +449,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         token.cancelled().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let (a, b, c) = tokio::join!(main_srv, otlp_srv, grpc_srv);
-        for s in scrapers {
-            let _ = s.await;
-        }
         let _ = notifier_task.await;
         // No export can enqueue any more: stop the senders and the queue writer (what is queued
         // stays on disk for the next start).
@@ -549,6 +523,7 @@ fn external_url(config: &Config, http: SocketAddr) -> String {
 fn reload_rules_on_sighup(
     rules: Arc<crate::rules::Manager>,
     alertmanager: Option<Arc<crate::alertmanager::Alertmanager>>,
+    targets: crate::scrape::ScrapeManager,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     #[cfg(unix)]
@@ -564,6 +539,7 @@ fn reload_rules_on_sighup(
                 if let Some(am) = alertmanager.clone() {
                     let _ = tokio::task::spawn_blocking(move || am.reload()).await;
                 }
+                let _ = targets.reload().await;
                 let _ = rules.reload().await;
             }
         });

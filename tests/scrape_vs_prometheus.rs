@@ -350,6 +350,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
                 dir.path().join("prom").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--web.enable-lifecycle")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -445,6 +446,44 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
         ports[3]
     );
     compare("after discovery changes", 11);
+    // A reload of a changed file: a job removed, a job's relabeling changed, both told through
+    // POST /-/reload.
+    let text = config_text(dir.path(), &ports, sd_port)
+        .replace(
+            "  - job_name: labellimit\n    label_limit: 5\n    static_configs: [{targets: ['127.0.0.1:PORT']}]\n"
+                .replace("PORT", &ports[1].to_string())
+                .as_str(),
+            "",
+        )
+        .replace(
+            "        replacement: 'meta_$1'\n        action: labelmap\n",
+            "        replacement: 'meta_$1'\n        action: labelmap\n      - target_label: reloaded\n        replacement: 'yes'\n",
+        );
+    assert!(!text.contains("labellimit") && text.contains("reloaded"));
+    std::fs::write(&prom_yml, text).unwrap();
+    for base in [&prom_url, &sl_url] {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{base}/-/reload"))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{base}: {r:?}");
+    }
+    compare("after reload", 10);
+    let v = get(&format!("{sl_url}/api/v1/targets?scrapePool=http"));
+    assert_eq!(
+        v["data"]["activeTargets"][0]["labels"]["reloaded"], "yes",
+        "{v}"
+    );
+    // A bad file is refused by both; the jobs in use stay.
+    std::fs::write(&prom_yml, "scrape_configs: [{job_name: x, bogus: 1}]\n").unwrap();
+    for base in [&prom_url, &sl_url] {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{base}/-/reload"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 500, "{base}");
+    }
+    compare("after a refused reload", 10);
     drop(prom);
     drop(sl);
 }

@@ -1,6 +1,6 @@
 //! The rule endpoints of the Prometheus API: `/api/v1/rules` (with `type`, `rule_name[]`,
 //! `rule_group[]` and `file[]` filters) and `/api/v1/alerts` in Prometheus's JSON, and
-//! `POST /-/reload`, which reads the rule files again.
+//! `POST /-/reload`, which reads `prometheus.yml`, `alertmanager.yml` and the rule files again.
 
 use std::sync::Arc;
 
@@ -17,14 +17,24 @@ use crate::notify::rfc3339_nano;
 use crate::rules::alert::Alert;
 use crate::rules::{Manager, RuleKind, SharedGroup};
 
-pub fn router(manager: Arc<Manager>, am: Option<Arc<crate::alertmanager::Alertmanager>>) -> Router {
+type ReloadState = (
+    Arc<Manager>,
+    Option<Arc<crate::alertmanager::Alertmanager>>,
+    crate::scrape::ScrapeManager,
+);
+
+pub fn router(
+    manager: Arc<Manager>,
+    am: Option<Arc<crate::alertmanager::Alertmanager>>,
+    targets: crate::scrape::ScrapeManager,
+) -> Router {
     Router::new()
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/alerts", get(alerts))
         .with_state(manager.clone())
         .route(
             "/-/reload",
-            post(reload).put(reload).with_state((manager, am)),
+            post(reload).put(reload).with_state((manager, am, targets)),
         )
 }
 
@@ -198,9 +208,14 @@ pub fn alerts_json(groups: &[SharedGroup]) -> Value {
 
 /// Reads the rule files and the built-in Alertmanager's configuration again; either refused
 /// keeps what is in use and answers 500 with the reason.
-async fn reload(
-    State((m, am)): State<(Arc<Manager>, Option<Arc<crate::alertmanager::Alertmanager>>)>,
-) -> Response {
+async fn reload(State((m, am, targets)): State<ReloadState>) -> Response {
+    if let Err(e) = targets.reload().await {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response();
+    }
     if let Some(am) = am {
         let r = tokio::task::spawn_blocking(move || am.reload()).await;
         if let Ok(Err(e)) = r {

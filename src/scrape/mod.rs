@@ -27,6 +27,8 @@ pub mod scrape_loop;
 pub mod target;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,13 +60,65 @@ struct PoolState {
 
 struct Pool {
     job: Arc<Job>,
+    /// The job's whole configuration as text: a reload keeps a pool whose text is unchanged.
+    fingerprint: String,
     state: Mutex<PoolState>,
+    /// Stops the pool's discovery, its sync task and its target loops.
+    token: CancellationToken,
+    /// Set when the pool is replaced by a reload: its loops stop without staleness markers
+    /// (the new pool's loops carry on the same series), as Prometheus's reload does.
+    quiet: Arc<AtomicBool>,
+}
+
+/// What a reload needs: where jobs come from and what they write to.
+struct Ctx {
+    db: Tsdb,
+    shutdown: CancellationToken,
+    /// `[[scrape]]` short-form jobs (fixed for the process's life).
+    short: Vec<Job>,
+    /// `[scrape] prometheus_config`, read again on reload.
+    prometheus_config: Option<PathBuf>,
 }
 
 /// All scrape pools; cheap to clone.
 #[derive(Clone, Default)]
 pub struct ScrapeManager {
     pools: Arc<Mutex<Vec<Arc<Pool>>>>,
+    ctx: Arc<Mutex<Option<Ctx>>>,
+    /// One reload at a time.
+    reloading: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Reads `prometheus.yml` and logs, once each, the parts Sightline does not run.
+pub fn load_prometheus_config(path: &std::path::Path) -> Result<Vec<Job>, String> {
+    let prom = config::load_file(path)?;
+    for section in &prom.ignored {
+        tracing::info!(%section, "prometheus.yml: section ignored (Sightline runs only global and scrape_configs from it)");
+    }
+    if !prom.rule_files.is_empty() {
+        tracing::info!("prometheus.yml: rule_files ignored; list rule files in [rules] files");
+    }
+    if !prom.global.external_labels.is_empty() {
+        tracing::info!(
+            "prometheus.yml: global.external_labels ignored; set them in [alerting] external_labels"
+        );
+    }
+    Ok(prom.jobs)
+}
+
+/// The short-form jobs and the file's, refusing a job name defined twice.
+fn all_jobs(short: &[Job], prom: Vec<Job>) -> Result<Vec<Job>, String> {
+    let mut jobs = short.to_vec();
+    for j in prom {
+        if jobs.iter().any(|o| o.name == j.name) {
+            return Err(format!(
+                "scrape job {:?} is defined both in [[scrape]] and in prometheus.yml",
+                j.name
+            ));
+        }
+        jobs.push(j);
+    }
+    Ok(jobs)
 }
 
 /// One active target as `/api/v1/targets` shows it.
@@ -93,62 +147,91 @@ pub struct Snapshot {
 }
 
 impl ScrapeManager {
-    /// Starts one pool per job; everything stops when `shutdown` fires.
-    pub fn start(
-        jobs: Vec<Job>,
+    /// Loads `prometheus_config` (if any) and starts one pool per job, the short-form ones
+    /// first; everything stops when `shutdown` fires.
+    pub async fn start(
+        short: Vec<Job>,
+        prometheus_config: Option<PathBuf>,
         db: Tsdb,
         shutdown: CancellationToken,
-    ) -> (ScrapeManager, Vec<tokio::task::JoinHandle<()>>) {
+    ) -> Result<ScrapeManager, String> {
+        let prom = match prometheus_config.clone() {
+            Some(p) => tokio::task::spawn_blocking(move || load_prometheus_config(&p))
+                .await
+                .map_err(|e| e.to_string())??,
+            None => Vec::new(),
+        };
+        let jobs = all_jobs(&short, prom)?;
         let mgr = ScrapeManager::default();
-        let mut tasks = Vec::new();
-        for job in jobs {
-            let client = match Client::new(&job.http) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(job = %job.name, error = %e, "cannot build the scrape client; the job is not scraped");
-                    continue;
+        *mgr.ctx.lock().map_err(|e| e.to_string())? = Some(Ctx {
+            db,
+            shutdown,
+            short,
+            prometheus_config,
+        });
+        mgr.apply(jobs);
+        Ok(mgr)
+    }
+
+    /// Reads `prometheus.yml` again (SIGHUP, `POST /-/reload`): pools whose job is unchanged
+    /// keep running; changed ones restart; removed ones stop (their series marked stale); new
+    /// ones start. A bad file is refused and everything in use stays.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _one = self.reloading.lock().await;
+        let (short, path) = match self.ctx.lock().map_err(|e| e.to_string())?.as_ref() {
+            Some(c) => (c.short.clone(), c.prometheus_config.clone()),
+            None => return Ok(()),
+        };
+        let Some(path) = path else {
+            return Ok(());
+        };
+        let prom = tokio::task::spawn_blocking(move || load_prometheus_config(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                tracing::error!(error = %e, "prometheus.yml reload refused; the scrape jobs in use stay");
+                e
+            })?;
+        let jobs = all_jobs(&short, prom)?;
+        self.apply(jobs);
+        tracing::info!("prometheus.yml reloaded");
+        Ok(())
+    }
+
+    /// Makes the running pools those of `jobs`.
+    fn apply(&self, jobs: Vec<Job>) {
+        let Ok(ctx) = self.ctx.lock() else { return };
+        let Some(ctx) = ctx.as_ref() else { return };
+        let Ok(mut pools) = self.pools.lock() else {
+            return;
+        };
+        let wanted: Vec<(String, Job)> = jobs.into_iter().map(|j| (format!("{j:?}"), j)).collect();
+        pools.retain(|p| {
+            let still = wanted
+                .iter()
+                .find(|(_, j)| j.name == p.job.name)
+                .map(|(f, _)| f);
+            match still {
+                Some(f) if *f == p.fingerprint => true,
+                Some(_) => {
+                    p.quiet.store(true, Ordering::Relaxed);
+                    p.token.cancel();
+                    false
                 }
-            };
-            for kind in &job.unsupported_sd {
-                tracing::warn!(job = %job.name, discovery = %kind, "this service discovery is not built in Sightline; its targets are not discovered");
-            }
-            let (tx, rx) = mpsc::channel(16);
-            let mut providers: Vec<Box<dyn discovery::Provider>> = Vec::new();
-            providers.push(Box::new(discovery::Static(job.static_configs.clone())));
-            for f in &job.file_sd {
-                providers.push(Box::new(discovery::File(f.clone())));
-            }
-            for h in &job.http_sd {
-                match Client::new(&h.http) {
-                    Ok(c) => providers.push(Box::new(discovery::Http {
-                        cfg: h.clone(),
-                        client: c,
-                    })),
-                    Err(e) => {
-                        tracing::error!(job = %job.name, url = %h.url, error = %e, "cannot build the http discovery client")
-                    }
+                None => {
+                    p.token.cancel();
+                    false
                 }
             }
-            for (i, p) in providers.into_iter().enumerate() {
-                tasks.push(tokio::spawn(p.run(i, tx.clone(), shutdown.clone())));
+        });
+        for (fingerprint, job) in wanted {
+            if pools.iter().any(|p| p.job.name == job.name) {
+                continue;
             }
-            drop(tx);
-            let pool = Arc::new(Pool {
-                job: Arc::new(job),
-                state: Mutex::default(),
-            });
-            if let Ok(mut p) = mgr.pools.lock() {
-                p.push(pool.clone());
+            if let Some(pool) = start_pool(job, fingerprint, &ctx.db, &ctx.shutdown) {
+                pools.push(pool);
             }
-            tasks.push(tokio::spawn(run_pool(
-                pool,
-                rx,
-                client,
-                db.clone(),
-                shutdown.clone(),
-            )));
         }
-        (mgr, tasks)
     }
 
     /// Active and dropped targets of every pool, pools in name order.
@@ -187,6 +270,62 @@ impl ScrapeManager {
     }
 }
 
+/// Starts one job's discovery providers and its pool task.
+fn start_pool(
+    job: Job,
+    fingerprint: String,
+    db: &Tsdb,
+    shutdown: &CancellationToken,
+) -> Option<Arc<Pool>> {
+    let client = match Client::new(&job.http) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(job = %job.name, error = %e, "cannot build the scrape client; the job is not scraped");
+            return None;
+        }
+    };
+    for kind in &job.unsupported_sd {
+        tracing::warn!(job = %job.name, discovery = %kind, "this service discovery is not built in Sightline; its targets are not discovered");
+    }
+    let token = shutdown.child_token();
+    let (tx, rx) = mpsc::channel(16);
+    let mut providers: Vec<Box<dyn discovery::Provider>> = Vec::new();
+    providers.push(Box::new(discovery::Static(job.static_configs.clone())));
+    for f in &job.file_sd {
+        providers.push(Box::new(discovery::File(f.clone())));
+    }
+    for h in &job.http_sd {
+        match Client::new(&h.http) {
+            Ok(c) => providers.push(Box::new(discovery::Http {
+                cfg: h.clone(),
+                client: c,
+            })),
+            Err(e) => {
+                tracing::error!(job = %job.name, url = %h.url, error = %e, "cannot build the http discovery client")
+            }
+        }
+    }
+    for (i, p) in providers.into_iter().enumerate() {
+        tokio::spawn(p.run(i, tx.clone(), token.clone()));
+    }
+    drop(tx);
+    let pool = Arc::new(Pool {
+        job: Arc::new(job),
+        fingerprint,
+        state: Mutex::default(),
+        token,
+        quiet: Arc::new(AtomicBool::new(false)),
+    });
+    tokio::spawn(run_pool(
+        pool.clone(),
+        rx,
+        client,
+        db.clone(),
+        shutdown.clone(),
+    ));
+    Some(pool)
+}
+
 async fn run_pool(
     pool: Arc<Pool>,
     mut rx: mpsc::Receiver<discovery::Update>,
@@ -195,14 +334,15 @@ async fn run_pool(
     shutdown: CancellationToken,
 ) {
     let mut groups: BTreeMap<usize, Vec<TargetGroup>> = BTreeMap::new();
+    let token = pool.token.clone();
     loop {
         let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = token.cancelled() => return,
             u = rx.recv() => u,
         };
         let Some((i, g)) = first else {
             // Every provider is done (static only): nothing more will change.
-            shutdown.cancelled().await;
+            token.cancelled().await;
             return;
         };
         groups.insert(i, g);
@@ -269,7 +409,7 @@ fn sync(
             ..Default::default()
         }));
         let forced = Arc::new(Mutex::new(None));
-        let token = shutdown.child_token();
+        let token = pool.token.child_token();
         let lt = LoopTarget {
             job: job.clone(),
             labels: spec.public_labels(),
@@ -285,6 +425,7 @@ fn sync(
             db.clone(),
             token.clone(),
             shutdown.clone(),
+            pool.quiet.clone(),
         ));
         st.active.insert(
             k,

@@ -54,13 +54,14 @@ pub struct LoopTarget {
 }
 
 /// Runs until `token` fires; then, unless `shutdown` fired too (the target went away, not the
-/// process), marks everything the target wrote stale.
+/// process) or `quiet` is set (a reload replaced the pool), marks everything it wrote stale.
 pub async fn run(
     t: LoopTarget,
     client: Client,
     db: Tsdb,
     token: CancellationToken,
     shutdown: CancellationToken,
+    quiet: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let interval = t.interval;
     let ims = interval.as_millis().max(1) as i64;
@@ -113,7 +114,10 @@ pub async fn run(
             tracing::warn!(url = %t.url, error = %e, "scraped samples not stored");
         }
     }
-    if shutdown.is_cancelled() || state.scrapes == 0 {
+    if shutdown.is_cancelled()
+        || quiet.load(std::sync::atomic::Ordering::Relaxed)
+        || state.scrapes == 0
+    {
         return;
     }
     let now = now_ms();
