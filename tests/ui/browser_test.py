@@ -396,6 +396,20 @@ def main():
         link = page.get_attribute("#log-results tbody tr a", "href")
         check(info["traces"][5]["id"] in link, "log links to its trace: %s" % link)
 
+        # Targets (from the prometheus.yml the Rust side wrote): one up, one down, one dropped.
+        visit("targets", "/ui/targets", "table.targets tbody tr")
+        deadline = time.time() + 15
+        while "up" not in page.inner_text("table.targets") and time.time() < deadline:
+            time.sleep(1)
+            visit("targets", "/ui/targets", "table.targets tbody tr")
+        rows = page.eval_on_selector_all("table.targets tbody tr", "r => r.map(x => x.innerText)")
+        check(len(rows) == 2, "two active targets: %s" % rows)
+        check(any("\tup" in r for r in rows) and any("down" in r for r in rows), "one up, one down: %s" % rows)
+        check("1 dropped by relabeling" in page.inner_text("#pool-self"), "dropped target listed")
+        visit("targets-down", "/ui/targets?health=down", "#pool-self")
+        rows = page.eval_on_selector_all("table.targets tbody tr", "r => r.map(x => x.innerText)")
+        check(len(rows) == 1 and "down" in rows[0], "unhealthy filter: %s" % rows)
+
         # Status.
         visit("status", "/ui/status")
         check("Uptime" in page.inner_text("#about"), "status page")
