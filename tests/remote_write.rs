@@ -463,7 +463,8 @@ fn prometheus_federates_from_sightline() {
 /// Remote write 2.0 from a sender built on the official proto definitions
 /// (prompb/io/prometheus/write/v2/types.proto): symbols, label references, samples, metadata and
 /// a created timestamp; the `*-Written` headers; the series and the counter's zero sample at its
-/// created time in the store; a reference past the symbol table is a 400.
+/// created time in the store; a native histogram and an exemplar; a reference past the symbol
+/// table is a 400; what was acknowledged survives kill -9.
 #[test]
 fn remote_write_2_0() {
     use prost::Message as _;
@@ -660,4 +661,39 @@ fn remote_write_2_0() {
     let r = post(&bad);
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().unwrap().contains("out of range"));
+    // What was acknowledged survives kill -9: the samples, the created-time zero sample and the
+    // histogram's classic series are there after a restart.
+    let before = query_raw(&sl.api(""), t);
+    sl.kill9();
+    let sl = common::Child::spawn(dir.path());
+    assert_eq!(query_raw(&sl.api(""), t), before);
+    assert!(
+        before.contains("\"0\"") && before.contains("\"12\"") && before.contains("+Inf"),
+        "{before}"
+    );
+}
+
+/// The 2.0 test's series (samples and histogram buckets) as one comparable string.
+fn query_raw(base: &str, t: i64) -> String {
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[
+            (
+                "query",
+                "{__name__=~\"rw2_requests_total|rw2_latency_seconds_.*\"}[2m]".to_string(),
+            ),
+            ("time", format!("{:.3}", (t + 20_000) as f64 / 1000.0)),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut rows: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {}", s["metric"], s["values"]))
+        .collect();
+    rows.sort();
+    rows.join("\n")
 }
