@@ -620,3 +620,123 @@ async fn an_https_upstream_is_trusted_through_its_ca_file() {
         "{e}"
     );
 }
+
+/// Scraping over TLS from a `prometheus.yml` (issue 22): a Sightline serving `/metrics` over
+/// TLS behind an API token is scraped by a second Sightline with `scheme: https`, `tls_config`
+/// and credentials. Trusted through `ca_file` with the token: up; through
+/// `insecure_skip_verify` with the token read from `bearer_token_file`: up; without the token: down
+/// with the 401; without trusting the CA: down with a certificate error.
+#[test]
+fn scrapes_https_targets_with_tls_config_and_credentials() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("target");
+    let certs = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = write_pair(certs.path(), &leaf);
+    let ca_file = certs.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let token_file = certs.path().join("token");
+    std::fs::write(&token_file, "tok\n").unwrap();
+    let target_dir = tempfile::tempdir().unwrap();
+    let target = Child::spawn_with(
+        target_dir.path(),
+        &[
+            ("SIGHTLINE_TLS_CERT_FILE", cert_file.to_str().unwrap()),
+            ("SIGHTLINE_TLS_KEY_FILE", key_file.to_str().unwrap()),
+            ("SIGHTLINE_AUTH_ENABLED", "true"),
+            ("SIGHTLINE_AUTH_TOKENS", "tok"),
+            ("SIGHTLINE_AUTH_INGEST_KEYS", "ik"),
+        ],
+    );
+    let addr = format!("127.0.0.1:{}", target.http);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            r#"scrape_configs:
+  - job_name: ca_and_token
+    scrape_interval: 1s
+    scheme: https
+    tls_config: {{ca_file: {ca:?}}}
+    authorization: {{credentials: tok}}
+    static_configs: [{{targets: ['{addr}']}}]
+  - job_name: skip_verify_token_file
+    scrape_interval: 1s
+    scheme: https
+    tls_config: {{insecure_skip_verify: true}}
+    bearer_token_file: {tf:?}
+    static_configs: [{{targets: ['{addr}']}}]
+  - job_name: no_token
+    scrape_interval: 1s
+    scheme: https
+    tls_config: {{ca_file: {ca:?}}}
+    static_configs: [{{targets: ['{addr}']}}]
+  - job_name: untrusted
+    scrape_interval: 1s
+    scheme: https
+    authorization: {{credentials: tok}}
+    static_configs: [{{targets: ['{addr}']}}]
+"#,
+            ca = ca_file.to_str().unwrap(),
+            tf = token_file.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let toml = dir.path().join("sightline.toml");
+    std::fs::write(&toml, "[scrape]\nprometheus_config = \"prometheus.yml\"\n").unwrap();
+    let scraper = Child::spawn_with(
+        &dir.path().join("data"),
+        &[("SIGHTLINE_CONFIG", toml.to_str().unwrap())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let v: serde_json::Value = reqwest::blocking::get(scraper.api("/api/v1/targets"))
+            .unwrap()
+            .json()
+            .unwrap();
+        let h: std::collections::BTreeMap<String, (String, String)> = v["data"]["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["scrapePool"].as_str().unwrap().to_string(),
+                    (
+                        t["health"].as_str().unwrap().to_string(),
+                        t["lastError"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect();
+        if h.len() == 4 && h.values().all(|(s, _)| s != "unknown") {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "targets never scraped: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(health["ca_and_token"], ("up".into(), String::new()));
+    assert_eq!(
+        health["skip_verify_token_file"],
+        ("up".into(), String::new())
+    );
+    assert_eq!(health["no_token"].0, "down");
+    assert!(health["no_token"].1.contains("401"), "{health:?}");
+    assert_eq!(health["untrusted"].0, "down");
+    assert!(
+        health["untrusted"].1.to_lowercase().contains("certificate"),
+        "{health:?}"
+    );
+    // The scraped samples are stored with the target's labels.
+    let v: serde_json::Value = reqwest::blocking::get(
+        scraper.api("/api/v1/query?query=count({job=\"ca_and_token\",__name__=~\"sightline_.*\"})"),
+    )
+    .unwrap()
+    .json()
+    .unwrap();
+    let n: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    assert!(n > 10.0, "{v}");
+    drop(target);
+}
