@@ -1,4 +1,4 @@
-//! `prometheus.yml` scrape configs (issue 22): one file with 20 relabel rules covering every
+//! `prometheus.yml` scrape configs (issue 22): one file with 30 relabel rules covering every
 //! action, over static, file (JSON and YAML, changed while running) and HTTP discovered
 //! targets, with `params`, `basic_auth`, `honor_labels`, `honor_timestamps`, `sample_limit`
 //! and `target_limit`, is run by a real Prometheus 2.42 and by Sightline
@@ -28,7 +28,7 @@ impl Drop for Proc {
     }
 }
 
-const BODY: &str = "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\",method=\"get\"} 10\nhttp_requests_total{code=\"500\",method=\"get\"} 2\ndebug_thing 1\napp_info{job=\"inner\",instance=\"x\",noise=\"1\",tag_color=\"Blue\",Mode=\"FAST\"} 1\nstamped_total 3 1700000000000\nqueue_depth{queue=\"a\"} 4\nqueue_depth{queue=\"b\"} 5\n";
+const BODY: &str = "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\",method=\"get\"} 10\nhttp_requests_total{code=\"500\",method=\"get\"} 2\ndebug_thing 1\napp_info{job=\"inner\",instance=\"x\",noise=\"1\",tag_color=\"Blue\",Mode=\"FAST\"} 1\nstamped_total 3 1700000000000\nqueue_depth{queue=\"a\",junk=\"x\"} 4\nqueue_depth{queue=\"b\"} 5\n";
 
 /// A tiny HTTP server: `/metrics` (and any other path) the exposition above, `/secure` the same
 /// behind basic auth `u:p`, `/fail` a 500, `/sd` the HTTP discovery answer.
@@ -264,6 +264,8 @@ scrape_configs:
       - source_labels: [__name__, queue]
         regex: 'queue_depth;b'
         action: drop
+      - regex: '__name__|job|instance|env.*|owner_team|port|region_lc|shard|code|method|exported_.*|color|mode|queue|err_class'
+        action: labelkeep
   - job_name: files
     honor_labels: true
     honor_timestamps: false
@@ -284,6 +286,12 @@ scrape_configs:
       - regex: '__meta_(x.*)'
         replacement: 'meta_$1'
         action: labelmap
+      - target_label: sd_kind
+        replacement: http
+      - target_label: tier
+        replacement: web
+      - target_label: team
+        replacement: infra
   - job_name: limits
     sample_limit: 3
     static_configs: [{{targets: ['127.0.0.1:{a}']}}]
@@ -459,6 +467,10 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             "        replacement: 'meta_$1'\n        action: labelmap\n",
             "        replacement: 'meta_$1'\n        action: labelmap\n      - target_label: reloaded\n        replacement: 'yes'\n",
         );
+    // (No target rule here removes a label that discovery gave: Prometheus 2.42's labels builder
+    // then writes the relabelled set into the discovered labels' memory and its
+    // `discoveredLabels` show a relabelled set, a bug Sightline does not copy. `labelkeep` is
+    // exercised on samples instead.)
     assert!(!text.contains("labellimit") && text.contains("reloaded"));
     std::fs::write(&prom_yml, text).unwrap();
     for base in [&prom_url, &sl_url] {
