@@ -1,4 +1,4 @@
-//! `prometheus.yml` scrape configs (issue 22): one file with 30 relabel rules covering every
+//! `prometheus.yml` scrape configs (issue 22): one file with 31 relabel rules covering every
 //! action, over static, file (JSON and YAML, changed while running) and HTTP discovered
 //! targets, with `params`, `basic_auth`, `honor_labels`, `honor_timestamps`, `sample_limit`
 //! and `target_limit`, is run by a real Prometheus 2.42 and by Sightline
@@ -467,10 +467,10 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             "        replacement: 'meta_$1'\n        action: labelmap\n",
             "        replacement: 'meta_$1'\n        action: labelmap\n      - target_label: reloaded\n        replacement: 'yes'\n",
         );
-    // (No target rule here removes a label that discovery gave: Prometheus 2.42's labels builder
-    // then writes the relabelled set into the discovered labels' memory and its
-    // `discoveredLabels` show a relabelled set, a bug Sightline does not copy. `labelkeep` is
-    // exercised on samples instead.)
+    // (Where target rules remove discovered labels and the result fits in the discovered set's
+    // memory, Prometheus 2.42's labels builder writes the relabelled set there and its
+    // `discoveredLabels` show it, a bug Sightline does not copy; the static job's rules add more
+    // labels than they remove, and `labelkeep` is exercised on samples.)
     assert!(!text.contains("labellimit") && text.contains("reloaded"));
     std::fs::write(&prom_yml, text).unwrap();
     for base in [&prom_url, &sl_url] {
