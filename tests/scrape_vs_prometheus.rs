@@ -1,7 +1,7 @@
 //! `prometheus.yml` scrape configs (issue 22): one file with 31 relabel rules covering every
 //! action, over static, file (JSON and YAML, changed while running) and HTTP discovered
-//! targets, with `params`, `basic_auth`, `honor_labels`, `honor_timestamps`, `sample_limit`
-//! and `target_limit`, is run by a real Prometheus 2.42 and by Sightline
+//! targets, with `params`, `basic_auth`, `honor_labels`, `honor_timestamps`, `sample_limit`,
+//! `label_limit`, `body_size_limit` and `target_limit`, is run by a real Prometheus 2.42 and by Sightline
 //! (`[scrape] prometheus_config`) against the same exposition servers. Both `/api/v1/targets`
 //! answers (active targets: pool, discovered and final labels, URL, health, interval, timeout,
 //! and the error text where it is Prometheus's own; dropped targets: discovered labels) and the
@@ -298,6 +298,9 @@ scrape_configs:
   - job_name: labellimit
     label_limit: 5
     static_configs: [{{targets: ['127.0.0.1:{b}']}}]
+  - job_name: bodylimit
+    body_size_limit: 100B
+    static_configs: [{{targets: ['127.0.0.1:{c}']}}]
   - job_name: targetlimit
     target_limit: 1
     static_configs: [{{targets: ['127.0.0.1:{a}', '127.0.0.1:{b}']}}]
@@ -438,7 +441,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             }
         }
     };
-    compare("start", 13);
+    compare("start", 14);
     // Discovery changes while running: a file target moves, a file goes, the HTTP answer changes.
     std::fs::write(
         dir.path().join("sd/a.json"),
@@ -453,7 +456,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
         r#"[{{"targets":["127.0.0.1:{}"],"labels":{{"__meta_xc":"three"}}}}]"#,
         ports[3]
     );
-    compare("after discovery changes", 11);
+    compare("after discovery changes", 12);
     // A reload of a changed file: a job removed, a job's relabeling changed, both told through
     // POST /-/reload.
     let text = config_text(dir.path(), &ports, sd_port)
@@ -480,7 +483,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             .unwrap();
         assert!(r.status().is_success(), "{base}: {r:?}");
     }
-    compare("after reload", 10);
+    compare("after reload", 11);
     let v = get(&format!("{sl_url}/api/v1/targets?scrapePool=http"));
     assert_eq!(
         v["data"]["activeTargets"][0]["labels"]["reloaded"], "yes",
@@ -495,7 +498,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 500, "{base}");
     }
-    compare("after a refused reload", 10);
+    compare("after a refused reload", 11);
     drop(prom);
     drop(sl);
 }
