@@ -265,15 +265,21 @@ pub fn v2_to_batch(req: &RequestV2) -> Result<(crate::tsdb::Batch, Written), Exp
             continue;
         }
         let counter = ts.metadata.as_ref().is_some_and(|m| m.kind == 1);
-        let idx = batch.series_index(series.clone());
-        add_histograms_and_exemplars(
-            &mut batch,
-            &mut w,
-            &series,
-            &ts.histograms,
-            ex.into_iter(),
-            Some(idx),
-        );
+        // The label set moves into the batch; a copy only where histograms or exemplars need it.
+        let idx = if ts.histograms.is_empty() && ex.is_empty() {
+            batch.series_index(series)
+        } else {
+            let idx = batch.series_index(series.clone());
+            add_histograms_and_exemplars(
+                &mut batch,
+                &mut w,
+                &series,
+                &ts.histograms,
+                ex.into_iter(),
+                Some(idx),
+            );
+            idx
+        };
         let mut last_ct = 0;
         for s in &ts.samples {
             let ct = if s.start_timestamp != 0 {
@@ -375,16 +381,33 @@ pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, Written) {
                 e.timestamp,
             )
         });
+        let extra = !ts.histograms.is_empty() || !ts.exemplars.is_empty();
         if ts.samples.is_empty() {
-            add_histograms_and_exemplars(&mut batch, &mut w, &labels, &ts.histograms, ex, None);
+            if extra {
+                add_histograms_and_exemplars(&mut batch, &mut w, &labels, &ts.histograms, ex, None);
+            }
             continue;
         }
-        let idx = batch.series_index(labels.clone());
+        // The label set moves into the batch; a copy only where histograms or exemplars need it.
+        let (idx, kept) = if extra {
+            (batch.series_index(labels.clone()), Some(labels))
+        } else {
+            (batch.series_index(labels), None)
+        };
         for s in &ts.samples {
             batch.samples.push((idx, s.timestamp, s.value));
             w.samples += 1;
         }
-        add_histograms_and_exemplars(&mut batch, &mut w, &labels, &ts.histograms, ex, Some(idx));
+        if let Some(labels) = kept {
+            add_histograms_and_exemplars(
+                &mut batch,
+                &mut w,
+                &labels,
+                &ts.histograms,
+                ex,
+                Some(idx),
+            );
+        }
     }
     for m in &req.metadata {
         if m.metric_family_name.is_empty() {
