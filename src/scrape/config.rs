@@ -138,15 +138,15 @@ struct RawConfig {
     #[serde(default)]
     rule_files: Option<Vec<String>>,
     #[serde(default)]
-    alerting: Option<serde_norway::Value>,
+    alerting: Option<super::other_sections::RawAlerting>,
     #[serde(default)]
-    storage: Option<serde_norway::Value>,
+    storage: Option<super::other_sections::RawStorage>,
     #[serde(default)]
-    tracing: Option<serde_norway::Value>,
+    tracing: Option<super::other_sections::RawTracing>,
     #[serde(default)]
-    remote_write: Option<serde_norway::Value>,
+    remote_write: Option<Vec<Option<super::other_sections::RawRemoteWrite>>>,
     #[serde(default)]
-    remote_read: Option<serde_norway::Value>,
+    remote_read: Option<Vec<Option<super::other_sections::RawRemoteRead>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,7 +160,7 @@ struct RawGlobal {
 }
 
 /// Service discovery kinds Prometheus 2.42 knows besides static, file and HTTP.
-const OTHER_SD: &[&str] = &[
+pub(super) const OTHER_SD: &[&str] = &[
     "azure_sd_configs",
     "consul_sd_configs",
     "digitalocean_sd_configs",
@@ -218,10 +218,10 @@ struct RawJob {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct RawHttp {
-    basic_auth: Option<RawBasicAuth>,
-    authorization: Option<RawAuthorization>,
-    oauth2: Option<serde_norway::Value>,
+pub(super) struct RawHttp {
+    pub(super) basic_auth: Option<RawBasicAuth>,
+    pub(super) authorization: Option<RawAuthorization>,
+    pub(super) oauth2: Option<serde_norway::Value>,
     bearer_token: Option<String>,
     bearer_token_file: Option<String>,
     tls_config: Option<RawTls>,
@@ -233,7 +233,7 @@ struct RawHttp {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawBasicAuth {
+pub(super) struct RawBasicAuth {
     username: Option<String>,
     password: Option<String>,
     password_file: Option<String>,
@@ -241,7 +241,7 @@ struct RawBasicAuth {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAuthorization {
+pub(super) struct RawAuthorization {
     #[serde(rename = "type")]
     kind: Option<String>,
     credentials: Option<String>,
@@ -250,7 +250,7 @@ struct RawAuthorization {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
+pub(super) struct RawTls {
     ca: Option<String>,
     cert: Option<String>,
     key: Option<String>,
@@ -328,6 +328,18 @@ pub fn parse(text: &str, dir: &Path) -> Result<PromConfig, String> {
             ignored.push(name);
         }
     }
+    use super::other_sections as other;
+    if let Some(a) = raw.alerting {
+        other::alerting(a, dir)?;
+    }
+    if let Some(s) = raw.storage {
+        other::storage(s)?;
+    }
+    if let Some(t) = raw.tracing {
+        other::tracing(t)?;
+    }
+    other::remote_write(raw.remote_write.unwrap_or_default(), dir)?;
+    other::remote_read(raw.remote_read.unwrap_or_default(), dir)?;
     let mut rule_files = Vec::new();
     for rf in raw.rule_files.unwrap_or_default() {
         let star = rf.find('*');
@@ -358,7 +370,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<PromConfig, String> {
     })
 }
 
-fn duration(text: &Option<String>) -> Result<i64, String> {
+pub(super) fn duration(text: &Option<String>) -> Result<i64, String> {
     match text {
         None => Ok(0),
         Some(t) if t.is_empty() => Err("empty duration string".into()),
@@ -437,6 +449,11 @@ fn base2_bytes(v: &serde_norway::Value) -> Result<u64, String> {
     };
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| format!("units: {text:?} is too large"))
+}
+
+/// Checks an HTTP client config of a section Sightline does not run.
+pub(super) fn check_http_client(h: RawHttp, dir: &Path) -> Result<(), String> {
+    http_client(h, dir).map(|_| ())
 }
 
 fn http_client(h: RawHttp, dir: &Path) -> Result<HttpClient, String> {
@@ -592,7 +609,7 @@ pub fn group(raw: RawGroup, source: String) -> Result<TargetGroup, String> {
     })
 }
 
-fn rules(raw: Option<Vec<Option<RawRule>>>, what: &str) -> Result<Vec<Rule>, String> {
+pub(super) fn rules(raw: Option<Vec<Option<RawRule>>>, what: &str) -> Result<Vec<Rule>, String> {
     let mut out = Vec::new();
     for r in raw.unwrap_or_default() {
         let Some(r) = r else {

@@ -22,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod exposition;
+mod other_sections;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
