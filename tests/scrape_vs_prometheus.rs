@@ -110,6 +110,7 @@ fn targets(base: &str) -> (Vec<String>, Vec<String>, bool) {
             // word for word.
             let err = if err.starts_with("server returned")
                 || err.contains("limit exceeded")
+                || err.contains("connection refused")
                 || err.is_empty()
             {
                 err.to_string()
@@ -298,6 +299,8 @@ scrape_configs:
   - job_name: labellimit
     label_limit: 5
     static_configs: [{{targets: ['127.0.0.1:{b}']}}]
+  - job_name: refused
+    static_configs: [{{targets: ['127.0.0.1:1']}}]
   - job_name: bodylimit
     body_size_limit: 100B
     static_configs: [{{targets: ['127.0.0.1:{c}']}}]
@@ -441,7 +444,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             }
         }
     };
-    compare("start", 14);
+    compare("start", 15);
     // Discovery changes while running: a file target moves, a file goes, the HTTP answer changes.
     std::fs::write(
         dir.path().join("sd/a.json"),
@@ -456,7 +459,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
         r#"[{{"targets":["127.0.0.1:{}"],"labels":{{"__meta_xc":"three"}}}}]"#,
         ports[3]
     );
-    compare("after discovery changes", 12);
+    compare("after discovery changes", 13);
     // A reload of a changed file: a job removed, a job's relabeling changed, both told through
     // POST /-/reload.
     let text = config_text(dir.path(), &ports, sd_port)
@@ -483,7 +486,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             .unwrap();
         assert!(r.status().is_success(), "{base}: {r:?}");
     }
-    compare("after reload", 11);
+    compare("after reload", 12);
     let v = get(&format!("{sl_url}/api/v1/targets?scrapePool=http"));
     assert_eq!(
         v["data"]["activeTargets"][0]["labels"]["reloaded"], "yes",
@@ -498,7 +501,7 @@ fn prometheus_yml_runs_as_prometheus_runs_it() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 500, "{base}");
     }
-    compare("after a refused reload", 11);
+    compare("after a refused reload", 12);
     drop(prom);
     drop(sl);
 }

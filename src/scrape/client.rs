@@ -98,13 +98,7 @@ impl Client {
             };
             req = req.header("Authorization", format!("{} {}", a.kind, cred));
         }
-        let mut resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                "context deadline exceeded".to_string()
-            } else {
-                format!("Get {url:?}: {}", error_chain(&e))
-            }
-        })?;
+        let mut resp = req.send().await.map_err(|e| go_error(url, &e))?;
         if !resp.status().is_success() {
             return Err(format!(
                 "server returned HTTP status {}",
@@ -139,6 +133,35 @@ fn status_text(s: reqwest::StatusCode) -> String {
         Some(r) => format!("{} {r}", s.as_u16()),
         None => s.as_u16().to_string(),
     }
+}
+
+/// A request error in Go's net/http words where the cause is a common one (so a target's last
+/// error reads as Prometheus's does), else the error chain.
+fn go_error(url: &str, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("Get {url:?}: context deadline exceeded");
+    }
+    let addr = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_default();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let what = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connect: connection refused"),
+                std::io::ErrorKind::ConnectionReset => Some("read: connection reset by peer"),
+                std::io::ErrorKind::HostUnreachable => Some("connect: no route to host"),
+                std::io::ErrorKind::NetworkUnreachable => Some("connect: network is unreachable"),
+                _ => None,
+            };
+            if let Some(w) = what {
+                return format!("Get {url:?}: dial tcp {addr}: {w}");
+            }
+        }
+        cur = c.source();
+    }
+    format!("Get {url:?}: {}", error_chain(e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
