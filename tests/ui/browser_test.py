@@ -349,6 +349,12 @@ def main():
         check(edges == [["frontend", "backend"]], "service map edges: %s" % edges)
         label = page.text_content("#service-map g.edge text")
         check("12 calls" in label, "edge label: %s" % label)
+        # The map fits its panel (scaled down) or the panel scrolls, at any window width.
+        for width in (1400, 900, 600):
+            page.set_viewport_size({"width": width, "height": 900})
+            fit = page.evaluate("(() => { const p = document.querySelector('.map'); const s = document.getElementById('service-map').getBoundingClientRect(); const r = p.getBoundingClientRect(); return [s.right <= r.right + 1, p.scrollWidth > p.clientWidth, getComputedStyle(p).overflowX]; })()")
+            check(fit[0] or (fit[1] and fit[2] in ("auto", "scroll")), "service map at %d px: %s" % (width, fit))
+        page.set_viewport_size({"width": 1440, "height": 900})
         page.click("#service-map a.node[data-service=backend]")
         page.wait_for_load_state("networkidle")
         check("/ui/service/backend" in page.url, "node click opens the service page: %s" % page.url)
