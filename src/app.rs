@@ -85,6 +85,7 @@ pub fn router(
         .merge(am_api)
         .merge(federate)
         .merge(ingest::remote_write::router(ingest.clone()))
+        .merge(ingest::loki::router(ingest.clone()))
         .merge(ingest::http::router(ingest));
     // Responses gzipped for clients that ask (the UI's pages and data, large API answers).
     let inner = inner.layer(tower_http::compression::CompressionLayer::new().gzip(true));
@@ -380,8 +381,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth,
         tls_on(|t| t.http),
     )?;
-    let otlp_router =
-        ingest::http::router(ingest.clone()).merge(ingest::remote_write::router(ingest.clone()));
+    let otlp_router = ingest::http::router(ingest.clone())
+        .merge(ingest::remote_write::router(ingest.clone()))
+        .merge(ingest::loki::router(ingest.clone()));
     let samplers = crate::samplers::start(
         &config,
         tsdb.clone(),

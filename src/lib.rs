@@ -2,7 +2,8 @@
 //!
 //! One process that replaces an OpenTelemetry Collector, Prometheus, Alertmanager, Jaeger,
 //! node-exporter, dcgm-exporter, Caddy and (for its own pages) Grafana for teams running GPU
-//! services. Still to come, each an open issue: Grafana dashboards and Loki's APIs.
+//! services. Still to come, each an open issue: Grafana dashboards, and Loki's query API, LogQL
+//! and log file collection (Loki's push API is in `ingest::loki`).
 //!
 //! # Layout
 //!

@@ -143,9 +143,12 @@ async fn every_route_over_http_and_grpc_with_no_wrong_and_right_credentials() {
     let mut paths: Vec<(String, bool)> = routes()
         .iter()
         .map(|r| {
-            // Telemetry front doors: OTLP/HTTP, remote write, Prometheus 3's OTLP path.
-            let ingest =
-                r.starts_with("/v1/") || r == "/api/v1/write" || r == "/api/v1/otlp/v1/metrics";
+            // Telemetry front doors: OTLP/HTTP, remote write, Prometheus 3's OTLP path, Loki push.
+            let ingest = r.starts_with("/v1/")
+                || r == "/api/v1/write"
+                || r == "/api/v1/otlp/v1/metrics"
+                || r == "/loki/api/v1/push"
+                || r == "/api/prom/push";
             (format!("{BASE}{}", concrete(r)), ingest)
         })
         .collect();

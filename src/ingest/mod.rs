@@ -9,6 +9,7 @@ pub mod grpc;
 mod histogram;
 pub mod http;
 pub mod limits;
+pub mod loki;
 pub mod metrics;
 pub mod naming;
 pub mod native_histogram;

@@ -152,7 +152,9 @@ impl Front {
                 | "/v1/metrics"
                 | "/v1/logs"
                 | "/api/v1/write"
-                | "/api/v1/otlp/v1/metrics" => {}
+                | "/api/v1/otlp/v1/metrics"
+                | "/loki/api/v1/push"
+                | "/api/prom/push" => {}
                 "/metrics" if !auth.cfg.protect_metrics => {}
                 r if r.starts_with("/ui/assets/") => {}
                 _ => match auth.identify(req.headers()) {
