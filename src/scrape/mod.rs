@@ -4,6 +4,8 @@
 //! - [`config`]: `prometheus.yml`'s `global` and `scrape_configs`, Prometheus 2.42's defaults
 //!   and checks (`sightline check config`).
 //! - [`check`]: `sightline check config FILE`, as `promtool check config`.
+//! - [`yaml`]: the pieces the file's sections share (durations, target groups, HTTP client
+//!   config); `other_sections` checks the sections Sightline does not run.
 //! - [`relabel`]: relabeling rules and their application.
 //! - [`discovery`]: where targets come from (static, file, HTTP), behind the [`discovery::Provider`]
 //!   seam.
@@ -26,6 +28,7 @@ mod other_sections;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::config::{RawGroup, RawHttp, RawTls, check_http_client, duration, group, rules};
 use super::relabel::RawRule;
+use super::yaml::{OTHER_SD, RawGroup, RawHttp, RawTls, check_http_client, duration, group, rules};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,7 +163,7 @@ pub(super) fn alerting(a: RawAlerting, dir: &Path) -> Result<(), String> {
             return Err("empty or null alertmanager config".into());
         };
         for k in am.rest.keys() {
-            if !super::config::OTHER_SD.contains(&k.as_str()) {
+            if !OTHER_SD.contains(&k.as_str()) {
                 return Err(format!(
                     "field {k} not found in type config.AlertmanagerConfig"
                 ));
