@@ -25,6 +25,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::Ingest;
+use super::remote_write::{snappy_capped, text};
 use crate::error::{ErrorCode, ExportError};
 use crate::telemetry::Transport;
 
@@ -397,20 +398,6 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .with_state(ingest)
 }
 
-fn text(code: StatusCode, msg: &str) -> Response {
-    let mut r = (code, format!("{msg}\n")).into_response();
-    if matches!(
-        code,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-    ) {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-    }
-    r
-}
-
 async fn push(
     axum::extract::State(ingest): axum::extract::State<Arc<Ingest>>,
     headers: HeaderMap,
@@ -452,18 +439,7 @@ async fn push(
                 }
                 out
             }
-            "snappy" => {
-                let len = snap::raw::decompress_len(&raw).map_err(|e| bad(format!("snappy: {e}")))?;
-                if len > cap {
-                    return Err(ExportError::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("decompressed body of {len} bytes is larger than {cap}"),
-                    ));
-                }
-                snap::raw::Decoder::new()
-                    .decompress_vec(&raw)
-                    .map_err(|e| bad(format!("snappy: {e}")))?
-            }
+            "snappy" => snappy_capped(&raw, cap)?,
             "" | "identity" => raw.to_vec(),
             other => {
                 return Err(ExportError::new(
@@ -477,16 +453,7 @@ async fn push(
         } else if ct.starts_with("application/x-protobuf") || ct.is_empty() {
             // Protobuf bodies are snappy-compressed even without a Content-Encoding header.
             let plain = if encoding.is_empty() {
-                let len = snap::raw::decompress_len(&plain).map_err(|e| bad(format!("snappy: {e}")))?;
-                if len > cap {
-                    return Err(ExportError::new(
-                        ErrorCode::PayloadTooLarge,
-                        format!("decompressed body of {len} bytes is larger than {cap}"),
-                    ));
-                }
-                snap::raw::Decoder::new()
-                    .decompress_vec(&plain)
-                    .map_err(|e| bad(format!("snappy: {e}")))?
+                snappy_capped(&plain, cap)?
             } else {
                 plain
             };

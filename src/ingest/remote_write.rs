@@ -319,7 +319,8 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .with_state(ingest)
 }
 
-fn text(code: StatusCode, msg: &str) -> Response {
+/// A plain-text answer; `Retry-After: 1` on 429 and 503.
+pub(super) fn text(code: StatusCode, msg: &str) -> Response {
     let mut r = (code, format!("{msg}\n")).into_response();
     if matches!(
         code,
@@ -347,6 +348,13 @@ pub fn decode(raw: &[u8], cap: usize) -> Result<WriteRequest, ExportError> {
 
 /// The same for any message (2.0's `Request`).
 pub fn decode_as<M: prost::Message + Default>(raw: &[u8], cap: usize) -> Result<M, ExportError> {
+    let plain = snappy_capped(raw, cap)?;
+    M::decode(plain.as_slice())
+        .map_err(|e| ExportError::new(ErrorCode::BadRequest, format!("protobuf: {e}")))
+}
+
+/// Inflates a snappy block whose declared length may not pass `cap` (checked before inflating).
+pub(super) fn snappy_capped(raw: &[u8], cap: usize) -> Result<Vec<u8>, ExportError> {
     let bad = |m: String| ExportError::new(ErrorCode::BadRequest, m);
     let len = snap::raw::decompress_len(raw).map_err(|e| bad(format!("snappy: {e}")))?;
     if len > cap {
@@ -355,10 +363,9 @@ pub fn decode_as<M: prost::Message + Default>(raw: &[u8], cap: usize) -> Result<
             format!("decompressed body of {len} bytes is larger than the limit of {cap} bytes"),
         ));
     }
-    let plain = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(raw)
-        .map_err(|e| bad(format!("snappy: {e}")))?;
-    M::decode(plain.as_slice()).map_err(|e| bad(format!("protobuf: {e}")))
+        .map_err(|e| bad(format!("snappy: {e}")))
 }
 
 /// The store's batch for a 1.0 request and what it holds.
