@@ -149,6 +149,19 @@ fn headers(h: &Option<BTreeMap<String, String>>) -> Result<(), String> {
     Ok(())
 }
 
+/// Remote write and read names must be unique where given (Prometheus's wording says "job name").
+fn unique_name(names: &mut Vec<String>, name: Option<String>, kind: &str) -> Result<(), String> {
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        if names.contains(&n) {
+            return Err(format!(
+                "found multiple remote {kind} configs with job name {n:?}"
+            ));
+        }
+        names.push(n);
+    }
+    Ok(())
+}
+
 fn no_rest(rest: &BTreeMap<String, serde_norway::Value>, ty: &str) -> Result<(), String> {
     match rest.keys().next() {
         Some(k) => Err(format!("field {k} not found in type {ty}")),
@@ -245,14 +258,7 @@ pub(super) fn remote_write(list: Vec<Option<RawRemoteWrite>>, dir: &Path) -> Res
                     .into(),
             );
         }
-        if let Some(n) = rw.name.filter(|n| !n.is_empty()) {
-            if names.contains(&n) {
-                return Err(format!(
-                    "found multiple remote write configs with job name {n:?}"
-                ));
-            }
-            names.push(n);
-        }
+        unique_name(&mut names, rw.name, "write")?;
     }
     Ok(())
 }
@@ -276,14 +282,7 @@ pub(super) fn remote_read(list: Vec<Option<RawRemoteRead>>, dir: &Path) -> Resul
         }
         let _ = (rr.read_recent, rr.filter_external_labels);
         check_http_client(rr.http, dir)?;
-        if let Some(n) = rr.name.filter(|n| !n.is_empty()) {
-            if names.contains(&n) {
-                return Err(format!(
-                    "found multiple remote read configs with job name {n:?}"
-                ));
-            }
-            names.push(n);
-        }
+        unique_name(&mut names, rr.name, "read")?;
     }
     Ok(())
 }
