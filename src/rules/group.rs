@@ -424,6 +424,7 @@ fn alerting(
         limits: Limits::default(),
         defs: None,
         escape_html: false,
+        line: None,
     };
     let mut found = Vec::with_capacity(rows.len());
     let mut seen = HashSet::with_capacity(rows.len());

@@ -64,6 +64,8 @@ const NAMES: &[&str] = &[
 pub enum Dialect {
     Prometheus,
     Alertmanager,
+    /// LogQL's `line_format` and `label_format` (Go's built-ins and Loki's functions).
+    Loki,
 }
 
 /// Alertmanager's template functions beyond Go's built-ins.
@@ -84,12 +86,15 @@ pub(super) fn exists(name: &str, dialect: Dialect) -> bool {
         Dialect::Alertmanager => {
             ALERTMANAGER_NAMES.contains(&name) || NAMES[..GO_BUILTINS].contains(&name)
         }
+        Dialect::Loki => {
+            super::loki_funcs::NAMES.contains(&name) || NAMES[..GO_BUILTINS].contains(&name)
+        }
     }
 }
 
 type FResult = Result<Value, String>;
 
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
+pub(super) fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     if args.len() != n {
         return Err(format!(
             "wrong number of args for {name}: want {n} got {}",
@@ -99,7 +104,7 @@ fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn as_str(v: &Value) -> String {
+pub(super) fn as_str(v: &Value) -> String {
     match v {
         Value::Str(s) | Value::Html(s) => s.clone(),
         other => other.to_text(),
@@ -107,7 +112,7 @@ fn as_str(v: &Value) -> String {
 }
 
 /// Prometheus's `convertToFloat`: numbers, and strings that parse as one.
-fn to_float(v: &Value) -> Result<f64, String> {
+pub(super) fn to_float(v: &Value) -> Result<f64, String> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),
@@ -142,6 +147,11 @@ fn sample(v: &Value) -> Result<Rc<Sample>, String> {
 }
 
 pub(super) fn call(name: &str, args: Vec<Value>, env: &Env<'_>) -> FResult {
+    if let Some(line) = env.line
+        && let Some(v) = super::loki_funcs::call(name, &args, line)?
+    {
+        return Ok(v);
+    }
     match name {
         "and" => Ok(args
             .iter()
@@ -724,7 +734,7 @@ fn go_time(ns: i64) -> String {
 }
 
 /// Go's `strings.Title`: the first letter of each word upper-cased.
-fn title(s: &str) -> String {
+pub(super) fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut prev_sep = true;
     for c in s.chars() {

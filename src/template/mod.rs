@@ -19,6 +19,7 @@
 
 mod exec;
 mod funcs;
+mod loki_funcs;
 mod parse;
 
 use std::collections::BTreeMap;
@@ -190,6 +191,9 @@ pub struct Env<'a> {
     pub defs: Option<&'a TemplateSet>,
     /// Escape printed values for HTML text (email bodies).
     pub escape_html: bool,
+    /// LogQL's formatters: the log line and its timestamp (ns), for `__line__` and
+    /// `__timestamp__`; set, Loki's functions are callable.
+    pub line: Option<(&'a str, i64)>,
 }
 
 /// Named templates (Alertmanager's defaults, then the files `templates:` names), and the
@@ -240,6 +244,7 @@ impl TemplateSet {
             limits: Limits::default(),
             defs: Some(set),
             escape_html: html,
+            line: None,
         };
         tmpl.execute(data, &env)
     }
@@ -256,6 +261,17 @@ pub struct Template {
 impl Template {
     pub fn parse(name: &str, text: &str) -> Result<Template, TemplateError> {
         Self::parse_dialect(name, text, funcs::Dialect::Prometheus).map(|(t, _)| t)
+    }
+
+    /// A template of LogQL's `line_format` / `label_format`: Go's built-ins and Loki's
+    /// functions; execute it with [`Env::line`] set.
+    pub fn parse_loki(name: &str, text: &str) -> Result<Template, TemplateError> {
+        Self::parse_dialect(name, text, funcs::Dialect::Loki).map(|(t, _)| t)
+    }
+
+    /// The text the template was parsed from.
+    pub fn source(&self) -> &str {
+        &self.src
     }
 
     fn parse_dialect(

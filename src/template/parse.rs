@@ -467,7 +467,7 @@ impl Parser {
                         Node::Continue
                     });
                 }
-                "define" | "template" | "block" if self.dialect == Dialect::Prometheus => {
+                "define" | "template" | "block" if self.dialect != Dialect::Alertmanager => {
                     return Err((
                         line,
                         format!("{{{{{kw}}}}} is not supported in Sightline's templates"),

@@ -43,6 +43,7 @@ fn run(text: &str, value: f64) -> Result<String, TemplateError> {
             limits: Limits::default(),
             defs: None,
             escape_html: false,
+            line: None,
         },
     )
 }
