@@ -12,6 +12,7 @@ pub mod chunk;
 pub mod db;
 pub mod deps;
 pub mod index;
+pub mod logscan;
 pub mod model;
 pub mod params;
 pub mod tagquery;
@@ -362,6 +363,57 @@ impl TraceStore {
                 .into_iter()
                 .filter_map(|(c, ord)| decoded.get(&c).and_then(|v| v.get(ord as usize)).cloned())
                 .collect())
+        })
+        .await
+    }
+
+    /// Runs a LogQL query over the stored logs (on a blocking thread).
+    pub async fn logql(
+        &self,
+        q: crate::logql::Query,
+        limits: crate::logql::Limits,
+    ) -> Result<(crate::logql::Answer, crate::logql::Stats), crate::logql::QueryError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner
+                .reads
+                .with(|conn| {
+                    Ok(crate::logql::eval::run(
+                        &q,
+                        &logscan::LogScan { conn },
+                        &limits,
+                    ))
+                })
+                .map_err(|e| crate::logql::QueryError::Store(e.to_string()))?
+        })
+        .await
+        .map_err(|e| crate::logql::QueryError::Store(e.to_string()))?
+    }
+
+    /// Visits the stored log entries in `[start_ns, end_ns)` of the streams `matchers` select
+    /// (on a blocking thread): Loki's `/labels`, `/series` and index statistics read this way.
+    pub async fn log_entries<T: Send + 'static>(
+        &self,
+        start_ns: i64,
+        end_ns: i64,
+        matchers: Vec<crate::logql::Matcher>,
+        init: T,
+        mut visit: impl FnMut(&mut T, &crate::logql::Labels, &crate::logql::Entry<'_>) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        use crate::logql::LogSource as _;
+        self.blocking(move |inner| {
+            let mut acc = init;
+            inner
+                .reads
+                .with(|conn| {
+                    Ok(logscan::LogScan { conn }.scan(start_ns, end_ns, &matchers, &mut |l, e| {
+                        visit(&mut acc, l, e);
+                        true
+                    }))
+                })
+                .map_err(read_err)?
+                .map_err(StoreError::Read)?;
+            Ok(acc)
         })
         .await
     }
