@@ -128,7 +128,10 @@ pub fn metadata_of(rec: &LogRecord, resource_meta: &Labels, stream: &Labels) -> 
 
 /// The record's line: its body as text.
 pub fn line_of(rec: &LogRecord) -> String {
-    rec.body.as_ref().map(model::any_to_text).unwrap_or_default()
+    rec.body
+        .as_ref()
+        .map(model::any_to_text)
+        .unwrap_or_default()
 }
 
 /// Reads log chunks from SQLite for LogQL.
@@ -150,9 +153,7 @@ impl LogSource for LogScan<'_> {
                 "SELECT id, min_time, data FROM chunks WHERE signal = 2 AND max_time >= ?1 AND min_time < ?2 ORDER BY id",
             )
             .map_err(|e| e.to_string())?;
-        let mut rows = stmt
-            .query([start_ns, end_ns])
-            .map_err(|e| e.to_string())?;
+        let mut rows = stmt.query([start_ns, end_ns]).map_err(|e| e.to_string())?;
         // Stream label sets repeat across chunks; build each once.
         let mut streams: HashMap<Vec<u8>, Option<(Labels, Labels)>> = HashMap::new();
         while let Some(row) = rows.next().map_err(|e| e.to_string())? {
@@ -170,7 +171,7 @@ impl LogSource for LogScan<'_> {
                 let key = rl
                     .resource
                     .as_ref()
-                    .map(|r| prost::Message::encode_to_vec(r))
+                    .map(prost::Message::encode_to_vec)
                     .unwrap_or_default();
                 let entry = streams.entry(key).or_insert_with(|| {
                     let (labels, meta) = stream_of(rl.resource.as_ref());
@@ -274,7 +275,11 @@ mod tests {
     #[test]
     fn loki_pushed_streams_keep_their_labels() {
         let r = Resource {
-            attributes: vec![kv("job", "varlogs"), kv("level", "info"), kv("service.name", "varlogs")],
+            attributes: vec![
+                kv("job", "varlogs"),
+                kv("level", "info"),
+                kv("service.name", "varlogs"),
+            ],
             ..Default::default()
         };
         let (labels, meta) = stream_of(Some(&r));

@@ -406,10 +406,12 @@ impl TraceStore {
             inner
                 .reads
                 .with(|conn| {
-                    Ok(logscan::LogScan { conn }.scan(start_ns, end_ns, &matchers, &mut |l, e| {
-                        visit(&mut acc, l, e);
-                        true
-                    }))
+                    Ok(
+                        logscan::LogScan { conn }.scan(start_ns, end_ns, &matchers, &mut |l, e| {
+                            visit(&mut acc, l, e);
+                            true
+                        }),
+                    )
                 })
                 .map_err(read_err)?
                 .map_err(StoreError::Read)?;
