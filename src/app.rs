@@ -76,6 +76,7 @@ pub fn router(
         .with_state(state)
         .merge(api::jaeger::router(api_state.clone()))
         .merge(api::logs::router(api_state.clone()))
+        .merge(api::loki::router(api_state.store.clone()))
         .merge(api::prom::router(tsdb.clone()))
         .merge(crate::ui::router(ui))
         .merge(api::spm::router(query.clone()))

@@ -1,7 +1,7 @@
 //! Query APIs on the main listener: the Jaeger-compatible trace API (`jaeger.rs`) and its
 //! Monitor-tab metrics (`spm.rs`), Sightline's log search (`logs.rs`), GPU use beside a trace
 //! (`gpu.rs`), and the Prometheus API (`prom.rs` for series, labels and metadata, `query.rs` for
-//! PromQL, `rules.rs` for rules, alerts and reload, `alertmanager.rs` for Alertmanager's API v2, `prom_params.rs` for the parameters both take). Each protocol has its own router;
+//! PromQL, `rules.rs` for rules, alerts and reload, `alertmanager.rs` for Alertmanager's API v2, `prom_params.rs` for the parameters both take), and Loki's query API over LogQL (`loki.rs`). Each protocol has its own router;
 //! every failure becomes an answer in `edge.rs`, the one place that knows Prometheus's and
 //! Jaeger's error envelopes and their status codes. PromQL runs through
 //! [`crate::promql::QueryService`].
@@ -12,6 +12,7 @@ pub mod federate;
 pub mod gpu;
 pub mod jaeger;
 pub mod logs;
+pub mod loki;
 pub mod prom;
 mod prom_params;
 pub mod query;

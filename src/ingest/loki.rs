@@ -193,14 +193,55 @@ pub fn from_json(body: &[u8]) -> Result<Vec<Stream>, String> {
     struct Body {
         streams: Vec<JsonStream>,
     }
-    #[derive(serde::Deserialize)]
-    struct JsonStream {
+    struct JsonStreamV1 {
         stream: std::collections::BTreeMap<String, String>,
         values: Vec<Vec<serde_json::Value>>,
+    }
+    /// Loki's v1 shape, or the legacy one `/api/prom/push` took (`labels` as text, `entries`
+    /// with RFC 3339 `ts`), which `python-logging-loki`'s default emitter still sends.
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum JsonStream {
+        V1 {
+            stream: std::collections::BTreeMap<String, String>,
+            values: Vec<Vec<serde_json::Value>>,
+        },
+        Legacy {
+            labels: String,
+            entries: Vec<LegacyEntry>,
+        },
+    }
+    #[derive(serde::Deserialize)]
+    struct LegacyEntry {
+        #[serde(alias = "timestamp")]
+        ts: String,
+        line: String,
     }
     let b: Body = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for s in b.streams {
+        let (stream, values) = match s {
+            JsonStream::V1 { stream, values } => (stream, values),
+            JsonStream::Legacy { labels, entries } => {
+                let mut es = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let ts_ns = crate::base::clock::parse_rfc3339_ns(&e.ts)
+                        .ok_or_else(|| format!("entry timestamp {:?} is not RFC 3339", e.ts))?;
+                    es.push(Entry {
+                        ts_ns,
+                        line: e.line,
+                        metadata: Vec::new(),
+                    });
+                }
+                out.push(Stream {
+                    parsed: parse_labels(&labels),
+                    labels,
+                    entries: es,
+                });
+                continue;
+            }
+        };
+        let s = JsonStreamV1 { stream, values };
         let labels = format!(
             "{{{}}}",
             s.stream
@@ -271,6 +312,24 @@ fn kv(k: &str, v: &str) -> KeyValue {
     }
 }
 
+/// Labels Loki 3 takes `service_name` from, in order, when a stream has none
+/// (`limits_config.discover_service_name`'s default).
+const DISCOVER_SERVICE_NAME: &[&str] = &[
+    "service",
+    "app",
+    "application",
+    "app_name",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "k8s_container_name",
+    "component",
+    "workload",
+    "job",
+    "k8s_job_name",
+];
+
 /// OTLP severity numbers for Loki's level names.
 fn severity(level: &str) -> (i32, String) {
     let n = match level.to_ascii_lowercase().as_str() {
@@ -301,7 +360,7 @@ pub fn to_otlp(streams: Vec<Stream>, now_ns: i64) -> (ExportLogsServiceRequest, 
         };
         let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let service = get("service_name")
-            .or(get("job"))
+            .or_else(|| DISCOVER_SERVICE_NAME.iter().find_map(|k| get(k)))
             .unwrap_or("unknown_service");
         let mut attrs: Vec<KeyValue> = labels.iter().map(|(k, v)| kv(k, v)).collect();
         attrs.push(kv("service.name", service));

@@ -1,0 +1,571 @@
+//! Loki's query API (issue 24): logs delivered by real clients come back through `query_range`
+//! exactly. One server takes a snappy protobuf push (the `logproto.PushRequest` of Loki's
+//! `push.proto`), a JSON push, an OTLP/HTTP logs export and `python-logging-loki`'s handler (both
+//! of its emitter versions); then every line is read back with its nanosecond timestamp and
+//! labels, metric queries count them, and `/labels`, `/label/{name}/values`, `/series`,
+//! `/index/stats` and `/index/volume` describe them. Errors come back as Loki words them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use serde_json::{Value, json};
+use sightline::ingest::loki::{
+    EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp,
+};
+
+const NS: i64 = 1_000_000_000;
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Loki {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Loki {
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> (u16, String) {
+        let q: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
+        let r = self
+            .client
+            .get(format!("{}{path}?{}", self.base, q.join("&")))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str, params: &[(&str, String)]) -> Value {
+        let (status, body) = self.get(path, params).await;
+        assert_eq!(status, 200, "{path} {params:?}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// `query_range` over `[start, end)`; the `data` object.
+    async fn range(&self, q: &str, start: i64, end: i64, extra: &[(&str, &str)]) -> Value {
+        let mut p = vec![
+            ("query", q.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ];
+        p.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let v = self.json("/loki/api/v1/query_range", &p).await;
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"].clone()
+    }
+
+    async fn instant(&self, q: &str, t: i64) -> Value {
+        let v = self
+            .json(
+                "/loki/api/v1/query",
+                &[("query", q.to_string()), ("time", t.to_string())],
+            )
+            .await;
+        v["data"].clone()
+    }
+}
+
+/// Streams of a `streams` answer as label set -> [(ts, line)].
+fn streams(d: &Value) -> BTreeMap<String, Vec<(i64, String)>> {
+    assert_eq!(d["resultType"], "streams", "{d}");
+    d["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(s["stream"].clone()).unwrap();
+            let key = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let values = s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    (
+                        v[0].as_str().unwrap().parse::<i64>().unwrap(),
+                        v[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (key, values)
+        })
+        .collect()
+}
+
+/// A `vector` answer as label set -> value.
+fn vector(d: &Value) -> BTreeMap<String, f64> {
+    assert_eq!(d["resultType"], "vector", "{d}");
+    d["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(s["metric"].clone()).unwrap();
+            let key = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            (key, s["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_from_real_clients_come_back_through_the_loki_api() {
+    let sl = common::Server::start().await;
+    let client = reqwest::Client::new();
+    let loki = Loki {
+        base: sl.api(""),
+        client: client.clone(),
+    };
+    // Whole seconds, ten minutes ago: 20 "info" lines a second apart on two pods, 5 errors.
+    let t0 = (now_ns() / NS - 600) * NS;
+    let info: Vec<(i64, String, String)> = (0..20)
+        .map(|i| {
+            (
+                t0 + i * NS + 7,
+                format!("GET /api/orders/{i} status=200 duration={}ms", 10 + i),
+                format!("web-{}", i % 2),
+            )
+        })
+        .collect();
+    let errors: Vec<(i64, String)> = (0..5)
+        .map(|i| {
+            (
+                t0 + i * NS + 500_000_000,
+                format!("level=error msg=\"payment failed\" order={i} status=500"),
+            )
+        })
+        .collect();
+    let push = PushRequest {
+        streams: vec![
+            StreamAdapter {
+                labels: r#"{service_name="checkout", level="info", env="prod"}"#.into(),
+                entries: info
+                    .iter()
+                    .map(|(ts, line, pod)| EntryAdapter {
+                        timestamp: Some(Timestamp {
+                            seconds: ts / NS,
+                            nanos: (ts % NS) as i32,
+                        }),
+                        line: line.clone(),
+                        structured_metadata: vec![LabelPairAdapter {
+                            name: "pod".into(),
+                            value: pod.clone(),
+                        }],
+                    })
+                    .collect(),
+                hash: 0,
+            },
+            StreamAdapter {
+                labels: r#"{service_name="checkout", level="error", env="prod"}"#.into(),
+                entries: errors
+                    .iter()
+                    .map(|(ts, line)| EntryAdapter {
+                        timestamp: Some(Timestamp {
+                            seconds: ts / NS,
+                            nanos: (ts % NS) as i32,
+                        }),
+                        line: line.clone(),
+                        structured_metadata: vec![],
+                    })
+                    .collect(),
+                hash: 0,
+            },
+        ],
+    };
+    let r = client
+        .post(sl.api("/loki/api/v1/push"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(
+            snap::raw::Encoder::new()
+                .compress_vec(&push.encode_to_vec())
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{:?}", r.text().await);
+    // JSON: three JSON lines from a batch job.
+    let batch: Vec<(i64, String)> = (0..3)
+        .map(|i| {
+            (
+                t0 + 100 * NS + i,
+                format!(
+                    r#"{{"level":"warn","took":"1.5s","rows":{},"table":"t{i}"}}"#,
+                    10 * (i + 1)
+                ),
+            )
+        })
+        .collect();
+    let values: Vec<Value> = batch
+        .iter()
+        .map(|(ts, l)| json!([ts.to_string(), l]))
+        .collect();
+    let r = client
+        .post(sl.api("/loki/api/v1/push"))
+        .json(&json!({"streams": [{"stream": {"job": "batch"}, "values": values}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    // OTLP/HTTP JSON logs: resource attributes map as Loki 3 maps them.
+    let otlp_ts = t0 + 200 * NS + 123;
+    let otlp = json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "api"}},
+            {"key": "k8s.pod.name", "value": {"stringValue": "api-0"}},
+            {"key": "host.name", "value": {"stringValue": "h1"}}
+        ]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": otlp_ts.to_string(), "severityNumber": 17, "severityText": "ERROR",
+             "body": {"stringValue": "upstream timed out"},
+             "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7",
+             "attributes": [{"key": "http.status_code", "value": {"intValue": "504"}}]},
+            {"timeUnixNano": (otlp_ts + 1).to_string(), "severityNumber": 9,
+             "body": {"stringValue": "served"},
+             "attributes": [{"key": "http.status_code", "value": {"intValue": "200"}}]}
+        ]}]
+    }]});
+    let r = client
+        .post(sl.otlp_http("/v1/logs"))
+        .json(&otlp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    // python-logging-loki, both emitters.
+    let base = sl.api("");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/loki_handler.py"
+            ))
+            .arg(&base)
+            .arg("6")
+            .output()
+            .expect("python3 with tests/python/requirements.txt installed")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 12);
+
+    let (start, end) = (t0 - NS, now_ns() + NS);
+
+    // Every "info" line, oldest first, split by the structured metadata `pod` as Loki does
+    // without the categorize-labels flag, with its exact nanosecond timestamp.
+    let d = loki
+        .range(
+            r#"{service_name="checkout", level="info"}"#,
+            start,
+            end,
+            &[("direction", "forward"), ("limit", "1000")],
+        )
+        .await;
+    let got = streams(&d);
+    let mut want: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for (ts, line, pod) in &info {
+        want.entry(format!(
+            "env=prod,level=info,pod={pod},service_name=checkout"
+        ))
+        .or_default()
+        .push((*ts, line.clone()));
+    }
+    assert_eq!(got, want);
+    assert_eq!(d["stats"]["summary"]["totalEntriesReturned"], 20, "{d}");
+    // Backward with a limit: the newest three, newest first.
+    let d = loki
+        .range(
+            r#"{service_name="checkout", level="info"}"#,
+            start,
+            end,
+            &[("limit", "3")],
+        )
+        .await;
+    let mut newest: Vec<(i64, String)> = streams(&d).into_values().flatten().collect();
+    newest.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let want: Vec<(i64, String)> = info
+        .iter()
+        .rev()
+        .take(3)
+        .map(|(t, l, _)| (*t, l.clone()))
+        .collect();
+    assert_eq!(newest, want);
+    for s in d["result"].as_array().unwrap() {
+        let ts: Vec<i64> = s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v[0].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(ts.windows(2).all(|w| w[0] > w[1]), "backward order: {ts:?}");
+    }
+    // A pipeline: logfmt and a numeric label filter.
+    let d = loki
+        .range(
+            r#"{service_name="checkout"} |= "payment failed" | logfmt | order >= 3"#,
+            start,
+            end,
+            &[("direction", "forward")],
+        )
+        .await;
+    let lines: Vec<String> = streams(&d).into_values().flatten().map(|e| e.1).collect();
+    assert_eq!(lines.len(), 2, "{d}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("order=3") || l.contains("order=4"))
+    );
+    // Metric queries.
+    let now = now_ns();
+    let v = vector(
+        &loki
+            .instant(
+                r#"sum by (level) (count_over_time({service_name="checkout"}[1h]))"#,
+                now,
+            )
+            .await,
+    );
+    assert_eq!(
+        v,
+        BTreeMap::from([("level=error".into(), 5.0), ("level=info".into(), 20.0)])
+    );
+    let v = vector(
+        &loki
+            .instant(
+                r#"sum(sum_over_time({job="batch"} | json | unwrap rows [1h]))"#,
+                now,
+            )
+            .await,
+    );
+    assert_eq!(v, BTreeMap::from([(String::new(), 60.0)]));
+    let v = vector(
+        &loki
+            .instant(r#"max by (table) (max_over_time({service_name="batch"} | json | unwrap duration(took) [1h]))"#, now)
+            .await,
+    );
+    assert_eq!(v.len(), 3);
+    assert!(v.values().all(|x| *x == 1.5), "{v:?}");
+    // A range metric query: a matrix with one point per step.
+    let d = loki
+        .range(
+            r#"sum(count_over_time({service_name="checkout", level="info"}[10s]))"#,
+            t0 + 10 * NS,
+            t0 + 30 * NS,
+            &[("step", "10")],
+        )
+        .await;
+    assert_eq!(d["resultType"], "matrix", "{d}");
+    // Windows (t-10s, t]: entries at t0+i s+7ns; at t0+10s: i in 0..=9 minus none at exactly
+    // t0 (i=0 is at t0+7ns > t0) -> 10; at t0+20s: i in 10..=19 -> 10; at t0+30s: none.
+    let pts: Vec<(f64, String)> = d["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().to_string()))
+        .collect();
+    let s0 = (t0 / NS) as f64;
+    assert_eq!(
+        pts,
+        vec![(s0 + 10.0, "10".to_string()), (s0 + 20.0, "10".to_string())]
+    );
+    // OTLP logs: labels from the indexed resource attributes, the rest as structured metadata.
+    let d = loki
+        .range(
+            r#"{service_name="api", k8s_pod_name="api-0"} | http_status_code >= 500"#,
+            start,
+            end,
+            &[],
+        )
+        .await;
+    let s = &d["result"][0];
+    assert_eq!(d["result"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(
+        s["values"],
+        json!([[otlp_ts.to_string(), "upstream timed out"]])
+    );
+    assert_eq!(s["stream"]["host_name"], "h1");
+    assert_eq!(s["stream"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(s["stream"]["span_id"], "00f067aa0ba902b7");
+    assert_eq!(s["stream"]["detected_level"], "error");
+    // python-logging-loki: every record back with its text and level label.
+    let d = loki
+        .range(r#"{app="pyapp"}"#, start, end, &[("direction", "forward")])
+        .await;
+    let mut back: Vec<(String, String, String)> = d["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let emitter = s["stream"]["emitter"].as_str().unwrap().to_string();
+            let sev = s["stream"]["severity"].as_str().unwrap().to_string();
+            assert_eq!(s["stream"]["service_name"], "pyapp", "discovered from app");
+            s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |v| {
+                    (
+                        emitter.clone(),
+                        sev.clone(),
+                        v[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    back.sort();
+    let mut want: Vec<(String, String, String)> = sent
+        .iter()
+        .map(|s| {
+            (
+                format!("v{}", s["version"].as_str().unwrap()),
+                s["severity"].as_str().unwrap().to_string(),
+                s["line"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(back, want);
+
+    // Labels, values, series, stats and volume.
+    let range = [("start", start.to_string()), ("end", end.to_string())];
+    let labels = loki.json("/loki/api/v1/labels", &range).await;
+    for l in [
+        "app",
+        "emitter",
+        "env",
+        "job",
+        "k8s_pod_name",
+        "level",
+        "service_name",
+        "severity",
+    ] {
+        assert!(
+            labels["data"].as_array().unwrap().contains(&json!(l)),
+            "{l}: {labels}"
+        );
+    }
+    assert!(
+        !labels["data"].as_array().unwrap().contains(&json!("pod")),
+        "metadata is not a stream label"
+    );
+    let vals = loki
+        .json("/loki/api/v1/label/service_name/values", &range)
+        .await;
+    assert_eq!(vals["data"], json!(["api", "batch", "checkout", "pyapp"]));
+    let mut p = range.to_vec();
+    p.push(("query", r#"{service_name="checkout"}"#.to_string()));
+    let vals = loki.json("/loki/api/v1/label/level/values", &p).await;
+    assert_eq!(vals["data"], json!(["error", "info"]));
+    let mut p = range.to_vec();
+    p.push(("match[]", r#"{service_name="checkout"}"#.to_string()));
+    let series = loki.json("/loki/api/v1/series", &p).await;
+    assert_eq!(
+        series["data"],
+        json!([
+            {"env": "prod", "level": "error", "service_name": "checkout"},
+            {"env": "prod", "level": "info", "service_name": "checkout"}
+        ])
+    );
+    let mut p = range.to_vec();
+    p.push(("query", r#"{service_name="checkout"}"#.to_string()));
+    let st = loki.json("/loki/api/v1/index/stats", &p).await;
+    let bytes: usize = info.iter().map(|e| e.1.len()).sum::<usize>()
+        + errors.iter().map(|e| e.1.len()).sum::<usize>();
+    assert_eq!(st["streams"], 2);
+    assert_eq!(st["entries"], 25);
+    assert_eq!(st["bytes"], bytes);
+    let vol = loki.json("/loki/api/v1/index/volume", &p).await;
+    assert_eq!(vol["data"]["resultType"], "vector");
+    assert_eq!(
+        vol["data"]["result"][0]["metric"],
+        json!({"service_name": "checkout"})
+    );
+    assert_eq!(
+        vol["data"]["result"][0]["value"][1],
+        json!(bytes.to_string())
+    );
+    p.push(("targetLabels", "level".to_string()));
+    let vol = loki.json("/loki/api/v1/index/volume", &p).await;
+    let info_bytes: usize = info.iter().map(|e| e.1.len()).sum();
+    assert_eq!(vol["data"]["result"][0]["metric"], json!({"level": "info"}));
+    assert_eq!(
+        vol["data"]["result"][0]["value"][1],
+        json!(info_bytes.to_string())
+    );
+
+    // Errors as Loki words them, in plain text.
+    let (status, body) = loki
+        .get(
+            "/loki/api/v1/query_range",
+            &[("query", "{service_name=}".into())],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("parse error at line 1, col "), "{body}");
+    let (status, body) = loki
+        .get(
+            "/loki/api/v1/query",
+            &[("query", r#"{app="pyapp"}"#.into())],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        "log queries are not supported as an instant query type, please change your query to a range query type"
+    );
+    let (status, body) = loki
+        .get(
+            "/loki/api/v1/query_range",
+            &[
+                ("query", r#"{app="pyapp"}"#.into()),
+                ("limit", "6000".into()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("max entries limit per query exceeded"),
+        "{body}"
+    );
+    sl.stop().await;
+}
