@@ -619,14 +619,16 @@ fn quantile(q: f64, vals: &mut [f64]) -> f64 {
     vals[lo] * (1.0 - wgt) + vals[hi] * wgt
 }
 
-/// Prometheus's `extrapolatedRate` for a counter (Loki's `rate_counter`).
+/// Loki's `extrapolatedRate` for `rate_counter` (pkg/logql/range_vector.go): fewer than two
+/// samples give 0; the distance to the window's start is capped at half the average spacing
+/// when it exceeds 1.1 spacings, then at the counter's extrapolated zero point.
 fn extrapolated_rate(w: &[(i64, f64)], lo_t: i64, hi_t: i64) -> f64 {
     if w.len() < 2 {
-        return f64::NAN;
+        return 0.0;
     }
     let mut result = w[w.len() - 1].1 - w[0].1;
-    let mut last = w[0].1;
-    for p in &w[1..] {
+    let mut last = 0.0;
+    for p in w {
         if p.1 < last {
             result += last;
         }
@@ -635,25 +637,22 @@ fn extrapolated_rate(w: &[(i64, f64)], lo_t: i64, hi_t: i64) -> f64 {
     let sampled = (w[w.len() - 1].0 - w[0].0) as f64 / 1e9;
     let avg = sampled / (w.len() - 1) as f64;
     let mut to_start = (w[0].0 - lo_t) as f64 / 1e9;
-    let to_end = (hi_t - w[w.len() - 1].0) as f64 / 1e9;
-    if result > 0.0 && w[0].1 >= 0.0 {
-        let to_zero = sampled * (w[0].1 / result);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
+    let mut to_end = (hi_t - w[w.len() - 1].0) as f64 / 1e9;
     let threshold = avg * 1.1;
-    let mut interval = sampled;
-    interval += if to_start < threshold {
-        to_start
-    } else {
-        avg / 2.0
-    };
-    interval += if to_end < threshold {
-        to_end
-    } else {
-        avg / 2.0
-    };
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    let mut to_zero = to_start;
+    if result > 0.0 && w[0].1 >= 0.0 {
+        to_zero = sampled * (w[0].1 / result);
+    }
+    if to_zero < to_start {
+        to_start = to_zero;
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let interval = sampled + to_start + to_end;
     result * (interval / sampled) / ((hi_t - lo_t) as f64 / 1e9)
 }
 

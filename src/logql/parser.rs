@@ -97,13 +97,41 @@ fn sym(t: &Tok) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("parse error at line {line}, col {col}: {msg}")]
+/// A refused query, printed as Loki's `logqlmodel.ParseError` prints: with its position, or,
+/// for the checks Loki makes after the grammar (line and column 0), `parse error : msg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub line: usize,
     pub col: usize,
     pub msg: String,
 }
+
+impl ParseError {
+    /// A check made after the grammar, which Loki reports without a position.
+    pub fn check(msg: impl Into<String>) -> ParseError {
+        ParseError {
+            line: 0,
+            col: 0,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 && self.col == 0 {
+            write!(f, "parse error : {}", self.msg)
+        } else {
+            write!(
+                f,
+                "parse error at line {}, col {}: {}",
+                self.line, self.col, self.msg
+            )
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
 
 struct Lexer<'a> {
     src: &'a str,
@@ -746,12 +774,9 @@ impl<'a> Parser<'a> {
                 format!("invalid destination label name in label_replace(): {dst}"),
             ));
         }
-        let re = anchored(&re).map_err(|e| {
-            self.err_at(
-                re_at,
-                format!("invalid regular expression in label_replace(): {e}"),
-            )
-        })?;
+        let _ = re_at;
+        let re = anchored(&re)
+            .map_err(|e| ParseError::check(format!("invalid regex in label_replace: {e}")))?;
         Ok(MetricExpr::LabelReplace {
             inner: Box::new(inner),
             dst,
@@ -777,8 +802,16 @@ impl<'a> Parser<'a> {
         self.expect(Tok::LParen)?;
         let mut param = None;
         if op == RangeOp::QuantileOverTime {
-            param = Some(self.number()?);
-            self.expect(Tok::Comma)?;
+            if matches!(self.peek(), Tok::Num(_)) {
+                param = Some(self.number()?);
+                self.expect(Tok::Comma)?;
+            }
+        } else if matches!(self.peek(), Tok::Num(_)) {
+            let n = self.number()?;
+            return Err(ParseError::check(format!(
+                "parameter {n} not supported for operation {}",
+                range_name(op)
+            )));
         }
         let at = self.pos();
         let inner = self.expr(0)?;
@@ -793,6 +826,11 @@ impl<'a> Parser<'a> {
         };
         self.expect(Tok::RParen)?;
         let grouping = self.grouping()?;
+        if op == RangeOp::QuantileOverTime && param.is_none() {
+            return Err(ParseError::check(
+                "parameter required for operation quantile_over_time",
+            ));
+        }
         // Loki's RangeAggregationExpr.validate.
         use RangeOp::*;
         if grouping.is_some()
@@ -808,26 +846,26 @@ impl<'a> Parser<'a> {
                     | LastOverTime
             )
         {
-            return Err(self.err_at(
-                at,
-                format!("grouping not allowed for {} aggregation", range_name(op)),
-            ));
+            return Err(ParseError::check(format!(
+                "grouping not allowed for {} aggregation",
+                range_name(op)
+            )));
         }
         if range.unwrap.is_some() {
             if matches!(op, CountOverTime | BytesOverTime | BytesRate) {
-                return Err(self.err_at(
-                    at,
-                    format!("invalid aggregation {} with unwrap", range_name(op)),
-                ));
+                return Err(ParseError::check(format!(
+                    "invalid aggregation {} with unwrap",
+                    range_name(op)
+                )));
             }
         } else if !matches!(
             op,
             BytesOverTime | BytesRate | CountOverTime | Rate | AbsentOverTime
         ) {
-            return Err(self.err_at(
-                at,
-                format!("invalid aggregation {} without unwrap", range_name(op)),
-            ));
+            return Err(ParseError::check(format!(
+                "invalid aggregation {} without unwrap",
+                range_name(op)
+            )));
         }
         Ok(MetricExpr::Range {
             op,
@@ -842,10 +880,18 @@ impl<'a> Parser<'a> {
         self.expect(Tok::LParen)?;
         let mut param = None;
         if matches!(op, AggOp::Topk | AggOp::Bottomk) {
-            let at = self.pos();
             let k = self.number()?;
-            if k.fract() != 0.0 || k < 1.0 {
-                return Err(self.err_at(at, format!("invalid parameter for {}: {k}", agg_name(op))));
+            if k.fract() != 0.0 {
+                return Err(ParseError::check(format!(
+                    "invalid parameter {}({k},",
+                    agg_name(op)
+                )));
+            }
+            if k < 1.0 {
+                return Err(ParseError::check(format!(
+                    "invalid parameter (must be greater than 0) {}({k}",
+                    agg_name(op)
+                )));
             }
             param = Some(k);
             self.expect(Tok::Comma)?;
@@ -952,12 +998,15 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        self.expect(Tok::RBrace)?;
-        if out.is_empty() {
-            return Err(self.err_at(at, "syntax error: unexpected }".into()));
+        if out.is_empty() && self.peek() == &Tok::RBrace {
+            return Err(self.err("syntax error: unexpected }, expecting IDENTIFIER".into()));
         }
+        self.expect(Tok::RBrace)?;
+        let _ = at;
         if !out.iter().any(|m| !m.matches("")) {
-            return Err(self.err_at(at, "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will".into()));
+            return Err(ParseError::check(
+                "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will",
+            ));
         }
         Ok(out)
     }
@@ -1001,6 +1050,8 @@ impl<'a> Parser<'a> {
             }
             let kw = match self.peek() {
                 Tok::Ident(s) => s.clone(),
+                // A parenthesised label filter: `| (a > 1 or b = "x") and c = "y"`.
+                Tok::LParen => String::new(),
                 _ => return Err(self.unexpected()),
             };
             if let Some(u) = unwrap.as_mut() {
@@ -1059,9 +1110,9 @@ impl<'a> Parser<'a> {
                     let compiled = compile(&re).map_err(|e| self.err_at(sat, e))?;
                     let names: Vec<&str> = compiled.capture_names().flatten().collect();
                     if names.is_empty() {
-                        return Err(
-                            self.err_at(sat, "at least one named capture must be supplied".into())
-                        );
+                        return Err(ParseError::check(
+                            "invalid regexp parser: at least one named capture must be supplied",
+                        ));
                     }
                     for n in &names {
                         if !crate::tsdb::labels::valid_label_name(n) {
@@ -1076,7 +1127,10 @@ impl<'a> Parser<'a> {
                     self.bump();
                     let sat = self.pos();
                     let p = self.string()?;
-                    Stage::Pattern(Pattern::parse(&p).map_err(|e| self.err_at(sat, e))?)
+                    Stage::Pattern(Pattern::parse(&p).map_err(|e| {
+                        let _ = sat;
+                        ParseError::check(format!("invalid pattern parser: {e}"))
+                    })?)
                 }
                 "unpack" if is_stage_kw => {
                     self.bump();

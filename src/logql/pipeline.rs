@@ -41,8 +41,11 @@ impl Pattern {
                 && let Some(end) = r.find('>')
                 && (r[..end] == *"_" || crate::tsdb::labels::valid_label_name(&r[..end]))
             {
-                if parts.last().is_some_and(|(cap, _)| *cap) {
-                    return Err(format!("found consecutive capture '{}': {p}", &r[..end]));
+                if let Some((true, prev)) = parts.last() {
+                    return Err(format!(
+                        "found consecutive capture '<{prev}><{}>': invalid expression",
+                        &r[..end]
+                    ));
                 }
                 parts.push((true, r[..end].to_string()));
                 rest = &r[end + 1..];
@@ -88,12 +91,12 @@ impl Pattern {
             .map(|(_, t)| t.clone())
             .collect();
         if names.is_empty() {
-            return Err(format!("at least one capture is required: {p}"));
+            return Err("at least one capture is required".into());
         }
         let mut seen = std::collections::HashSet::new();
         for n in &names {
             if !seen.insert(n) {
-                return Err(format!("duplicate capture name ({n}): {p}"));
+                return Err(format!("duplicate capture name ({n}): invalid expression"));
             }
         }
         let re = super::ast::compile(&Self::regex_of(&parts))?;
@@ -366,13 +369,8 @@ fn stage(s: &Stage, row: &mut Row<'_>) -> bool {
                     NameOrMatcher::Matcher(m) => m.name == name && m.matches(value),
                 })
             };
+            // As Loki's `KeepLabels`: `__error__` and `__error_details__` are never removed.
             row.labels.retain(|l| keep(&l.0, &l.1));
-            if let Some(e) = row.err.clone()
-                && !keep(ERROR_LABEL, &e)
-            {
-                row.err = None;
-                row.err_details = None;
-            }
             true
         }
         Stage::Decolorize => {

@@ -171,8 +171,9 @@ pub(super) fn call(name: &str, a: &[Value], line: (&str, i64)) -> Out {
         "regexReplaceAll" | "regexReplaceAllLiteral" => {
             n(3)?;
             let re = crate::logql::compile_regex(&s(&a[0]))?;
-            let repl = s(&a[1]);
-            let text = s(&a[2]);
+            // sprig's and Loki's order: regex, text, replacement.
+            let text = s(&a[1]);
+            let repl = s(&a[2]);
             Value::Str(if name == "regexReplaceAll" {
                 re.replace_all(&text, repl.as_str()).into_owned()
             } else {
@@ -632,14 +633,14 @@ mod tests {
         assert_eq!(
             call1(
                 "regexReplaceAll",
-                vec![st("a(x*)b"), st("${1}W"), st("-ab-axxb-")]
+                vec![st("a(x*)b"), st("-ab-axxb-"), st("${1}W")]
             ),
             "-W-xxW-"
         );
         assert_eq!(
             call1(
                 "regexReplaceAllLiteral",
-                vec![st("a(x*)b"), st("${1}"), st("-ab-")]
+                vec![st("a(x*)b"), st("-ab-"), st("${1}")]
             ),
             "-${1}-"
         );
