@@ -329,6 +329,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let notifier = crate::notify::Notifier::new(&config.alerting, local)?;
     registry.add(notifier.clone());
     let notifier_task = tokio::spawn(notifier.clone().run(shutdown.clone()));
+    // [[logs.files]]: files read into the log store (returns at once when none are configured).
+    tokio::spawn(crate::logfiles::run(
+        config.logs.clone(),
+        store.clone(),
+        config.traces.max_size_bytes,
+        shutdown.clone(),
+    ));
     let rules = crate::rules::Manager::start(
         config.rules.clone(),
         &config.alerting,

@@ -120,6 +120,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod ingest;
+pub mod logfiles;
 pub mod logql;
 pub mod notify;
 pub mod promql;

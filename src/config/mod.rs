@@ -8,6 +8,7 @@ mod auth;
 mod check;
 mod forward;
 mod load;
+mod logs;
 mod proxy;
 mod query;
 pub mod raw;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use auth::AuthConfig;
 pub use forward::{ForwardAuth, ForwardConfig, ForwardMode, ForwardProtocol};
 pub use load::{Overrides, load};
+pub use logs::{LogFilesConfig, LogFormat, LogsConfig, Multiline};
 pub use proxy::{Cidr, ProxyRoute};
 pub use query::EngineConfig;
 pub use raw::RawConfig;
@@ -73,6 +75,7 @@ pub struct Config {
     pub host: HostConfig,
     pub gpu: GpuConfig,
     pub spanmetrics: SpanMetricsConfig,
+    pub logs: LogsConfig,
     pub scrape: Vec<ScrapeConfig>,
     /// `[scrape] prometheus_config`: a `prometheus.yml` whose `global` and `scrape_configs` run
     /// (relative to the config file's folder).
@@ -247,6 +250,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             library: (!raw.gpu.library.is_empty()).then(|| raw.gpu.library.clone().into()),
         },
         spanmetrics: spanmetrics::spanmetrics_config(&raw.spanmetrics)?,
+        logs: logs::logs_config(&raw.logs)?,
         scrape_prometheus_config: (!raw.scrape.prometheus_config.is_empty())
             .then(|| PathBuf::from(&raw.scrape.prometheus_config)),
         scrape: raw

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub host: RawHost,
     pub gpu: RawGpu,
     pub spanmetrics: RawSpanMetrics,
+    pub logs: RawLogs,
     pub scrape: RawScrapeSection,
     pub forward: RawForward,
     /// Addresses or CIDR blocks ("10.0.0.0/8, 127.0.0.1") whose X-Forwarded-* headers are
@@ -188,6 +189,67 @@ impl Default for RawSpanMetrics {
             service_graph_buckets: default_graph_buckets(),
             service_graph_wait: "10s".into(),
             service_graph_max_items: 100_000,
+        }
+    }
+}
+
+/// `[logs]`: log files collected from disk (`[[logs.files]]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogs {
+    /// How often files are checked for new lines and new files when all are caught up.
+    pub poll_interval: String,
+    /// Bytes read from one file per round, so one busy file cannot starve the others.
+    pub read_budget: SizeOrString,
+    /// Longer lines are cut to this size (the rest of the line is dropped and counted).
+    pub max_line_size: SizeOrString,
+    pub files: Vec<RawLogFiles>,
+}
+
+impl Default for RawLogs {
+    fn default() -> Self {
+        Self {
+            poll_interval: "250ms".into(),
+            read_budget: SizeOrString::Text("256KiB".into()),
+            max_line_size: SizeOrString::Text("256KiB".into()),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// One `[[logs.files]]` source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogFiles {
+    /// Glob patterns of files to read (`/var/log/pods/*/*/*.log`).
+    pub include: Vec<String>,
+    /// Glob patterns of files to leave alone (`*.gz`).
+    pub exclude: Vec<String>,
+    /// `raw` (default), `json`, `logfmt`, `cri` or `docker`.
+    pub format: String,
+    /// Static labels added to every line's stream.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub multiline: Option<RawMultiline>,
+}
+
+/// Joining lines into one record: a line matching `start` begins a record, the others are
+/// appended to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMultiline {
+    pub start: String,
+    /// A record with no new line for this long is stored.
+    pub flush_timeout: String,
+    /// Lines in one record at most.
+    pub max_lines: u64,
+}
+
+impl Default for RawMultiline {
+    fn default() -> Self {
+        Self {
+            start: String::new(),
+            flush_timeout: "3s".into(),
+            max_lines: 500,
         }
     }
 }
@@ -457,6 +519,7 @@ impl Default for RawConfig {
             host: RawHost::default(),
             gpu: RawGpu::default(),
             spanmetrics: RawSpanMetrics::default(),
+            logs: RawLogs::default(),
             scrape: RawScrapeSection::default(),
             forward: RawForward::default(),
             trusted_proxies: String::new(),

@@ -312,38 +312,6 @@ fn kv(k: &str, v: &str) -> KeyValue {
     }
 }
 
-/// Labels Loki 3 takes `service_name` from, in order, when a stream has none
-/// (`limits_config.discover_service_name`'s default).
-const DISCOVER_SERVICE_NAME: &[&str] = &[
-    "service",
-    "app",
-    "application",
-    "app_name",
-    "name",
-    "app_kubernetes_io_name",
-    "container",
-    "container_name",
-    "k8s_container_name",
-    "component",
-    "workload",
-    "job",
-    "k8s_job_name",
-];
-
-/// OTLP severity numbers for Loki's level names.
-fn severity(level: &str) -> (i32, String) {
-    let n = match level.to_ascii_lowercase().as_str() {
-        "trace" => 1,
-        "debug" | "dbug" => 5,
-        "info" | "information" | "informational" => 9,
-        "warn" | "warning" => 13,
-        "error" | "err" | "eror" => 17,
-        "critical" | "fatal" | "crit" | "emerg" | "alert" => 21,
-        _ => 0,
-    };
-    (n, level.to_string())
-}
-
 /// The streams as an OTLP logs request, and Loki's refusals (one line per refused entry or stream).
 pub fn to_otlp(streams: Vec<Stream>, now_ns: i64) -> (ExportLogsServiceRequest, Vec<String>, u64) {
     let mut req = ExportLogsServiceRequest::default();
@@ -360,7 +328,11 @@ pub fn to_otlp(streams: Vec<Stream>, now_ns: i64) -> (ExportLogsServiceRequest, 
         };
         let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let service = get("service_name")
-            .or_else(|| DISCOVER_SERVICE_NAME.iter().find_map(|k| get(k)))
+            .or_else(|| {
+                crate::traces::logscan::DISCOVER_SERVICE_NAME
+                    .iter()
+                    .find_map(|k| get(k))
+            })
             .unwrap_or("unknown_service");
         let mut attrs: Vec<KeyValue> = labels.iter().map(|(k, v)| kv(k, v)).collect();
         attrs.push(kv("service.name", service));
@@ -426,7 +398,7 @@ pub fn to_otlp(streams: Vec<Stream>, now_ns: i64) -> (ExportLogsServiceRequest, 
                 rec.attributes.push(kv(&k, &v));
             }
             if let Some(l) = level {
-                let (n, text) = severity(&l);
+                let (n, text) = crate::traces::logscan::severity(&l);
                 rec.severity_number = n;
                 rec.severity_text = text;
             }

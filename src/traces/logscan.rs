@@ -40,6 +40,38 @@ pub const OTLP_INDEX_LABELS: &[&str] = &[
     "service.namespace",
 ];
 
+/// Labels Loki 3 takes `service_name` from, in order, when a stream has none
+/// (`limits_config.discover_service_name`'s default).
+pub const DISCOVER_SERVICE_NAME: &[&str] = &[
+    "service",
+    "app",
+    "application",
+    "app_name",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "k8s_container_name",
+    "component",
+    "workload",
+    "job",
+    "k8s_job_name",
+];
+
+/// OTLP severity numbers for Loki's level names.
+pub fn severity(level: &str) -> (i32, String) {
+    let n = match level.to_ascii_lowercase().as_str() {
+        "trace" => 1,
+        "debug" | "dbug" => 5,
+        "info" | "information" | "informational" => 9,
+        "warn" | "warning" => 13,
+        "error" | "err" | "eror" => 17,
+        "critical" | "fatal" | "crit" | "emerg" | "alert" => 21,
+        _ => 0,
+    };
+    (n, level.to_string())
+}
+
 /// A resource's stream labels (sorted) and the attributes left for structured metadata.
 pub fn stream_of(resource: Option<&Resource>) -> (Labels, Labels) {
     let mut labels: Labels = Vec::new();

@@ -35,7 +35,7 @@ use crate::error::ErrorCode;
 use crate::telemetry::Metrics;
 use index::{DocBuilder, Pending, SearchIndex};
 pub use index::{LogSearch, TraceSearch};
-pub use writer::{AfterCommit, CommitObserver};
+pub use writer::{AfterCommit, CommitObserver, FilePosition};
 use writer::{RetentionPolicy, WriteOp, Writer};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -238,7 +238,59 @@ impl TraceStore {
     /// Stores log records; returns once they are durable.
     pub async fn append_logs(&self, data: Vec<ResourceLogs>) -> Result<(), StoreError> {
         let (ack, rx) = oneshot::channel();
-        self.submit(WriteOp::Logs { data, ack }, rx).await
+        self.submit(
+            WriteOp::Logs {
+                data,
+                positions: Vec::new(),
+                ack,
+            },
+            rx,
+        )
+        .await
+    }
+
+    /// Stores log records read from files together with the files' new read positions, in one
+    /// transaction: after a crash either both are there or neither.
+    pub async fn append_logs_at(
+        &self,
+        data: Vec<ResourceLogs>,
+        positions: Vec<FilePosition>,
+    ) -> Result<(), StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.submit(
+            WriteOp::Logs {
+                data,
+                positions,
+                ack,
+            },
+            rx,
+        )
+        .await
+    }
+
+    /// Every stored file read position.
+    pub async fn file_positions(&self) -> Result<Vec<FilePosition>, StoreError> {
+        self.blocking(|inner| {
+            inner
+                .reads
+                .with(|conn| {
+                    let mut stmt = conn
+                        .prepare("SELECT file_id, path, fingerprint, offset FROM file_positions")?;
+                    let rows = stmt
+                        .query_map([], |r| {
+                            Ok(FilePosition {
+                                file_id: r.get(0)?,
+                                path: r.get(1)?,
+                                fingerprint: r.get(2)?,
+                                offset: r.get::<_, i64>(3)? as u64,
+                            })
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows)
+                })
+                .map_err(read_err)
+        })
+        .await
     }
 
     async fn blocking<T: Send + 'static>(

@@ -35,8 +35,20 @@ pub enum WriteOp {
     },
     Logs {
         data: Vec<ResourceLogs>,
+        /// Read positions of collected files, committed with these records.
+        positions: Vec<FilePosition>,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
+}
+
+/// How far a collected log file has been read and stored (`file_positions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePosition {
+    /// `device:inode`.
+    pub file_id: String,
+    pub path: String,
+    pub fingerprint: Vec<u8>,
+    pub offset: u64,
 }
 
 pub struct RetentionPolicy {
@@ -152,6 +164,7 @@ impl Writer {
         let started = Instant::now();
         let mut spans = Vec::new();
         let mut logs = Vec::new();
+        let mut positions = Vec::new();
         let mut acks = Vec::with_capacity(group.len());
         for op in group {
             match op {
@@ -159,8 +172,13 @@ impl Writer {
                     spans.extend(data);
                     acks.push(ack);
                 }
-                WriteOp::Logs { data, ack } => {
+                WriteOp::Logs {
+                    data,
+                    positions: p,
+                    ack,
+                } => {
                     logs.extend(data);
+                    positions.extend(p);
                     acks.push(ack);
                 }
             }
@@ -175,7 +193,7 @@ impl Writer {
         for part in split_logs(logs, CHUNK_ITEMS) {
             chunks.push(log_chunk(part));
         }
-        let result = self.write(&mut chunks, &edges, &new_ops);
+        let result = self.write(&mut chunks, &edges, &new_ops, &positions);
         match result {
             Ok(ids) => {
                 for (id, c) in ids.into_iter().zip(chunks) {
@@ -259,6 +277,7 @@ impl Writer {
         chunks: &mut [NewChunk],
         edges: &Edges,
         new_ops: &[(String, String, i32)],
+        positions: &[FilePosition],
     ) -> rusqlite::Result<Vec<i64>> {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(chunks.len());
@@ -288,6 +307,25 @@ impl Writer {
             )?;
             for ((minute, parent, child), calls) in edges {
                 dep.execute(params![minute, &**parent, &**child, *calls as i64])?;
+            }
+            if !positions.is_empty() {
+                let mut pos = tx.prepare_cached(
+                    "INSERT INTO file_positions (file_id, path, fingerprint, offset, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (file_id) DO UPDATE SET path = excluded.path,
+                        fingerprint = excluded.fingerprint, offset = excluded.offset,
+                        updated = excluded.updated",
+                )?;
+                let now = crate::base::clock::now_ns() as i64;
+                for p in positions {
+                    pos.execute(params![
+                        p.file_id,
+                        p.path,
+                        p.fingerprint,
+                        p.offset as i64,
+                        now
+                    ])?;
+                }
             }
         }
         tx.commit()?;
