@@ -533,6 +533,57 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         json!(info_bytes.to_string())
     );
 
+    // Live tail over a WebSocket: the history first, then lines pushed after it connects.
+    {
+        use futures_util::StreamExt;
+        let url = format!(
+            "ws://{}/loki/api/v1/tail?query={}&start={}&limit=2",
+            sl.api("").trim_start_matches("http://"),
+            enc(r#"{service_name="checkout", level="error"}"#),
+            start
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Value {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+                .await
+                .expect("a tail frame within 10 s")
+                .unwrap()
+                .unwrap();
+            serde_json::from_str(m.to_text().unwrap()).unwrap()
+        };
+        let hist = next(&mut ws).await;
+        let lines: Vec<&str> = hist["streams"][0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v[1].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            vec![errors[0].1.as_str(), errors[1].1.as_str()],
+            "{hist}"
+        );
+        assert!(hist["dropped_entries"].is_null());
+        let late = now_ns() - 3_600 * NS;
+        let r = client
+            .post(sl.api("/loki/api/v1/push"))
+            .json(
+                &json!({"streams": [{"stream": {"service_name": "checkout", "level": "error"},
+                "values": [[late.to_string(), "tailed line with an old timestamp"]]}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let live = next(&mut ws).await;
+        assert_eq!(
+            live["streams"][0]["values"],
+            json!([[late.to_string(), "tailed line with an old timestamp"]]),
+            "{live}"
+        );
+        assert_eq!(live["streams"][0]["stream"]["service_name"], "checkout");
+    }
+
     // Errors as Loki words them, in plain text.
     let (status, body) = loki
         .get(

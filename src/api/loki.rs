@@ -9,7 +9,11 @@
 //! `stats.summary`; failures are plain text with Loki's status codes (400 for a bad query or a
 //! limit, 504 for a timeout, 500 for the store). LogQL itself lives in [`crate::logql`].
 //!
-//! Not built here yet: `/loki/api/v1/tail` (WebSocket), `detected_labels`/`detected_fields`,
+//! `/loki/api/v1/tail` is a WebSocket: the entries since `start` (up to `limit`), then every
+//! second what the store committed since (by commit order, so late timestamps are not missed),
+//! as Loki's `{"streams": [...], "dropped_entries": null}` frames.
+//!
+//! Not built here yet: `detected_labels`/`detected_fields`,
 //! the `categorize-labels` encoding flag (structured metadata and parsed labels are returned as
 //! stream labels, as Loki does without that flag).
 
@@ -72,6 +76,7 @@ pub fn router(store: TraceStore) -> Router {
             get(volume_range).post(volume_range),
         )
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .route("/loki/api/v1/tail", get(tail))
         .with_state(api)
 }
 
@@ -343,26 +348,32 @@ fn write_point(o: &mut String, ns: i64, v: f64) {
     o.push_str("\"]");
 }
 
+/// `[{"stream": {...}, "values": [["<ns>", "<line>"], ...]}, ...]`.
+fn write_streams(o: &mut String, streams: &[logql::eval::StreamOut]) {
+    o.push('[');
+    for (i, s) in streams.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str("{\"stream\":");
+        write_labels(o, &s.labels);
+        o.push_str(",\"values\":[");
+        for (j, (ts, line)) in s.entries.iter().enumerate() {
+            if j > 0 {
+                o.push(',');
+            }
+            let _ = write!(o, "[\"{ts}\",{}]", quote(line, QuoteStyle::Json));
+        }
+        o.push_str("]}");
+    }
+    o.push(']');
+}
+
 fn result_json(a: &Answer, o: &mut String) {
     match a {
         Answer::Streams(streams) => {
-            o.push_str("\"resultType\":\"streams\",\"result\":[");
-            for (i, s) in streams.iter().enumerate() {
-                if i > 0 {
-                    o.push(',');
-                }
-                o.push_str("{\"stream\":");
-                write_labels(o, &s.labels);
-                o.push_str(",\"values\":[");
-                for (j, (ts, line)) in s.entries.iter().enumerate() {
-                    if j > 0 {
-                        o.push(',');
-                    }
-                    let _ = write!(o, "[\"{ts}\",{}]", quote(line, QuoteStyle::Json));
-                }
-                o.push_str("]}");
-            }
-            o.push(']');
+            o.push_str("\"resultType\":\"streams\",\"result\":");
+            write_streams(o, streams);
         }
         Answer::Vector(t, samples) => {
             o.push_str("\"resultType\":\"vector\",\"result\":[");
@@ -856,6 +867,116 @@ fn range_query_step(p: &Params, start: i64, end: i64) -> Result<i64, LokiError> 
         ));
     }
     Ok(step)
+}
+
+/// Loki's live tail: `query` (a log query), `start` (default an hour ago), `limit` (default
+/// 100, for the first frame), `delay_for` (accepted, at most 5 s).
+async fn tail(
+    State(api): State<LokiApi>,
+    RawQuery(q): RawQuery,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let p = Params::parse(q.as_deref());
+    let prepared = (|| -> Result<Query, LokiError> {
+        let expr = parse_query(&p)?;
+        if !matches!(expr, logql::Expr::Log(_)) {
+            return Err(LokiError::bad("tail is only supported for log queries"));
+        }
+        let limit = limit(&p, DEFAULT_LIMIT)?;
+        if let Some(d) = p.get("delay_for").filter(|v| !v.is_empty()) {
+            match d.parse::<u32>() {
+                Ok(d) if d <= 5 => {}
+                Ok(_) => return Err(LokiError::bad("delay_for can't be greater than 5")),
+                Err(_) => {
+                    return Err(LokiError::bad(format!(
+                        "strconv.Atoi: parsing {d:?}: invalid syntax"
+                    )));
+                }
+            }
+        }
+        let now = now_ns() as i64;
+        let start = time_or(&p, "start", now - DEFAULT_SINCE_NS)?;
+        Ok(Query {
+            expr,
+            start,
+            end: now,
+            step: 0,
+            instant: false,
+            limit,
+            forward: true,
+        })
+    })();
+    let first = match prepared {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    ws.on_upgrade(move |socket| tail_loop(api, socket, first))
+}
+
+async fn tail_loop(api: LokiApi, mut socket: axum::extract::ws::WebSocket, first: Query) {
+    use axum::extract::ws::Message;
+    let frame = |streams: &[logql::eval::StreamOut]| {
+        let mut o = String::from("{\"streams\":");
+        write_streams(&mut o, streams);
+        o.push_str(",\"dropped_entries\":null}");
+        o
+    };
+    let Ok(mut last) = api.store.last_log_chunk().await else {
+        return;
+    };
+    let mut q = first;
+    // The history first: `limit` entries from `start`, oldest first.
+    if let Ok((Answer::Streams(s), _)) = api
+        .store
+        .logql_chunks(q.clone(), api.limits.clone(), i64::MIN, last)
+        .await
+        && !s.is_empty()
+        && socket.send(Message::Text(frame(&s).into())).await.is_err()
+    {
+        return;
+    }
+    // Live: whatever is committed from now on, whatever its timestamp (as Loki's tailers see
+    // pushes as they arrive).
+    q.start = i64::MIN / 2;
+    q.end = i64::MAX / 2;
+    q.limit = api.limits.max_entries;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            m = socket.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            },
+        }
+        let Ok(now) = api.store.last_log_chunk().await else {
+            return;
+        };
+        if now <= last {
+            continue;
+        }
+        match api
+            .store
+            .logql_chunks(q.clone(), api.limits.clone(), last, now)
+            .await
+        {
+            Ok((Answer::Streams(s), _)) => {
+                if !s.is_empty() && socket.send(Message::Text(frame(&s).into())).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = socket
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1011,
+                        reason: e.to_string().chars().take(120).collect::<String>().into(),
+                    })))
+                    .await;
+                return;
+            }
+        }
+        last = now;
+    }
 }
 
 async fn buildinfo() -> Response {

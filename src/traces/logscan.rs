@@ -169,6 +169,8 @@ pub fn line_of(rec: &LogRecord) -> String {
 /// Reads log chunks from SQLite for LogQL.
 pub struct LogScan<'a> {
     pub conn: &'a rusqlite::Connection,
+    /// Only chunks with `lo < id <= hi` (live tail: what was committed since the last look).
+    pub ids: Option<(i64, i64)>,
 }
 
 impl LogSource for LogScan<'_> {
@@ -179,13 +181,17 @@ impl LogSource for LogScan<'_> {
         matchers: &[Matcher],
         visit: &mut dyn FnMut(&Labels, &Entry<'_>) -> bool,
     ) -> Result<(), String> {
+        let (lo, hi) = self.ids.unwrap_or((i64::MIN, i64::MAX));
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, min_time, data FROM chunks WHERE signal = 2 AND max_time >= ?1 AND min_time < ?2 ORDER BY id",
+                "SELECT id, min_time, data FROM chunks WHERE signal = 2 AND max_time >= ?1 AND min_time < ?2
+                 AND id > ?3 AND id <= ?4 ORDER BY id",
             )
             .map_err(|e| e.to_string())?;
-        let mut rows = stmt.query([start_ns, end_ns]).map_err(|e| e.to_string())?;
+        let mut rows = stmt
+            .query([start_ns, end_ns, lo, hi])
+            .map_err(|e| e.to_string())?;
         // Stream label sets repeat across chunks; build each once.
         let mut streams: HashMap<Vec<u8>, Option<(Labels, Labels)>> = HashMap::new();
         while let Some(row) = rows.next().map_err(|e| e.to_string())? {

@@ -419,11 +419,30 @@ impl TraceStore {
         .await
     }
 
-    /// Runs a LogQL query over the stored logs (on a blocking thread).
-    pub async fn logql(
+    /// The newest log chunk id (0 when none): live tail reads what comes after it.
+    pub async fn last_log_chunk(&self) -> Result<i64, StoreError> {
+        self.blocking(|inner| {
+            inner
+                .reads
+                .with(|conn| {
+                    conn.query_row(
+                        "SELECT COALESCE(MAX(id), 0) FROM chunks WHERE signal = 2",
+                        [],
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(read_err)
+        })
+        .await
+    }
+
+    /// Runs a LogQL log query over only the chunks with `after < id <= through` (live tail).
+    pub async fn logql_chunks(
         &self,
         q: crate::logql::Query,
         limits: crate::logql::Limits,
+        after: i64,
+        through: i64,
     ) -> Result<(crate::logql::Answer, crate::logql::Stats), crate::logql::QueryError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
@@ -432,7 +451,10 @@ impl TraceStore {
                 .with(|conn| {
                     Ok(crate::logql::eval::run(
                         &q,
-                        &logscan::LogScan { conn },
+                        &logscan::LogScan {
+                            conn,
+                            ids: Some((after, through)),
+                        },
                         &limits,
                     ))
                 })
@@ -440,6 +462,15 @@ impl TraceStore {
         })
         .await
         .map_err(|e| crate::logql::QueryError::Store(e.to_string()))?
+    }
+
+    /// Runs a LogQL query over the stored logs (on a blocking thread).
+    pub async fn logql(
+        &self,
+        q: crate::logql::Query,
+        limits: crate::logql::Limits,
+    ) -> Result<(crate::logql::Answer, crate::logql::Stats), crate::logql::QueryError> {
+        self.logql_chunks(q, limits, i64::MIN, i64::MAX).await
     }
 
     /// Visits the stored log entries in `[start_ns, end_ns)` of the streams `matchers` select
@@ -458,12 +489,15 @@ impl TraceStore {
             inner
                 .reads
                 .with(|conn| {
-                    Ok(
-                        logscan::LogScan { conn }.scan(start_ns, end_ns, &matchers, &mut |l, e| {
+                    Ok(logscan::LogScan { conn, ids: None }.scan(
+                        start_ns,
+                        end_ns,
+                        &matchers,
+                        &mut |l, e| {
                             visit(&mut acc, l, e);
                             true
-                        }),
-                    )
+                        },
+                    ))
                 })
                 .map_err(read_err)?
                 .map_err(StoreError::Read)?;
