@@ -1,16 +1,17 @@
-//! Loki's push API in (issue 24, first part): `POST /loki/api/v1/push` with a snappy-compressed
+//! Loki's push API in: `POST /loki/api/v1/push` with a snappy-compressed
 //! protobuf `logproto.PushRequest` (streams, entries, structured metadata) or JSON
-//! (`{"streams":[{"stream":{...},"values":[["<ns>","line",{metadata}]]}]}`, optionally gzip), as
+//! (`{"streams":[{"stream":{...},"values":[["<ns>","line",{metadata}]]}]}`, or the legacy
+//! `{"streams":[{"labels":"{...}","entries":[{"ts":"<RFC 3339>","line":"..."}]}]}`; gzip allowed), as
 //! Promtail, Grafana Alloy, Fluent Bit and the Python Loki handlers send it. Each stream becomes
-//! one OTLP resource (its labels as resource attributes; `service_name`, else `job`, as
-//! `service.name`), each entry one log record (structured metadata as attributes; `trace_id` /
+//! one OTLP resource (its labels as resource attributes; `service_name`, else the first of Loki's
+//! `discover_service_name` labels, as `service.name`), each entry one log record (structured metadata as attributes; `trace_id` /
 //! `span_id` metadata as the record's ids; `level` / `detected_level` as severity), stored
 //! through the same path as OTLP logs, so they are durable when the answer (204) is sent and
 //! searchable as any log. Loki's validation answers, per stream, without failing the rest: a bad
 //! label set, a line over 256 KiB, an entry older than a week or more than 10 minutes in the
 //! future are answered 400 with Loki's wording after the rest is stored. Ingest keys apply.
 //!
-//! Not built yet (issue 24): Loki's query API and LogQL, file collection.
+//! Loki's query API is `api::loki`, LogQL `logql`, file collection `logfiles`.
 
 use std::sync::Arc;
 
