@@ -88,3 +88,10 @@ pub(super) fn normalise_base_path(value: &str) -> Result<String, ConfigError> {
     }
     Ok(trimmed.to_string())
 }
+
+/// Prometheus's label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(super) fn valid_label_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}

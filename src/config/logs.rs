@@ -75,7 +75,7 @@ pub(super) fn logs_config(r: &raw::RawLogs) -> Result<LogsConfig, ConfigError> {
             }
         };
         for k in f.labels.keys() {
-            if !crate::tsdb::labels::valid_label_name(k) {
+            if !valid_label_name(k) {
                 return Err(invalid(
                     &key("labels"),
                     k,
@@ -86,7 +86,7 @@ pub(super) fn logs_config(r: &raw::RawLogs) -> Result<LogsConfig, ConfigError> {
         let multiline = match &f.multiline {
             None => None,
             Some(m) => Some(Multiline {
-                start: crate::logql::compile_regex(&m.start)
+                start: crate::base::regex::compile_bounded(&m.start)
                     .map_err(|e| invalid(&key("multiline.start"), &m.start, &e))?,
                 flush_timeout: nonzero_duration(&key("multiline.flush_timeout"), &m.flush_timeout)?,
                 max_lines: positive(&key("multiline.max_lines"), m.max_lines)? as usize,

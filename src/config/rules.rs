@@ -140,13 +140,6 @@ fn alertmanager(u: &str) -> Result<AlertmanagerTarget, ConfigError> {
     })
 }
 
-/// Prometheus's label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn valid_label_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

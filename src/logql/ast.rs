@@ -57,29 +57,10 @@ impl Matcher {
     }
 }
 
-/// Regular expressions are bounded so a hostile pattern cannot take memory or time: the
-/// `regex` crate runs in linear time, and its compiled size is capped here.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-pub fn compile(re: &str) -> Result<Regex, String> {
-    regex::RegexBuilder::new(re)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| format!("error parsing regexp: {}", first_line(&e.to_string())))
-}
+pub use crate::base::regex::{REGEX_SIZE_LIMIT, compile_bounded as compile};
 
 pub fn anchored(re: &str) -> Result<Regex, String> {
     compile(&format!("^(?s:{re})$"))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .trim_start_matches("error: ")
-        .to_string()
 }
 
 /// `|=`, `!=`, `|~`, `!~`, and the pattern filters `|>`, `!>`.
@@ -187,7 +168,7 @@ pub enum Stage {
         params: Vec<Extraction>,
     },
     Regexp(Regex),
-    Pattern(super::pipeline::Pattern),
+    Pattern(super::pattern::Pattern),
     Unpack,
     LabelFilter(LabelFilter),
     LineFormat(crate::template::Template),
@@ -431,4 +412,31 @@ impl MetricExpr {
 pub enum Expr {
     Log(LogExpr),
     Metric(MetricExpr),
+}
+
+/// A byte size as Loki reads one (`humanize.ParseBytes`: `42MB`, `1.5KiB`, `10 b`).
+pub fn parse_bytes(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "pb" | "p" => 1e15,
+        "eb" | "e" => 1e18,
+        "kib" | "ki" => 1024.0,
+        "mib" | "mi" => 1024f64.powi(2),
+        "gib" | "gi" => 1024f64.powi(3),
+        "tib" | "ti" => 1024f64.powi(4),
+        "pib" | "pi" => 1024f64.powi(5),
+        "eib" | "ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(value * mult)
 }

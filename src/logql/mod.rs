@@ -11,6 +11,7 @@
 pub mod ast;
 pub mod eval;
 pub mod parser;
+pub mod pattern;
 pub mod pipeline;
 
 use std::time::Duration;

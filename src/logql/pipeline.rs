@@ -24,102 +24,6 @@ pub const ERROR_DETAILS_LABEL: &str = "__error_details__";
 /// Deepest JSON nesting the `json` parser walks (deeper objects are left out).
 const MAX_JSON_DEPTH: usize = 64;
 
-/// A `pattern` expression (`<ip> - - <_> "<method> <uri> <_>" <status>`): literals and
-/// captures, compiled to one regular expression whose captures are lazy except the last.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    pub names: Vec<String>,
-    re: Regex,
-}
-
-impl Pattern {
-    fn parts(p: &str) -> Result<Vec<(bool, String)>, String> {
-        let mut parts: Vec<(bool, String)> = Vec::new();
-        let mut rest = p;
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix('<')
-                && let Some(end) = r.find('>')
-                && (r[..end] == *"_" || crate::tsdb::labels::valid_label_name(&r[..end]))
-            {
-                if let Some((true, prev)) = parts.last() {
-                    return Err(format!(
-                        "found consecutive capture '<{prev}><{}>': invalid expression",
-                        &r[..end]
-                    ));
-                }
-                parts.push((true, r[..end].to_string()));
-                rest = &r[end + 1..];
-                continue;
-            }
-            let c = rest.chars().next().unwrap_or(' ');
-            match parts.last_mut() {
-                Some((false, lit)) => lit.push(c),
-                _ => parts.push((false, c.to_string())),
-            }
-            rest = &rest[c.len_utf8()..];
-        }
-        Ok(parts)
-    }
-
-    fn regex_of(parts: &[(bool, String)]) -> String {
-        let last_cap = parts.iter().rposition(|(c, _)| *c);
-        let mut re = String::from("(?s)^");
-        for (i, (cap, text)) in parts.iter().enumerate() {
-            if *cap {
-                let lazy = if Some(i) == last_cap && i == parts.len() - 1 {
-                    ""
-                } else {
-                    "?"
-                };
-                if text == "_" {
-                    re.push_str(&format!("(?:.*{lazy})"));
-                } else {
-                    re.push_str(&format!("(?P<{text}>.*{lazy})"));
-                }
-            } else {
-                re.push_str(&regex::escape(text));
-            }
-        }
-        re
-    }
-
-    pub fn parse(p: &str) -> Result<Pattern, String> {
-        let parts = Self::parts(p)?;
-        let names: Vec<String> = parts
-            .iter()
-            .filter(|(c, t)| *c && t != "_")
-            .map(|(_, t)| t.clone())
-            .collect();
-        if names.is_empty() {
-            return Err("at least one capture is required".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for n in &names {
-            if !seen.insert(n) {
-                return Err(format!("duplicate capture name ({n}): invalid expression"));
-            }
-        }
-        let re = super::ast::compile(&Self::regex_of(&parts))?;
-        Ok(Pattern { names, re })
-    }
-
-    /// The pattern as a line filter (`|> "<_> error <_>"`): any captures, named or not.
-    pub fn filter_regex(p: &str) -> Result<Regex, String> {
-        let parts = Self::parts(p)?;
-        let anon: Vec<(bool, String)> = parts
-            .into_iter()
-            .map(|(c, t)| {
-                if c {
-                    (true, "_".to_string())
-                } else {
-                    (false, t)
-                }
-            })
-            .collect();
-        super::ast::compile(&Self::regex_of(&anon))
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cat {
     Stream,
@@ -303,13 +207,9 @@ fn stage(s: &Stage, row: &mut Row<'_>) -> bool {
         }
         Stage::Pattern(p) => {
             let line = row.line.clone();
-            if let Some(c) = p.re.captures(&line) {
-                for name in &p.names {
-                    if let Some(m) = c.name(name) {
-                        let n = row.parsed_name(name.clone());
-                        row.set_parsed(&n, m.as_str().to_string());
-                    }
-                }
+            for (name, value) in p.captures(&line).unwrap_or_default() {
+                let n = row.parsed_name(name.to_string());
+                row.set_parsed(&n, value.to_string());
             }
             true
         }
@@ -441,7 +341,7 @@ pub fn label_filter(f: &LabelFilter, row: &mut Row<'_>) -> bool {
                         }),
                     *d,
                 ),
-                FilterValue::Bytes(b) => (super::parser::parse_bytes(v), *b),
+                FilterValue::Bytes(b) => (super::ast::parse_bytes(v), *b),
             };
             match parsed {
                 Some(x) => op.apply(x, target),
@@ -487,7 +387,7 @@ pub fn unwrap_value(u: &Unwrap, row: &Row<'_>) -> Result<f64, String> {
     let parsed = match u.conv {
         Conv::Plain => parse_go_float(v),
         Conv::Duration => crate::base::units::parse_duration(v).map(|d| d.as_secs_f64()),
-        Conv::Bytes => super::parser::parse_bytes(v),
+        Conv::Bytes => super::ast::parse_bytes(v),
     };
     parsed.ok_or_else(|| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax"))
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use super::args::{as_str, go_quote, title, to_float, want};
 use super::{Env, Sample, Value};
 
 /// How many of [`NAMES`] are Go's built-ins (they come first).
@@ -93,51 +94,6 @@ pub(super) fn exists(name: &str, dialect: Dialect) -> bool {
 }
 
 type FResult = Result<Value, String>;
-
-pub(super) fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
-    if args.len() != n {
-        return Err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            args.len()
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn as_str(v: &Value) -> String {
-    match v {
-        Value::Str(s) | Value::Html(s) => s.clone(),
-        other => other.to_text(),
-    }
-}
-
-/// Prometheus's `convertToFloat`: numbers, and strings that parse as one.
-pub(super) fn to_float(v: &Value) -> Result<f64, String> {
-    match v {
-        Value::Float(f) => Ok(*f),
-        Value::Int(i) => Ok(*i as f64),
-        Value::Str(s) => parse_go_float(s).ok_or_else(|| {
-            format!(
-                "strconv.ParseFloat: parsing {}: invalid syntax",
-                go_quote(s)
-            )
-        }),
-        other => Err(format!("can't convert {} to float", other.kind())),
-    }
-}
-
-fn parse_go_float(s: &str) -> Option<f64> {
-    match s {
-        "NaN" | "nan" => Some(f64::NAN),
-        "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
-        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok(),
-    }
-}
-
-fn go_quote(s: &str) -> String {
-    crate::base::gofmt::quote(s, crate::base::gofmt::QuoteStyle::Go)
-}
 
 fn sample(v: &Value) -> Result<Rc<Sample>, String> {
     match v {
@@ -731,21 +687,6 @@ pub fn humanize_duration(mut v: f64) -> String {
 /// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 fn go_time(ns: i64) -> String {
     crate::base::clock::go_time_text(ns, ' ', " +0000 UTC")
-}
-
-/// Go's `strings.Title`: the first letter of each word upper-cased.
-pub(super) fn title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev_sep = true;
-    for c in s.chars() {
-        if prev_sep {
-            out.extend(c.to_uppercase());
-        } else {
-            out.push(c);
-        }
-        prev_sep = !(c.is_alphanumeric() || c == '_' || c == '\'');
-    }
-    out
 }
 
 /// Go's `url.QueryEscape`.

@@ -4,7 +4,7 @@
 //! Times are values of Go's `time.Time` printed form (`2006-01-02 15:04:05.999999999 +0000 UTC`).
 
 use super::Value;
-use super::funcs::{as_str, title, to_float, want};
+use super::args::{as_str, title, to_float, want};
 
 pub(super) const NAMES: &[&str] = &[
     "__line__",
@@ -170,7 +170,7 @@ pub(super) fn call(name: &str, a: &[Value], line: (&str, i64)) -> Out {
         }
         "regexReplaceAll" | "regexReplaceAllLiteral" => {
             n(3)?;
-            let re = crate::logql::compile_regex(&s(&a[0]))?;
+            let re = crate::base::regex::compile_bounded(&s(&a[0]))?;
             // sprig's and Loki's order: regex, text, replacement.
             let text = s(&a[1]);
             let repl = s(&a[2]);
@@ -225,7 +225,7 @@ pub(super) fn call(name: &str, a: &[Value], line: (&str, i64)) -> Out {
         }
         "count" => {
             n(2)?;
-            let re = crate::logql::compile_regex(&s(&a[0]))?;
+            let re = crate::base::regex::compile_bounded(&s(&a[0]))?;
             Value::Int(re.find_iter(&s(&a[1])).count() as i64)
         }
         "add" | "sub" | "mul" | "div" | "mod" | "max" | "min" => {

@@ -17,6 +17,7 @@
 //! module knows nothing of rules or PromQL: `query` goes through the [`QueryFn`] the caller
 //! passes.
 
+mod args;
 mod exec;
 mod funcs;
 mod loki_funcs;
