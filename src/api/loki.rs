@@ -252,20 +252,7 @@ fn range_query(p: &Params) -> Result<Query, LokiError> {
     }
     let limit = limit(p, DEFAULT_LIMIT)?;
     let forward = forward(p)?;
-    let step = match p.get("step").filter(|v| !v.is_empty()) {
-        None => ((end - start) / NS / 250).max(1) * NS,
-        Some(v) => parse_seconds_or_duration(v).map_err(LokiError::bad)?,
-    };
-    if step <= 0 {
-        return Err(LokiError::bad(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    if (end - start) / step > 11_000 {
-        return Err(LokiError::bad(
-            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
-        ));
-    }
+    let step = range_query_step(p, start, end)?;
     if let Some(v) = p.get("interval").filter(|v| !v.is_empty()) {
         // Accepted and checked as Loki does; entries are not thinned by it here.
         if parse_seconds_or_duration(v).map_err(LokiError::bad)? < 0 {
@@ -850,7 +837,7 @@ async fn volume_range(
 /// A volume series: its name, labels and points.
 type NamedSeries = (String, Labels, Vec<(i64, f64)>);
 
-/// The step of a volume range request, checked as a range query's.
+/// The `step` of a range (or volume range) request, checked as `ParseRangeQuery` checks it.
 fn range_query_step(p: &Params, start: i64, end: i64) -> Result<i64, LokiError> {
     let step = match p.get("step").filter(|v| !v.is_empty()) {
         None => ((end - start) / NS / 250).max(1) * NS,

@@ -6,6 +6,16 @@ use std::time::Duration;
 /// Parses a byte size: a plain count, or a number with B, KB, MB, GB, TB (powers of 1000) or
 /// KiB, MiB, GiB, TiB (powers of 1024). Case-insensitive for the unit.
 pub fn parse_size(text: &str) -> Option<u64> {
+    let bytes = parse_size_f64(text)?;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return None;
+    }
+    Some(bytes as u64)
+}
+
+/// A byte size as go-humanize's `ParseBytes` reads one (and LogQL with it): a number and an
+/// optional unit, B, K(B) ... E(B) in powers of 1000, Ki(B) ... Ei(B) in powers of 1024.
+pub fn parse_size_f64(text: &str) -> Option<f64> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -18,17 +28,17 @@ pub fn parse_size(text: &str) -> Option<u64> {
         "mb" | "m" => 1e6,
         "gb" | "g" => 1e9,
         "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "pb" | "p" => 1e15,
+        "eb" | "e" => 1e18,
+        "kib" | "ki" => 1024.0,
+        "mib" | "mi" => 1024f64.powi(2),
+        "gib" | "gi" => 1024f64.powi(3),
+        "tib" | "ti" => 1024f64.powi(4),
+        "pib" | "pi" => 1024f64.powi(5),
+        "eib" | "ei" => 1024f64.powi(6),
         _ => return None,
     };
-    let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return None;
-    }
-    Some(bytes as u64)
+    Some(value * mult)
 }
 
 /// Parses a duration made of one or more `<number><unit>` parts: ns, us, µs, ms, s, m, h, d, w.

@@ -13,6 +13,7 @@
 //!
 //! Loki's query API is `api::loki`, LogQL `logql`, file collection `logfiles`.
 
+use crate::traces::model::string_kv as kv;
 use std::sync::Arc;
 
 use axum::Router;
@@ -301,16 +302,6 @@ pub fn from_json(body: &[u8]) -> Result<Vec<Stream>, String> {
         });
     }
     Ok(out)
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_string())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// The streams as an OTLP logs request, and Loki's refusals (one line per refused entry or stream).

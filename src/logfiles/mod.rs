@@ -22,6 +22,7 @@
 
 pub mod format;
 
+use crate::traces::model::string_kv as kv;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -133,16 +134,6 @@ pub struct Collector {
     files: HashMap<FileKey, Tracked>,
     /// Positions stored before this start, by file id.
     stored: HashMap<String, FilePosition>,
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_string())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// Labels from a Kubernetes log path: `/var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log` or

@@ -415,28 +415,4 @@ pub enum Expr {
 }
 
 /// A byte size as Loki reads one (`humanize.ParseBytes`: `42MB`, `1.5KiB`, `10 b`).
-pub fn parse_bytes(text: &str) -> Option<f64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "pb" | "p" => 1e15,
-        "eb" | "e" => 1e18,
-        "kib" | "ki" => 1024.0,
-        "mib" | "mi" => 1024f64.powi(2),
-        "gib" | "gi" => 1024f64.powi(3),
-        "tib" | "ti" => 1024f64.powi(4),
-        "pib" | "pi" => 1024f64.powi(5),
-        "eib" | "ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some(value * mult)
-}
+pub use crate::base::units::parse_size_f64 as parse_bytes;

@@ -918,7 +918,7 @@ fn vector_vector(
             arith(op, a, b)
         };
         let mut labels = match &m.group {
-            None => signature_result(&l, m),
+            None => signature(&l, m),
             Some(_) => l.clone(),
         };
         if let Some((_, include)) = &m.group {
@@ -938,21 +938,6 @@ fn vector_vector(
         out.push((labels, value));
     }
     Ok(out)
-}
-
-/// Result labels of one-to-one matching (Loki's `resultMetric`).
-fn signature_result(l: &Labels, m: &VectorMatching) -> Labels {
-    if m.on {
-        l.iter()
-            .filter(|(k, _)| m.labels.contains(k))
-            .cloned()
-            .collect()
-    } else {
-        l.iter()
-            .filter(|(k, _)| !m.labels.contains(k))
-            .cloned()
-            .collect()
-    }
 }
 
 /// One stored entry of a [`VecSource`]: time, line, structured metadata.

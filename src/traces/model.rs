@@ -251,6 +251,18 @@ pub fn parse_trace_id(text: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// An OTLP string attribute.
+pub fn string_kv(k: &str, v: &str) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
