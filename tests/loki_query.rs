@@ -618,5 +618,34 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         body.starts_with("max entries limit per query exceeded"),
         "{body}"
     );
+    // Bad queries: a clear 400 each, and the server keeps answering.
+    let huge = format!("{{app=\"{}\"}}", "x".repeat(70 * 1024));
+    let r = client
+        .post(sl.api("/loki/api/v1/query_range"))
+        .form(&[("query", huge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("longer than 65536 bytes"));
+    let (status, body) = loki
+        .get(
+            "/loki/api/v1/query_range",
+            &[("query", r#"{app=~"(a{1000}){1000}"}"#.into())],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("error parsing regexp"), "{body}");
+    let (status, _) = loki
+        .get(
+            "/loki/api/v1/query_range",
+            &[("query", "sum(".repeat(200) + "x")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    let d = loki
+        .range(r#"{service_name="checkout"} |~ "(a*)*(b+)+$""#, start, end, &[])
+        .await;
+    assert_eq!(d["result"], json!([]));
     sl.stop().await;
 }

@@ -983,3 +983,89 @@ impl LogSource for VecSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(streams: usize, per: usize) -> VecSource {
+        VecSource {
+            streams: (0..streams)
+                .map(|s| {
+                    (
+                        vec![("app".to_string(), format!("a{s}"))],
+                        (0..per)
+                            .map(|i| (i as i64 * 1_000_000, format!("line {i} of {s}"), vec![]))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn query(q: &str, instant: bool) -> Query {
+        Query {
+            expr: super::super::parse(q).unwrap(),
+            start: if instant { 10_000_000_000 } else { 0 },
+            end: 10_000_000_000,
+            step: 1_000_000_000,
+            instant,
+            limit: 100,
+            forward: true,
+        }
+    }
+
+    #[test]
+    fn a_query_reading_too_many_lines_is_refused() {
+        let src = source(10, 100);
+        let limits = Limits {
+            max_lines_scanned: 500,
+            ..Limits::default()
+        };
+        let err = run(&query(r#"{app=~"a.*"} |= "nothing""#, false), &src, &limits).unwrap_err();
+        assert!(matches!(err, QueryError::Limit(_)), "{err}");
+        assert!(err.to_string().contains("more than 500 lines"), "{err}");
+        // Under the limit it answers.
+        let (a, stats) = run(&query(r#"{app="a1"} |= "nothing""#, false), &src, &limits).unwrap();
+        assert_eq!(a, Answer::Streams(vec![]));
+        assert_eq!(stats.lines_scanned, 100);
+    }
+
+    #[test]
+    fn too_many_series_give_a_partial_answer_with_a_warning() {
+        let src = source(20, 3);
+        let limits = Limits {
+            max_series: 5,
+            ..Limits::default()
+        };
+        let (a, stats) = run(&query("count_over_time({app=~\"a.*\"}[1m])", true), &src, &limits)
+            .unwrap();
+        let Answer::Vector(_, v) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(v.len(), 5);
+        assert!(stats.warnings[0].contains("maximum number of series (5)"), "{:?}", stats.warnings);
+    }
+
+    #[test]
+    fn a_query_past_its_time_is_stopped() {
+        let src = source(4, 5000);
+        let limits = Limits {
+            timeout: std::time::Duration::ZERO,
+            ..Limits::default()
+        };
+        let err = run(&query(r#"{app=~"a.*"} |~ "x+y""#, false), &src, &limits).unwrap_err();
+        assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+    }
+
+    #[test]
+    fn hostile_regexes_are_bounded() {
+        // Nested repetition: linear time in the regex crate, answered at once.
+        let src = source(1, 1000);
+        let q = query(r#"{app="a0"} |~ "(a*)*(b+)+$""#, false);
+        assert_eq!(run(&q, &src, &Limits::default()).unwrap().0, Answer::Streams(vec![]));
+        // A pattern whose program would be huge is refused when parsed.
+        let err = super::super::parse(r#"{app=~"(a{1000}){1000}"}"#).unwrap_err();
+        assert!(err.to_string().contains("error parsing regexp"), "{err}");
+    }
+}
