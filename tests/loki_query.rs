@@ -618,6 +618,44 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         body.starts_with("max entries limit per query exceeded"),
         "{body}"
     );
+    // Logs Drilldown: detected labels and fields.
+    let mut p = range.to_vec();
+    p.push(("query", r#"{service_name="checkout"}"#.to_string()));
+    let dl = loki.json("/loki/api/v1/detected_labels", &p).await;
+    assert_eq!(
+        dl["detectedLabels"],
+        json!([{"label": "env", "cardinality": 1}, {"label": "level", "cardinality": 2},
+               {"label": "service_name", "cardinality": 1}])
+    );
+    let df = loki.json("/loki/api/v1/detected_fields", &p).await;
+    let fields: BTreeMap<String, Value> = df["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["label"].as_str().unwrap().to_string(), f.clone()))
+        .collect();
+    assert_eq!(fields["status"]["type"], "int", "{df}");
+    assert_eq!(fields["status"]["cardinality"], 2);
+    assert_eq!(fields["status"]["parsers"], json!(["logfmt"]));
+    assert_eq!(fields["order"]["cardinality"], 5);
+    assert_eq!(
+        fields["pod"]["parsers"],
+        Value::Null,
+        "structured metadata: {df}"
+    );
+    assert_eq!(df["limit"], 1000);
+    let vals = loki
+        .json("/loki/api/v1/detected_field/status/values", &p)
+        .await;
+    let mut got: Vec<String> = vals["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, vec!["200", "500"]);
+
     // Bad queries: a clear 400 each, and the server keeps answering.
     let huge = format!("{{app=\"{}\"}}", "x".repeat(70 * 1024));
     let r = client
@@ -644,7 +682,12 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         .await;
     assert_eq!(status, 400);
     let d = loki
-        .range(r#"{service_name="checkout"} |~ "(a*)*(b+)+$""#, start, end, &[])
+        .range(
+            r#"{service_name="checkout"} |~ "(a*)*(b+)+$""#,
+            start,
+            end,
+            &[],
+        )
         .await;
     assert_eq!(d["result"], json!([]));
     sl.stop().await;

@@ -13,8 +13,10 @@
 //! second what the store committed since (by commit order, so late timestamps are not missed),
 //! as Loki's `{"streams": [...], "dropped_entries": null}` frames.
 //!
-//! Not built here yet: `detected_labels`/`detected_fields`,
-//! the `categorize-labels` encoding flag (structured metadata and parsed labels are returned as
+//! `detected_labels`, `detected_fields` and `detected_field/{name}/values` answer Grafana's Logs
+//! Drilldown as Loki's query frontend does (see `logql::detected`).
+//!
+//! Not built here yet: the `categorize-labels` encoding flag (structured metadata and parsed labels are returned as
 //! stream labels, as Loki does without that flag).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,6 +79,12 @@ pub fn router(store: TraceStore) -> Router {
         )
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/loki/api/v1/tail", get(tail))
+        .route("/loki/api/v1/detected_labels", get(detected_labels))
+        .route("/loki/api/v1/detected_fields", get(detected_fields))
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(detected_field_values),
+        )
         .with_state(api)
 }
 
@@ -964,6 +972,109 @@ async fn tail_loop(api: LokiApi, mut socket: axum::extract::ws::WebSocket, first
         }
         last = now;
     }
+}
+
+async fn detected_labels(State(api): State<LokiApi>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    respond(
+        async {
+            let (start, end) = bounds(&p)?;
+            let ms = optional_selector(p.get("query"))?;
+            let got = api
+                .store
+                .read_logs(move |src| logql::detected::detected_labels(src, start, end, &ms))
+                .await??;
+            let labels: Vec<Value> = got
+                .iter()
+                .map(|d| json!({"label": d.label, "cardinality": d.cardinality}))
+                .collect();
+            Ok(json_answer(json!({"detectedLabels": labels}).to_string()))
+        }
+        .await,
+    )
+}
+
+/// The fields of the newest `line_limit` lines of `query` (a log query), at most `limit`.
+async fn fields_of(
+    api: &LokiApi,
+    p: &Params,
+) -> Result<(Vec<logql::detected::DetectedField>, usize), LokiError> {
+    let (start, end) = bounds(p)?;
+    let expr = parse_query(p)?;
+    let logql::Expr::Log(q) = expr else {
+        return Err(LokiError::bad("detected fields need a log query"));
+    };
+    let num = |k: &str| -> Result<usize, LokiError> {
+        match p.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(1000),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n > 0 => Ok((n as usize).min(api.limits.max_entries)),
+                Ok(_) => Err(LokiError::bad("limit must be a positive value")),
+                Err(_) => Err(LokiError::bad(format!(
+                    "strconv.Atoi: parsing {v:?}: invalid syntax"
+                ))),
+            },
+        }
+    };
+    let (lines, limit) = (
+        num("line_limit")?,
+        num("limit").or_else(|_| num("field_limit"))?,
+    );
+    let fields = api
+        .store
+        .read_logs(move |src| logql::detected::detected_fields(src, &q, start, end, lines, limit))
+        .await??;
+    Ok((fields, limit))
+}
+
+async fn detected_fields(State(api): State<LokiApi>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    respond(
+        async {
+            let (fields, limit) = fields_of(&api, &p).await?;
+            let out: Vec<Value> = fields
+                .iter()
+                .map(|f| {
+                    json!({
+                        "label": f.label,
+                        "type": f.kind,
+                        "cardinality": f.values.len(),
+                        "parsers": if f.parsers.is_empty() { Value::Null } else { json!(f.parsers) },
+                    })
+                })
+                .collect();
+            let mut body = json!({"fields": out});
+            if !fields.is_empty() {
+                body["limit"] = json!(limit);
+            }
+            Ok(json_answer(body.to_string()))
+        }
+        .await,
+    )
+}
+
+async fn detected_field_values(
+    State(api): State<LokiApi>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = Params::parse(q.as_deref());
+    respond(
+        async {
+            let (fields, limit) = fields_of(&api, &p).await?;
+            let values: Vec<&String> = fields
+                .iter()
+                .find(|f| f.label == name)
+                .map(|f| f.values.iter().take(limit).collect())
+                .unwrap_or_default();
+            let mut body = json!({"values": values});
+            if !values.is_empty() {
+                body["limit"] = json!(limit);
+            }
+            Ok(json_answer(body.to_string()))
+        }
+        .await,
+    )
 }
 
 async fn buildinfo() -> Response {

@@ -1038,13 +1038,21 @@ mod tests {
             max_series: 5,
             ..Limits::default()
         };
-        let (a, stats) = run(&query("count_over_time({app=~\"a.*\"}[1m])", true), &src, &limits)
-            .unwrap();
+        let (a, stats) = run(
+            &query("count_over_time({app=~\"a.*\"}[1m])", true),
+            &src,
+            &limits,
+        )
+        .unwrap();
         let Answer::Vector(_, v) = a else {
             panic!("{a:?}")
         };
         assert_eq!(v.len(), 5);
-        assert!(stats.warnings[0].contains("maximum number of series (5)"), "{:?}", stats.warnings);
+        assert!(
+            stats.warnings[0].contains("maximum number of series (5)"),
+            "{:?}",
+            stats.warnings
+        );
     }
 
     #[test]
@@ -1063,7 +1071,10 @@ mod tests {
         // Nested repetition: linear time in the regex crate, answered at once.
         let src = source(1, 1000);
         let q = query(r#"{app="a0"} |~ "(a*)*(b+)+$""#, false);
-        assert_eq!(run(&q, &src, &Limits::default()).unwrap().0, Answer::Streams(vec![]));
+        assert_eq!(
+            run(&q, &src, &Limits::default()).unwrap().0,
+            Answer::Streams(vec![])
+        );
         // A pattern whose program would be huge is refused when parsed.
         let err = super::super::parse(r#"{app=~"(a{1000}){1000}"}"#).unwrap_err();
         assert!(err.to_string().contains("error parsing regexp"), "{err}");

@@ -9,6 +9,7 @@
 //! `api::loki`).
 
 pub mod ast;
+pub mod detected;
 pub mod eval;
 pub mod parser;
 pub mod pattern;

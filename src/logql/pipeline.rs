@@ -152,6 +152,18 @@ impl<'a> Row<'a> {
         out
     }
 
+    /// Non-empty labels by category: (structured metadata, parsed).
+    pub fn categorized(&self) -> (super::Labels, super::Labels) {
+        let pick = |c: Cat| -> super::Labels {
+            self.labels
+                .iter()
+                .filter(|l| l.2 == c && !l.1.is_empty())
+                .map(|l| (l.0.clone(), l.1.clone()))
+                .collect()
+        };
+        (pick(Cat::Meta), pick(Cat::Parsed))
+    }
+
     fn template_data(&self) -> crate::template::Value {
         let mut m = BTreeMap::new();
         for l in &self.labels {

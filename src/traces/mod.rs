@@ -464,6 +464,21 @@ impl TraceStore {
         .map_err(|e| crate::logql::QueryError::Store(e.to_string()))?
     }
 
+    /// Runs `f` over the stored logs as a LogQL source (on a blocking thread): Logs
+    /// Drilldown's detected labels and fields read this way.
+    pub async fn read_logs<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn crate::logql::LogSource) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |inner| {
+            inner
+                .reads
+                .with(|conn| Ok(f(&logscan::LogScan { conn, ids: None })))
+                .map_err(read_err)
+        })
+        .await
+    }
+
     /// Runs a LogQL query over the stored logs (on a blocking thread).
     pub async fn logql(
         &self,
