@@ -1,4 +1,6 @@
-//! Log search.
+//! Log search: the simple search (words, severity, service, attributes), or a LogQL log query
+//! (`logql=`) run over the page's time range, newest first, with each line's labels and a link
+//! to its trace when it carries a `trace_id`.
 
 use super::service::{LogRow, log_rows};
 use super::*;
@@ -12,8 +14,79 @@ pub struct LogsView {
     pub services: Vec<(String, bool)>,
     pub tags: String,
     pub trace: String,
+    pub logql: String,
     pub error: String,
     pub rows: Vec<LogRow>,
+}
+
+/// Lines a LogQL search shows at most.
+const LOGQL_LINES: usize = 500;
+
+/// Rows (and their label text) of a LogQL log query over the page's range.
+async fn logql_rows(st: &UiState, text: &str, r: &Range) -> Result<Vec<LogRow>, String> {
+    let expr = crate::logql::parse(text).map_err(|e| e.to_string())?;
+    if !matches!(expr, crate::logql::Expr::Log(_)) {
+        return Err(
+            "this page shows log lines; run metric queries through /loki/api/v1/query_range or Grafana"
+                .into(),
+        );
+    }
+    let q = crate::logql::Query {
+        expr,
+        start: r.start_ms().max(0) * 1_000_000,
+        end: r.end_ms.max(0) * 1_000_000 + 1,
+        step: 0,
+        instant: false,
+        limit: LOGQL_LINES,
+        forward: false,
+    };
+    let (answer, _) = st
+        .store
+        .logql(q, crate::logql::Limits::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let crate::logql::Answer::Streams(streams) = answer else {
+        return Ok(Vec::new());
+    };
+    let mut all: Vec<(i64, LogRow)> = Vec::new();
+    for s in &streams {
+        let get = |k: &str| {
+            s.labels
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let level = [get("level"), get("detected_level"), get("severity_text")]
+            .into_iter()
+            .find(|v| !v.is_empty())
+            .unwrap_or_default();
+        let text: Vec<String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        for (ts, line) in &s.entries {
+            let trace = get("trace_id");
+            all.push((
+                *ts,
+                LogRow {
+                    time: iso_ms(ts / 1_000_000),
+                    severity: level.clone(),
+                    service: get("service_name"),
+                    body: line.clone(),
+                    trace: if trace.len() == 32 {
+                        trace
+                    } else {
+                        String::new()
+                    },
+                    labels: text.join(", "),
+                },
+            ));
+        }
+    }
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
+    Ok(all.into_iter().map(|(_, r)| r).collect())
 }
 
 pub async fn logs(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response {
@@ -37,12 +110,20 @@ pub async fn logs(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response 
         .finish();
     let mut error = String::new();
     let mut rows = Vec::new();
-    match crate::traces::params::log_search(&Params::parse(Some(&qs))) {
-        Err(e) => error = e,
-        Ok(search) => match st.store.find_logs(search).await {
-            Ok(l) => rows = log_rows(&l),
-            Err(e) => error = e.to_string(),
-        },
+    let logql = p.get("logql").unwrap_or("").trim().to_string();
+    if !logql.is_empty() {
+        match logql_rows(&st, &logql, &r).await {
+            Ok(r) => rows = r,
+            Err(e) => error = e,
+        }
+    } else {
+        match crate::traces::params::log_search(&Params::parse(Some(&qs))) {
+            Err(e) => error = e,
+            Ok(search) => match st.store.find_logs(search).await {
+                Ok(l) => rows = log_rows(&l),
+                Err(e) => error = e.to_string(),
+            },
+        }
     }
     let names = st.store.services().await.unwrap_or_default();
     render(LogsView {
@@ -55,6 +136,7 @@ pub async fn logs(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response 
         services: names.iter().map(|n| (n.clone(), *n == service)).collect(),
         tags: p.get("tags").unwrap_or("").into(),
         trace: p.get("traceID").unwrap_or("").into(),
+        logql,
         error,
         rows,
     })

@@ -19,6 +19,8 @@ pub struct LogRow {
     pub service: String,
     pub body: String,
     pub trace: String,
+    /// The line's labels as `k="v", ...` (LogQL results); empty for the simple search.
+    pub labels: String,
 }
 
 #[derive(Template)]
@@ -53,6 +55,7 @@ pub(super) fn log_rows(logs: &[crate::traces::StoredLog]) -> Vec<LogRow> {
                 .as_ref()
                 .map(model::any_to_text)
                 .unwrap_or_default(),
+            labels: String::new(),
             trace: if l.record.trace_id.is_empty() {
                 String::new()
             } else {
