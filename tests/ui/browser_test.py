@@ -401,6 +401,10 @@ def main():
         check(page.eval_on_selector_all("#log-results tbody tr", "r => r.length") == 1, "text search")
         link = page.get_attribute("#log-results tbody tr a", "href")
         check(info["traces"][5]["id"] in link, "log links to its trace: %s" % link)
+        visit("logs-logql", "/ui/logs?range=1h&logql=%s" % urllib.parse.quote('{service_name="backend"} |= "declined"'))
+        check(page.eval_on_selector_all("#log-results tbody tr", "r => r.length") == 1, "LogQL search")
+        link = page.get_attribute("#log-results tbody tr a", "href")
+        check(info["traces"][5]["id"] in link, "a LogQL line links to its trace: %s" % link)
 
         # Targets (from the prometheus.yml the Rust side wrote): one up, one down, one dropped.
         visit("targets", "/ui/targets", "table.targets tbody tr")
