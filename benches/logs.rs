@@ -145,19 +145,36 @@ fn main() {
         }
         c
     };
+    let refused = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for mine in &chunks {
             let url = url.clone();
+            let refused = &refused;
             s.spawn(move || {
                 let c = reqwest::blocking::Client::new();
                 for p in mine {
-                    let r = c
-                        .post(&url)
-                        .header("Content-Type", "application/x-protobuf")
-                        .body(p.clone())
-                        .send()
-                        .unwrap();
-                    assert_eq!(r.status().as_u16(), 204, "{:?}", r.text());
+                    // As a Loki client does: a 429 is retried after its Retry-After.
+                    loop {
+                        let r = c
+                            .post(&url)
+                            .header("Content-Type", "application/x-protobuf")
+                            .body(p.clone())
+                            .send()
+                            .unwrap();
+                        if r.status().as_u16() == 429 {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let wait = r
+                                .headers()
+                                .get("Retry-After")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(1);
+                            std::thread::sleep(Duration::from_secs(wait));
+                            continue;
+                        }
+                        assert_eq!(r.status().as_u16(), 204, "{:?}", r.text());
+                        break;
+                    }
                 }
             });
         }
@@ -165,11 +182,12 @@ fn main() {
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     println!(
-        "push: {:.0} lines/s, {:.1} MB/s of text acknowledged (durable), {:.2} server CPU-s per million lines ({:.0} lines per CPU-second)",
+        "push: {:.0} lines/s, {:.1} MB/s of text acknowledged (durable), {:.2} server CPU-s per million lines ({:.0} lines per CPU-second); {} requests answered 429 and retried",
         lines as f64 / secs,
         text_bytes as f64 / 1e6 / secs,
         cpu / (lines as f64 / 1e6),
-        lines as f64 / cpu
+        lines as f64 / cpu,
+        refused.into_inner()
     );
     let base = format!("http://127.0.0.1:{}", sl.http);
     let (s_sel, v) = timed(&format!(
