@@ -657,17 +657,11 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
     assert_eq!(got, vec!["200", "500"]);
 
     // The web UI's Logs page runs LogQL too, newest first, with labels and trace links.
-    let page = client
-        .get(sl.api(&format!(
-            "/ui/logs?range=1h&logql={}",
-            enc(r#"{service_name="api"} | http_status_code >= 500"#)
-        )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logs_page = async |logql: &str| -> String {
+        let url = sl.api(&format!("/ui/logs?range=1h&logql={}", enc(logql)));
+        client.get(url).send().await.unwrap().text().await.unwrap()
+    };
+    let page = logs_page(r#"{service_name="api"} | http_status_code >= 500"#).await;
     assert!(page.contains("upstream timed out"), "{page}");
     assert!(!page.contains(">served<"), "filtered out");
     assert!(page.contains("/ui/trace/4bf92f3577b34da6a3ce929d0e0e4736"));
@@ -676,14 +670,7 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
             || page.contains("k8s_pod_name=&quot;api-0&quot;"),
         "labels shown"
     );
-    let page = client
-        .get(sl.api(&format!("/ui/logs?range=1h&logql={}", enc("{app="))))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = logs_page("{app=").await;
     assert!(page.contains("parse error at line 1"), "the error is shown");
 
     // Bad queries: a clear 400 each, and the server keeps answering.
