@@ -489,6 +489,24 @@ fn names_answer(names: impl IntoIterator<Item = String>) -> Response {
     )
 }
 
+/// The distinct strings `pick` takes from the stream label sets that `query` selects in the
+/// request's range, as `{status, data}`: `/labels` and `/label/{name}/values`.
+async fn distinct(
+    api: &LokiApi,
+    p: &Params,
+    pick: impl Fn(&Labels, &mut BTreeSet<String>) + Send + 'static,
+) -> Answered {
+    let (start, end) = bounds(p)?;
+    let ms = optional_selector(p.get("query"))?;
+    let found = api
+        .store
+        .log_entries(start, end, ms, BTreeSet::new(), move |acc, l, _| {
+            pick(l, acc)
+        })
+        .await?;
+    Ok(names_answer(found))
+}
+
 async fn labels(
     State(api): State<LokiApi>,
     RawQuery(q): RawQuery,
@@ -497,21 +515,13 @@ async fn labels(
 ) -> Response {
     let p = params(q, &headers, &body);
     respond(
-        async {
-            let (start, end) = bounds(&p)?;
-            let ms = optional_selector(p.get("query"))?;
-            let names = api
-                .store
-                .log_entries(start, end, ms, BTreeSet::new(), |acc, l, _| {
-                    for (k, _) in l {
-                        if !acc.contains(k) {
-                            acc.insert(k.clone());
-                        }
-                    }
-                })
-                .await?;
-            Ok(names_answer(names))
-        }
+        distinct(&api, &p, |l, acc| {
+            for (k, _) in l {
+                if !acc.contains(k) {
+                    acc.insert(k.clone());
+                }
+            }
+        })
         .await,
     )
 }
@@ -525,21 +535,13 @@ async fn label_values(
 ) -> Response {
     let p = params(q, &headers, &body);
     respond(
-        async {
-            let (start, end) = bounds(&p)?;
-            let ms = optional_selector(p.get("query"))?;
-            let values = api
-                .store
-                .log_entries(start, end, ms, BTreeSet::new(), move |acc, l, _| {
-                    if let Some((_, v)) = l.iter().find(|(k, _)| *k == name)
-                        && !acc.contains(v)
-                    {
-                        acc.insert(v.clone());
-                    }
-                })
-                .await?;
-            Ok(names_answer(values))
-        }
+        distinct(&api, &p, move |l, acc| {
+            if let Some((_, v)) = l.iter().find(|(k, _)| *k == name)
+                && !acc.contains(v)
+            {
+                acc.insert(v.clone());
+            }
+        })
         .await,
     )
 }

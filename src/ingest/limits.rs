@@ -99,15 +99,7 @@ impl Limits {
 mod tests {
     use super::*;
 
-    fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
+    use crate::traces::model::string_kv as kv;
 
     #[test]
     fn drops_and_truncates() {

@@ -22,9 +22,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::Ingest;
 use super::remote_write::{snappy_capped, text};
@@ -319,15 +318,6 @@ pub fn to_otlp(streams: Vec<Stream>, now_ns: i64) -> (ExportLogsServiceRequest, 
             }
         };
         let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let service = get("service_name")
-            .or_else(|| {
-                crate::traces::logscan::DISCOVER_SERVICE_NAME
-                    .iter()
-                    .find_map(|k| get(k))
-            })
-            .unwrap_or("unknown_service");
-        let mut attrs: Vec<KeyValue> = labels.iter().map(|(k, v)| kv(k, v)).collect();
-        attrs.push(kv("service.name", service));
         let stream_level = get("level").or(get("detected_level")).map(str::to_string);
         let mut records = Vec::with_capacity(s.entries.len());
         for e in s.entries {
@@ -399,17 +389,10 @@ pub fn to_otlp(streams: Vec<Stream>, now_ns: i64) -> (ExportLogsServiceRequest, 
         if records.is_empty() {
             continue;
         }
-        req.resource_logs.push(ResourceLogs {
-            resource: Some(Resource {
-                attributes: attrs,
-                ..Default::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                log_records: records,
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+        req.resource_logs
+            .push(crate::traces::logscan::stream_resource_logs(
+                &labels, records,
+            ));
     }
     (req, errors, refused)
 }

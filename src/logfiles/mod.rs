@@ -22,7 +22,6 @@
 
 pub mod format;
 
-use crate::traces::model::string_kv as kv;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -30,9 +29,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{LogFilesConfig, LogFormat, LogsConfig};
@@ -612,14 +610,6 @@ fn resource_logs(path: &Path, src: &LogFilesConfig, recs: Vec<Rec>) -> Vec<Resou
         }
     }
     labels.push(("filename".into(), path.display().to_string()));
-    let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let service = get("service_name")
-        .or_else(|| {
-            crate::traces::logscan::DISCOVER_SERVICE_NAME
-                .iter()
-                .find_map(|k| get(k))
-        })
-        .unwrap_or_else(|| "unknown_service".into());
     let observed = crate::base::clock::now_ns();
     let mut by_stream: Vec<(Option<String>, Vec<LogRecord>)> = Vec::new();
     for r in recs {
@@ -649,22 +639,11 @@ fn resource_logs(path: &Path, src: &LogFilesConfig, recs: Vec<Rec>) -> Vec<Resou
     by_stream
         .into_iter()
         .map(|(stream, records)| {
-            let mut attrs: Vec<KeyValue> = labels.iter().map(|(k, v)| kv(k, v)).collect();
-            if let Some(s) = &stream {
-                attrs.push(kv("stream", s));
+            let mut labels = labels.clone();
+            if let Some(s) = stream {
+                labels.push(("stream".into(), s));
             }
-            attrs.push(kv("service.name", &service));
-            ResourceLogs {
-                resource: Some(Resource {
-                    attributes: attrs,
-                    ..Default::default()
-                }),
-                scope_logs: vec![ScopeLogs {
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }
+            crate::traces::logscan::stream_resource_logs(&labels, records)
         })
         .collect()
 }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::chunk;
@@ -70,6 +70,29 @@ pub fn severity(level: &str) -> (i32, String) {
         _ => 0,
     };
     (n, level.to_string())
+}
+
+/// An OTLP resource for a Loki-style stream: its labels as attributes, and `service.name` from
+/// `service_name`, else the first of [`DISCOVER_SERVICE_NAME`], else `unknown_service`, as Loki
+/// 3 discovers it. Loki pushes and collected files both store their lines this way.
+pub fn stream_resource_logs(labels: &[(String, String)], records: Vec<LogRecord>) -> ResourceLogs {
+    let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let service = get("service_name")
+        .or_else(|| DISCOVER_SERVICE_NAME.iter().find_map(|k| get(k)))
+        .unwrap_or("unknown_service");
+    let mut attributes: Vec<_> = labels.iter().map(|(k, v)| model::string_kv(k, v)).collect();
+    attributes.push(model::string_kv("service.name", service));
+    ResourceLogs {
+        resource: Some(Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_logs: vec![ScopeLogs {
+            log_records: records,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// A resource's stream labels (sorted) and the attributes left for structured metadata.
@@ -260,17 +283,8 @@ impl LogSource for LogScan<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
-    fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
+    use crate::traces::model::string_kv as kv;
 
     #[test]
     fn otlp_resources_map_as_loki_3_does() {
