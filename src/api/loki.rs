@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -137,6 +137,22 @@ impl IntoResponse for LokiError {
 }
 
 type Answered = Result<Response, LokiError>;
+
+/// A request's parameters as Loki reads them: the query string and, for form POSTs, the body.
+struct LokiParams(Params);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for LokiParams {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let query = req.uri().query().map(str::to_string);
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(LokiParams(params(query, &headers, &body)))
+    }
+}
 
 fn json_answer(body: String) -> Response {
     (
@@ -463,23 +479,11 @@ async fn run(api: &LokiApi, q: Query) -> Answered {
     Ok(query_answer(&a, &stats))
 }
 
-async fn query_range(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn query_range(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(async { run(&api, range_query(&p)?).await }.await)
 }
 
-async fn query(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn query(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(async { run(&api, instant_query(&p)?).await }.await)
 }
 
@@ -507,13 +511,7 @@ async fn distinct(
     Ok(names_answer(found))
 }
 
-async fn labels(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn labels(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(
         distinct(&api, &p, |l, acc| {
             for (k, _) in l {
@@ -529,11 +527,8 @@ async fn labels(
 async fn label_values(
     State(api): State<LokiApi>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    LokiParams(p): LokiParams,
 ) -> Response {
-    let p = params(q, &headers, &body);
     respond(
         distinct(&api, &p, move |l, acc| {
             if let Some((_, v)) = l.iter().find(|(k, _)| *k == name)
@@ -559,13 +554,7 @@ fn match_groups(p: &Params) -> Result<Vec<Vec<Matcher>>, LokiError> {
         .collect()
 }
 
-async fn series(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn series(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(
         async {
             let (start, end) = bounds(&p)?;
@@ -633,13 +622,7 @@ async fn stream_totals(
 
 /// `/index/stats`: `{streams, chunks, bytes, entries}` for a selector (Loki counts chunks of
 /// its own store; here each stream's entries in the range count as one chunk per stream).
-async fn index_stats(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn index_stats(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(
         async {
             let (start, end) = bounds(&p)?;
@@ -772,13 +755,7 @@ fn write_prom_labels(o: &mut String, l: &Labels) {
 }
 
 /// `/index/volume`: bytes per series (or label) over the whole range, as a vector at `end`.
-async fn volume(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn volume(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(
         async {
             let v = volume_params(&p)?;
@@ -796,13 +773,7 @@ async fn volume(
 }
 
 /// `/index/volume_range`: the same per `step` bucket, each written at its bucket's end.
-async fn volume_range(
-    State(api): State<LokiApi>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = params(q, &headers, &body);
+async fn volume_range(State(api): State<LokiApi>, LokiParams(p): LokiParams) -> Response {
     respond(
         async {
             let v = volume_params(&p)?;
