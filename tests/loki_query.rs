@@ -533,6 +533,8 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         json!(info_bytes.to_string())
     );
 
+    grafana_data_source_requests(&loki, start, end).await;
+
     // Live tail over a WebSocket: the history first, then lines pushed after it connects.
     {
         use futures_util::StreamExt;
@@ -708,4 +710,225 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         .await;
     assert_eq!(d["result"], json!([]));
     sl.stop().await;
+}
+
+/// A `[float seconds, "value"]` pair as Grafana's converter reads it (`readTimeValuePair`: a JSON
+/// number, then a string that parses as a float).
+fn sample(v: &Value) -> (f64, f64) {
+    let pair = v.as_array().expect("a [time, value] pair");
+    assert_eq!(pair.len(), 2, "{v}");
+    let t = pair[0].as_f64().expect("time is a JSON number");
+    let x = pair[1]
+        .as_str()
+        .expect("value is a string")
+        .parse::<f64>()
+        .expect("value parses as a float");
+    (t, x)
+}
+
+/// The requests Grafana's Loki data source sends for Explore, a logs panel, a time-series panel
+/// over `rate`, label autocompletion and the logs volume histogram, answered in the shapes it
+/// reads. The data: `{service_name="checkout"}` holds 20 `level="info"` lines (structured
+/// metadata `pod`) and 5 `level="error"` lines. Sources, in grafana/grafana:
+///
+/// - `pkg/tsdb/loki/api.go` at 0d0434957a27, `makeDataRequest`: a range query goes to
+///   `/loki/api/v1/query_range` with `query`, `direction`, `limit` (only when above zero),
+///   `start` and `end` in nanoseconds and `step` as `"<milliseconds>ms"`; an instant query goes to
+///   `/loki/api/v1/query` with `time` in nanoseconds. `DataQuery` reads the body with
+///   `converter.ReadPrometheusStyleResult`.
+/// - `pkg/util/converter/prom.go` at 0ce8598d42637, `readPrometheusData`: `data.resultType`, then
+///   `data.result`; `data.stats` goes to the first frame's meta. `readStream`: each stream's
+///   `stream` (a string map) and `values` as `[nanosecond string, line]` pairs (exactly two
+///   elements: it reads two and closes the array). `readMatrixOrVectorMulti` and
+///   `readTimeValuePair`: `metric`, then `values` (matrix) or `value` (vector) as
+///   `[float seconds, "value"]`.
+/// - `public/app/plugins/datasource/loki/datasource.ts` at 92c2d1ee6f69, `getSupplementaryQuery`:
+///   the volume histogram is `sum by (level) (count_over_time(<expr>[$__interval]))` as a range
+///   query; `metadataRequest` returns the answer's `data` (or the whole answer when it has none,
+///   as `index/stats` answers); `labelNamesQuery` (`labels` with `start`/`end`),
+///   `labelValuesQuery` (`label/<name>/values`), `labelValuesSeriesQuery` (`series` with
+///   `match[]`, reading each stream's label map); `getQueryStats` (`index/stats` with `query`,
+///   reading `streams`, `chunks`, `bytes`, `entries`).
+/// - `public/app/plugins/datasource/loki/LanguageProvider.ts` at 49399ad3c3a1,
+///   `fetchLabelsByLabelsEndpoint`: `labels` with `start`, `end` and the stream selector as
+///   `query` when there is one; `fetchSeriesLabels`: `series` with `match[]`.
+async fn grafana_data_source_requests(loki: &Loki, start: i64, end: i64) {
+    let sel = r#"{service_name="checkout"}"#;
+    let step = "15000ms";
+    let range = |q: &str, dir: &str, limit: &str| {
+        let mut p = vec![
+            ("query", q.to_string()),
+            ("direction", dir.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("step", step.to_string()),
+        ];
+        if !limit.is_empty() {
+            p.push(("limit", limit.to_string()));
+        }
+        p
+    };
+    // Explore and a logs panel: log lines, backward (Explore's default) and forward (a panel
+    // sorted oldest first).
+    for (dir, limit) in [("backward", "1000"), ("forward", "100")] {
+        let v = loki
+            .json("/loki/api/v1/query_range", &range(sel, dir, limit))
+            .await;
+        assert_eq!(v["status"], "success");
+        assert_eq!(v["data"]["resultType"], "streams");
+        assert!(v["data"]["stats"].is_object(), "stats for the frame meta");
+        let mut n = 0;
+        for s in v["data"]["result"].as_array().unwrap() {
+            let labels = s["stream"].as_object().expect("stream is a map");
+            assert!(labels.values().all(Value::is_string), "{s}");
+            let mut last: Option<i64> = None;
+            for e in s["values"].as_array().unwrap() {
+                let pair = e.as_array().unwrap();
+                assert_eq!(pair.len(), 2, "[ts, line] only, no metadata: {e}");
+                let ts = pair[0].as_str().expect("ns as a string");
+                assert_eq!(ts.len(), 19, "{ts}");
+                let ts: i64 = ts.parse().unwrap();
+                assert!(pair[1].is_string());
+                if let Some(prev) = last {
+                    if dir == "forward" {
+                        assert!(ts >= prev, "oldest first");
+                    } else {
+                        assert!(ts <= prev, "newest first");
+                    }
+                }
+                last = Some(ts);
+                n += 1;
+            }
+        }
+        assert_eq!(n, 25, "{dir}");
+    }
+    // A time-series panel over `rate`: a matrix, one series per level.
+    let v = loki
+        .json(
+            "/loki/api/v1/query_range",
+            &range(
+                &format!("sum by (level) (rate({sel}[1m]))"),
+                "backward",
+                "",
+            ),
+        )
+        .await;
+    assert_eq!(v["data"]["resultType"], "matrix", "{v}");
+    let mut levels = Vec::new();
+    for s in v["data"]["result"].as_array().unwrap() {
+        let m = s["metric"].as_object().unwrap();
+        assert_eq!(m.len(), 1, "{s}");
+        levels.push(m["level"].as_str().unwrap().to_string());
+        let values = s["values"].as_array().unwrap();
+        assert!(!values.is_empty());
+        let mut prev = f64::MIN;
+        for x in values {
+            let (t, r) = sample(x);
+            assert!(t > prev && r > 0.0, "{x}");
+            // Steps of 15 s from `start`.
+            assert!(((t * 1e3) as i64 - start / 1_000_000) % 15_000 == 0, "{x}");
+            prev = t;
+        }
+    }
+    levels.sort();
+    assert_eq!(levels, ["error", "info"]);
+    // An instant query (a stat or table panel): a vector.
+    let v = loki
+        .json(
+            "/loki/api/v1/query",
+            &[
+                (
+                    "query",
+                    format!("sum by (level) (count_over_time({sel}[1h]))"),
+                ),
+                ("direction", "backward".into()),
+                ("time", end.to_string()),
+            ],
+        )
+        .await;
+    let got: BTreeMap<String, f64> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let (t, x) = sample(&s["value"]);
+            assert!((t - end as f64 / 1e9).abs() < 1e-3, "evaluated at `time`");
+            (s["metric"]["level"].as_str().unwrap().to_string(), x)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        BTreeMap::from([("error".into(), 5.0), ("info".into(), 20.0)])
+    );
+    // The logs volume histogram: with the window equal to the step every line is counted in
+    // exactly one bucket, so the buckets add up to the lines of each level.
+    let v = loki
+        .json(
+            "/loki/api/v1/query_range",
+            &range(
+                &format!("sum by (level) (count_over_time({sel}[15s]))"),
+                "backward",
+                "1000",
+            ),
+        )
+        .await;
+    assert_eq!(v["data"]["resultType"], "matrix");
+    let totals: BTreeMap<String, f64> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let sum: f64 = s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| sample(x).1)
+                .sum();
+            (s["metric"]["level"].as_str().unwrap().to_string(), sum)
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        BTreeMap::from([("error".into(), 5.0), ("info".into(), 20.0)])
+    );
+    // Label autocompletion: names (all, and those of one selector), values, series.
+    let t = [("start", start.to_string()), ("end", end.to_string())];
+    let names = loki.json("/loki/api/v1/labels", &t).await;
+    assert!(
+        names["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(Value::is_string)
+    );
+    let mut p = t.to_vec();
+    p.push(("query", sel.to_string()));
+    let names = loki.json("/loki/api/v1/labels", &p).await;
+    assert_eq!(names["data"], json!(["env", "level", "service_name"]));
+    let vals = loki.json("/loki/api/v1/label/level/values", &t).await;
+    let vals: Vec<&str> = vals["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(vals.contains(&"info") && vals.contains(&"error"), "{vals:?}");
+    let mut p = t.to_vec();
+    p.push(("match[]", sel.to_string()));
+    let series = loki.json("/loki/api/v1/series", &p).await;
+    let levels: Vec<&str> = series["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, ["error", "info"]);
+    // The query hint's statistics: the answer itself, no `data` wrapper.
+    let mut p = t.to_vec();
+    p.push(("query", sel.to_string()));
+    let st = loki.json("/loki/api/v1/index/stats", &p).await;
+    for k in ["streams", "chunks", "bytes", "entries"] {
+        assert!(st[k].is_u64(), "{k}: {st}");
+    }
+    assert_eq!(st["entries"], 25);
 }
