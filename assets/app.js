@@ -1,5 +1,5 @@
 // Sightline's page script: time-range picker and auto-refresh, charts (uPlot) from PromQL range
-// queries, the trace search scatter plot, the trace waterfall with its GPU lane, and metric-name
+// queries, the Logs page's volume histogram and live tail, the trace search scatter plot, the trace waterfall with its GPU lane, and metric-name
 // completion. Data is untrusted: it is only ever set as textContent or attribute values.
 (function () {
   'use strict';
@@ -170,6 +170,120 @@
     window.addEventListener('resize', () => plot.setSize({ width: Math.max(200, box.clientWidth - 8), height: 180 }));
   }
   document.querySelectorAll('.chart[data-series]').forEach((c) => { drawChart(c); });
+
+  // ------------------------------------------------------------ logs: volume by level, live tail
+  const LEVEL_COLOURS = { unknown: '#94a3b8', trace: '#a3a3a3', debug: '#0891b2', info: '#16a34a',
+    warn: '#d97706', error: '#dc2626', fatal: '#9333ea' };
+  function drawVolume(box) {
+    const v = JSON.parse(box.dataset.volume || '{}');
+    const levels = v.levels || [];
+    box.replaceChildren(el('h3', null, box.dataset.title || ''));
+    if (!levels.length) {
+      box.append(el('p', 'empty', 'No lines in this range.'));
+      box.dataset.drawn = 'empty';
+      return;
+    }
+    const n = levels[0][1].length;
+    const xs = [];
+    for (let i = 0; i < n; i++) xs.push(v.start + i * v.step);
+    // Stacked: each level's bar starts where the ones below it end; drawn tallest first.
+    const stacked = [];
+    let acc = new Array(n).fill(0);
+    for (const [, counts] of levels) {
+      acc = acc.map((a, i) => a + counts[i]);
+      stacked.push(acc.map((a) => (a > 0 ? a : null)));
+    }
+    const order = levels.map((_, i) => i).reverse();
+    const fg = cssVar('--muted');
+    const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.9, 40], align: 1 }) : undefined;
+    const opts = {
+      width: Math.max(200, box.clientWidth - 8),
+      height: 120,
+      legend: { show: true, live: true },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: fg, grid: { stroke: cssVar('--grid') } },
+        { stroke: fg, grid: { stroke: cssVar('--grid') }, size: 60 },
+      ],
+      series: [{}].concat(order.map((i) => ({
+        label: levels[i][0], stroke: LEVEL_COLOURS[levels[i][0]] || colour(i),
+        fill: LEVEL_COLOURS[levels[i][0]] || colour(i), paths: bars, points: { show: false },
+        value: (u, x, si, idx) => (idx === null || idx === undefined ? '' : String(levels[i][1][idx])),
+      }))),
+    };
+    const plot = new uPlot(opts, [xs].concat(order.map((i) => stacked[i])), box);
+    box.dataset.drawn = 'chart';
+    box.dataset.total = String(acc.reduce((a, b) => a + b, 0));
+    window.addEventListener('resize', () => plot.setSize({ width: Math.max(200, box.clientWidth - 8), height: 120 }));
+  }
+  const volume = document.getElementById('log-volume');
+  if (volume) drawVolume(volume);
+
+  function isoNs(ns) {
+    const ms = Number(ns.slice(0, -6) || '0');
+    return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+  }
+  const tailButton = document.getElementById('log-tail');
+  if (tailButton) {
+    let ws = null;
+    let received = 0;
+    const status = document.getElementById('log-tail-status');
+    const table = document.getElementById('log-results');
+    const tbody = table.querySelector('tbody');
+    const stop = () => {
+      if (ws) ws.close();
+      ws = null;
+      tailButton.textContent = 'Live tail';
+    };
+    tailButton.addEventListener('click', () => {
+      if (ws) { stop(); return; }
+      const p = new URLSearchParams({ query: tailButton.dataset.query, limit: '100', start: String(Date.now()) + '000000' });
+      const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+      ws = new WebSocket(proto + '//' + location.host + BASE + '/loki/api/v1/tail?' + p.toString());
+      tailButton.textContent = 'Stop tail';
+      status.hidden = false;
+      status.textContent = 'Live: waiting for new lines…';
+      ws.addEventListener('open', () => { tailButton.dataset.state = 'open'; });
+      ws.addEventListener('message', (ev) => {
+        let msg;
+        try { msg = JSON.parse(ev.data); } catch (e) { return; }
+        const rows = [];
+        for (const s of msg.streams || []) {
+          const lab = s.stream || {};
+          for (const [ts, line] of s.values || []) rows.push([ts, line, lab]);
+        }
+        rows.sort((a, b) => (a[0].length - b[0].length) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        for (const [ts, line, lab] of rows) {
+          const tr = el('tr', 'tailed');
+          tr.append(el('td', null, isoNs(ts)), el('td', null, lab.level || lab.detected_level || ''),
+            el('td', null, lab.service_name || ''));
+          const bodyCell = el('td', 'body', line);
+          bodyCell.append(el('div', 'labels', Object.entries(lab).map(([k, x]) => k + '="' + x + '"').join(', ')));
+          const traceCell = el('td');
+          const tid = lab.trace_id || '';
+          if (/^[0-9a-f]{32}$/.test(tid)) {
+            const a = el('a', null, tid);
+            a.href = BASE + '/ui/trace/' + tid + location.search;
+            traceCell.append(a);
+          }
+          tr.append(bodyCell, traceCell);
+          tbody.prepend(tr);
+          received++;
+        }
+        while (tbody.children.length > 500) tbody.lastElementChild.remove();
+        table.hidden = false;
+        const empty = document.getElementById('log-empty');
+        if (empty) empty.hidden = true;
+        status.textContent = 'Live: ' + received + ' new line' + (received === 1 ? '' : 's');
+        tailButton.dataset.received = String(received);
+      });
+      ws.addEventListener('close', (ev) => {
+        if (ws) status.textContent = 'Live tail stopped' + (ev.reason ? ': ' + ev.reason : '') + '.';
+        stop();
+      });
+    });
+  }
 
   // ------------------------------------------------------------ trace search scatter
   const scatter = document.getElementById('scatter');

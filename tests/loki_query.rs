@@ -674,6 +674,47 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
     );
     let page = logs_page("{app=").await;
     assert!(page.contains("parse error at line 1"), "the error is shown");
+    // The volume histogram by level: from the LogQL engine for a LogQL search, from the search
+    // index for the simple search; both count 20 info and 5 error lines of "checkout".
+    let get_page = async |path: &str| -> String {
+        let r = client.get(sl.api(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.unwrap()
+    };
+    let page = logs_page(r#"{service_name="checkout"}"#).await;
+    assert_eq!(
+        volume_totals(&page),
+        BTreeMap::from([("error".into(), 5), ("info".into(), 20)])
+    );
+    assert!(page.contains(r#"id="log-tail""#), "live tail offered");
+    let mut totals = BTreeMap::new();
+    for _ in 0..50 {
+        // The simple search reads the index, which commits about once a second.
+        totals = volume_totals(&get_page("/ui/logs?range=1h&service=checkout").await);
+        if totals.values().sum::<u64>() == 25 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        totals,
+        BTreeMap::from([("error".into(), 5), ("info".into(), 20)])
+    );
+    // A trace's logs and a service's logs run as LogQL on the same page path.
+    let page = get_page("/ui/logs?range=1h&traceID=4bf92f3577b34da6a3ce929d0e0e4736").await;
+    assert!(page.contains("upstream timed out"), "{page}");
+    assert!(
+        page.contains("trace_id=&#34;4bf92f3577b34da6a3ce929d0e0e4736&#34;")
+            || page.contains("trace_id=&quot;4bf92f3577b34da6a3ce929d0e0e4736&quot;"),
+        "the LogQL is shown"
+    );
+    assert!(!page.contains("payment failed"), "only the trace's lines");
+    let page = get_page("/ui/service/checkout?range=1h").await;
+    assert!(page.contains("payment failed"), "the service's lines");
+    assert!(
+        page.contains("/ui/logs?logql=%7Bservice_name%3D%22checkout%22%7D"),
+        "{page}"
+    );
 
     // Bad queries: a clear 400 each, and the server keeps answering.
     let huge = format!("{{app=\"{}\"}}", "x".repeat(70 * 1024));
@@ -710,6 +751,28 @@ async fn logs_from_real_clients_come_back_through_the_loki_api() {
         .await;
     assert_eq!(d["result"], json!([]));
     sl.stop().await;
+}
+
+/// The Logs page's volume histogram (its `data-volume` attribute): lines per level.
+fn volume_totals(page: &str) -> BTreeMap<String, u64> {
+    let at = page.find("data-volume=\"").expect("a volume histogram") + 13;
+    let raw = &page[at..at + page[at..].find('"').unwrap()];
+    let text = raw.replace("&#34;", "\"").replace("&quot;", "\"");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let sum = l[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_u64().unwrap())
+                .sum();
+            (l[0].as_str().unwrap().to_string(), sum)
+        })
+        .collect()
 }
 
 /// A `[float seconds, "value"]` pair as Grafana's converter reads it (`readTimeValuePair`: a JSON
@@ -806,11 +869,7 @@ async fn grafana_data_source_requests(loki: &Loki, start: i64, end: i64) {
     let v = loki
         .json(
             "/loki/api/v1/query_range",
-            &range(
-                &format!("sum by (level) (rate({sel}[1m]))"),
-                "backward",
-                "",
-            ),
+            &range(&format!("sum by (level) (rate({sel}[1m]))"), "backward", ""),
         )
         .await;
     assert_eq!(v["data"]["resultType"], "matrix", "{v}");
@@ -912,7 +971,10 @@ async fn grafana_data_source_requests(loki: &Loki, start: i64, end: i64) {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(vals.contains(&"info") && vals.contains(&"error"), "{vals:?}");
+    assert!(
+        vals.contains(&"info") && vals.contains(&"error"),
+        "{vals:?}"
+    );
     let mut p = t.to_vec();
     p.push(("match[]", sel.to_string()));
     let series = loki.json("/loki/api/v1/series", &p).await;

@@ -306,8 +306,8 @@ impl SearchIndex {
         }
     }
 
-    /// Log records matching every condition, newest first: `(chunk, ordinal in chunk)`.
-    pub fn search_logs(&self, s: &LogSearch) -> Result<Vec<(i64, u64)>, IndexError> {
+    /// The query of a log search: every condition must hold.
+    fn log_query(&self, s: &LogSearch) -> Result<Box<dyn Query>, IndexError> {
         let f = self.fields;
         let mut clauses = vec![term_u64(f.kind, KIND_LOG)];
         if let Some(svc) = &s.service {
@@ -330,7 +330,12 @@ impl SearchIndex {
                 .map_err(|e| IndexError::BadQuery(format!("text query: {e}")))?;
             clauses.push(q);
         }
-        let query = self.with_tags(clauses, &s.tags)?;
+        self.with_tags(clauses, &s.tags)
+    }
+
+    /// Log records matching every condition, newest first: `(chunk, ordinal in chunk)`.
+    pub fn search_logs(&self, s: &LogSearch) -> Result<Vec<(i64, u64)>, IndexError> {
+        let query = self.log_query(s)?;
         let searcher = self.reader.searcher();
         let top: Vec<(Option<u64>, DocAddress)> = searcher.search(
             &query,
@@ -349,6 +354,25 @@ impl SearchIndex {
             }
         }
         Ok(out)
+    }
+
+    /// How many log records match `s` per time bucket and severity class: `buckets` buckets of
+    /// `step_us` from `start_us`, counted from the index's fast fields without reading a record.
+    pub fn log_volume(
+        &self,
+        s: &LogSearch,
+        start_us: u64,
+        step_us: u64,
+        buckets: usize,
+    ) -> Result<Vec<[u64; LEVELS]>, IndexError> {
+        let query = self.log_query(s)?;
+        let searcher = self.reader.searcher();
+        let collector = Volume {
+            start_us,
+            step_us: step_us.max(1),
+            buckets,
+        };
+        Ok(searcher.search(&query, &collector)?)
     }
 
     fn with_tags(
@@ -485,6 +509,91 @@ impl SegmentCollector for ChunkSetSegment {
     }
 
     fn harvest(self) -> HashSet<u64> {
+        self.out
+    }
+}
+
+/// Severity classes of OTLP's severity numbers: unspecified, TRACE (1-4), DEBUG (5-8), INFO
+/// (9-12), WARN (13-16), ERROR (17-20), FATAL (21-24).
+pub const LEVELS: usize = 7;
+pub const LEVEL_NAMES: [&str; LEVELS] = [
+    "unknown", "trace", "debug", "info", "warn", "error", "fatal",
+];
+
+/// The class of an OTLP severity number.
+pub fn level_class(severity: u64) -> usize {
+    match severity {
+        1..=24 => (severity as usize - 1) / 4 + 1,
+        _ => 0,
+    }
+}
+
+/// Counts matching log records per time bucket and severity class.
+struct Volume {
+    start_us: u64,
+    step_us: u64,
+    buckets: usize,
+}
+
+struct VolumeSegment {
+    start: Column<u64>,
+    severity: Column<u64>,
+    origin: u64,
+    step: u64,
+    out: Vec<[u64; LEVELS]>,
+}
+
+impl Collector for Volume {
+    type Fruit = Vec<[u64; LEVELS]>;
+    type Child = VolumeSegment;
+
+    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<VolumeSegment> {
+        let ff = segment.fast_fields();
+        Ok(VolumeSegment {
+            start: ff.u64("start")?,
+            severity: ff.u64("severity")?,
+            origin: self.start_us,
+            step: self.step_us,
+            out: vec![[0; LEVELS]; self.buckets],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut out = vec![[0; LEVELS]; self.buckets];
+        for f in fruits {
+            for (a, b) in out.iter_mut().zip(f) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for VolumeSegment {
+    type Fruit = Vec<[u64; LEVELS]>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let Some(t) = self.start.first(doc) else {
+            return;
+        };
+        let Some(i) = t
+            .checked_sub(self.origin)
+            .map(|d| (d / self.step) as usize)
+            .filter(|i| *i < self.out.len())
+        else {
+            return;
+        };
+        let level = level_class(self.severity.first(doc).unwrap_or(0));
+        self.out[i][level] += 1;
+    }
+
+    fn harvest(self) -> Self::Fruit {
         self.out
     }
 }

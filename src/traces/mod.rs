@@ -34,7 +34,7 @@ use crate::config::TracesConfig;
 use crate::error::ErrorCode;
 use crate::telemetry::Metrics;
 use index::{DocBuilder, Pending, SearchIndex};
-pub use index::{LogSearch, TraceSearch};
+pub use index::{LEVEL_NAMES, LEVELS, LogSearch, TraceSearch, level_class};
 pub use writer::{AfterCommit, CommitObserver, FilePosition};
 use writer::{RetentionPolicy, WriteOp, Writer};
 
@@ -415,6 +415,23 @@ impl TraceStore {
                 .into_iter()
                 .filter_map(|(c, ord)| decoded.get(&c).and_then(|v| v.get(ord as usize)).cloned())
                 .collect())
+        })
+        .await
+    }
+
+    /// Log records matching `search` per time bucket (`buckets` of `step_us` from `start_us`) and
+    /// severity class ([`LEVEL_NAMES`]), counted in the index: the Logs page's volume histogram.
+    pub async fn log_volume(
+        &self,
+        search: LogSearch,
+        start_us: u64,
+        step_us: u64,
+        buckets: usize,
+    ) -> Result<Vec<[u64; LEVELS]>, StoreError> {
+        self.blocking(move |inner| {
+            Ok(inner
+                .index
+                .log_volume(&search, start_us, step_us, buckets)?)
         })
         .await
     }

@@ -405,6 +405,29 @@ def main():
         check(page.eval_on_selector_all("#log-results tbody tr", "r => r.length") == 1, "LogQL search")
         link = page.get_attribute("#log-results tbody tr a", "href")
         check(info["traces"][5]["id"] in link, "a LogQL line links to its trace: %s" % link)
+        # The volume histogram by level, then live tail: a line pushed after the tail opens shows
+        # up on top, as text.
+        visit("logs-volume", "/ui/logs?range=1h&logql=%s" % urllib.parse.quote('{service_name="backend"}'), "#log-volume[data-drawn]")
+        check(page.get_attribute("#log-volume", "data-drawn") == "chart", "volume histogram drawn")
+        check(page.get_attribute("#log-volume", "data-total") == "2", "volume counts both lines: %s" % page.get_attribute("#log-volume", "data-total"))
+        page.click("#log-tail")
+        page.wait_for_selector("#log-tail[data-state=open]", state="attached", timeout=10000)
+        push = json.dumps({"streams": [{"stream": {"service_name": "backend", "level": "info"},
+                                        "values": [[str(time.time_ns()), "tailed line " + XSS]]}]}).encode()
+        urllib.request.urlopen(urllib.request.Request(base + "/loki/api/v1/push", data=push,
+                               headers={"Content-Type": "application/json"}), timeout=10).read()
+        page.wait_for_selector("#log-tail[data-received]", state="attached", timeout=15000)
+        first = page.inner_text("#log-results tbody tr:first-child td.body")
+        check(first.startswith("tailed line " + XSS), "tailed line on top: %s" % first)
+        check(page.evaluate("window.__xss.length") == 0, "live tail: a payload ran")
+        page.screenshot(path=os.path.join(args.shots, "%s-logs-tail.png" % args.label))
+        # "Logs of this trace" from the trace view: the same LogQL path.
+        visit("trace-for-logs", "/ui/trace/%s?range=1h" % info["traces"][5]["id"], "#trace-logs")
+        page.click("#trace-logs")
+        page.wait_for_selector("#log-results", state="attached", timeout=10000)
+        bodies = page.eval_on_selector_all("#log-results tbody tr td.body", "cs => cs.map(c => c.firstChild.textContent)")
+        check(sorted(bodies) == sorted([XSS, "card declined for order 42"]), "logs of the trace: %s" % bodies)
+        check("trace_id=" in page.input_value("#logql-search input[name=logql]"), "the trace's LogQL is shown")
 
         # Targets (from the prometheus.yml the Rust side wrote): one up, one down, one dropped.
         visit("targets", "/ui/targets", "table.targets tbody tr")

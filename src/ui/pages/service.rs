@@ -1,5 +1,6 @@
 //! One service: its operations, charts and recent logs.
 
+use super::logs::{LogRow, Window, logql_rows};
 use super::overview::{SERVER_KINDS, red, red_row};
 use super::traces::{TraceRow, trace_row};
 use super::*;
@@ -13,16 +14,6 @@ pub struct OpRow {
     pub p99: String,
 }
 
-pub struct LogRow {
-    pub time: String,
-    pub severity: String,
-    pub service: String,
-    pub body: String,
-    pub trace: String,
-    /// The line's labels as `k="v", ...` (LogQL results); empty for the simple search.
-    pub labels: String,
-}
-
 #[derive(Template)]
 #[template(path = "service.html")]
 pub struct ServiceView {
@@ -31,38 +22,9 @@ pub struct ServiceView {
     pub ops: Vec<OpRow>,
     pub errors: Vec<TraceRow>,
     pub logs: Vec<LogRow>,
+    /// The LogQL of the service's logs (the link to the Logs page).
+    pub logql: String,
     pub charts: Vec<Chart>,
-}
-
-pub(super) fn log_rows(logs: &[crate::traces::StoredLog]) -> Vec<LogRow> {
-    logs.iter()
-        .map(|l| LogRow {
-            time: iso_ms(
-                (l.record
-                    .time_unix_nano
-                    .max(l.record.observed_time_unix_nano)
-                    / 1_000_000) as i64,
-            ),
-            severity: if l.record.severity_text.is_empty() {
-                l.record.severity_number.to_string()
-            } else {
-                l.record.severity_text.clone()
-            },
-            service: model::service_name(l.resource.as_ref().as_ref()),
-            body: l
-                .record
-                .body
-                .as_ref()
-                .map(model::any_to_text)
-                .unwrap_or_default(),
-            labels: String::new(),
-            trace: if l.record.trace_id.is_empty() {
-                String::new()
-            } else {
-                hex::encode(&l.record.trace_id)
-            },
-        })
-        .collect()
 }
 
 pub async fn service(
@@ -104,15 +66,9 @@ pub async fn service(
         .iter()
         .map(|s| trace_row(s))
         .collect();
-    let logs = st
-        .store
-        .find_logs(crate::traces::LogSearch {
-            service: Some(name.clone()),
-            start_us: Some((r.start_ms().max(0) as u64) * 1000),
-            end_us: Some((r.end_ms.max(0) as u64) * 1000),
-            limit: 20,
-            ..Default::default()
-        })
+    // The service's newest lines through the Logs page's LogQL path.
+    let logql = format!("{{service_name={}}}", lit(&name));
+    let logs = logql_rows(&st, &logql, Window::of(&r), 20)
         .await
         .unwrap_or_default();
     let sel = format!("{filter},{SERVER_KINDS}");
@@ -155,6 +111,7 @@ pub async fn service(
         name,
         ops,
         errors,
-        logs: log_rows(&logs),
+        logs,
+        logql,
     })
 }
