@@ -2,13 +2,18 @@
 //! [--concurrency N] [--spans N] [--queries N]`; `-- --spanmetrics-ratio` and `-- --forward-ratio`
 //! compare local ingest with span metrics (or forwarding upstream) on and off.
 //!
-//! Starts Sightline on a temp directory (or `--data-dir DIR`, kept for query-only reruns) and posts OTLP/HTTP protobuf batches of 512
-//! realistic spans (10-20 attributes each, traces of 16 spans across 8 services) from
-//! `--concurrency` clients. Each request is answered only after its spans are committed (durable
-//! acknowledgement). The server is the `sightline` release binary in its own process. Reports
-//! sustained spans/s, acknowledgement latency percentiles, bytes per span on disk (SQLite + index,
-//! after a clean shutdown), and the server's peak RSS. Then, with the store at `--spans` spans (ingesting more if the
-//! timed run did not reach it), measures trace-by-id and tag-search latency.
+//! Starts Sightline on a temp directory (or `--data-dir DIR`, kept for query-only reruns) and
+//! posts OTLP/HTTP protobuf exports of 512 spans in production shape (issue 25): fresh trace and
+//! span ids in every export, 10-20 attributes per span, 16 resource attributes, traces of 16
+//! spans across 8 services, from `--concurrency` (4) connections for `--seconds` (60); a refused
+//! export (429) is followed by a wait of its `Retry-After`, as OTLP exporters do. Each request is
+//! answered only after its spans are committed (durable acknowledgement). The server is the
+//! `sightline` release binary in its own process (the generator shares the machine's cores).
+//! Reports the mean and the per-second rate of acknowledged spans (min, p10, median, max, and
+//! every second), refusals, acknowledgement latency percentiles, bytes per span on disk (SQLite
+//! and index, after a clean shutdown), and the server's peak RSS. Then, with the store at
+//! `--spans` spans (ingesting more if the timed run did not reach it), measures trace-by-id and
+//! tag-search latency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -245,14 +250,29 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, [u8; 16]) {
             .filter(|(_, v)| !v.is_empty())
             .map(|(svc, spans)| ResourceSpans {
                 resource: Some(Resource {
+                    // 16 resource attributes, as an SDK with the Kubernetes and cloud
+                    // detectors sends them.
                     attributes: vec![
                         kv("service.name", s(SERVICES[svc])),
+                        kv("service.namespace", s("shop")),
                         kv("service.version", s("1.4.2")),
+                        kv(
+                            "service.instance.id",
+                            s(format!("{}-7d9f8b-x{svc}", SERVICES[svc])),
+                        ),
                         kv("host.name", s(format!("node-{}", svc % 3))),
+                        kv("host.arch", s("amd64")),
+                        kv("os.type", s("linux")),
+                        kv("k8s.namespace.name", s("shop-prod")),
                         kv(
                             "k8s.pod.name",
                             s(format!("{}-7d9f8b-x{}", SERVICES[svc], svc)),
                         ),
+                        kv("k8s.node.name", s(format!("node-{}", svc % 3))),
+                        kv("k8s.deployment.name", s(SERVICES[svc])),
+                        kv("cloud.provider", s("gcp")),
+                        kv("cloud.region", s("europe-west4")),
+                        kv("deployment.environment", s("production")),
                         kv("telemetry.sdk.language", s("python")),
                         kv("telemetry.sdk.version", s("1.45.2")),
                     ],
@@ -293,6 +313,9 @@ struct Load {
     refused: AtomicU64,
     samples: parking_lot::Mutex<Vec<[u8; 16]>>,
     latencies: parking_lot::Mutex<Vec<f64>>,
+    /// Spans acknowledged in each second since `started`.
+    per_second: parking_lot::Mutex<Vec<u64>>,
+    started: Instant,
 }
 
 impl Load {
@@ -302,8 +325,32 @@ impl Load {
             refused: AtomicU64::new(0),
             samples: Default::default(),
             latencies: Default::default(),
+            per_second: Default::default(),
+            started: Instant::now(),
         })
     }
+
+    fn acknowledged(&self, n: u64) {
+        self.spans.fetch_add(n, Ordering::Relaxed);
+        let sec = self.started.elapsed().as_secs() as usize;
+        let mut v = self.per_second.lock();
+        if v.len() <= sec {
+            v.resize(sec + 1, 0);
+        }
+        v[sec] += n;
+    }
+}
+
+/// `Retry-After` in seconds (an OTLP exporter waits that long), 1 s when absent or unreadable.
+fn retry_after(r: &reqwest::Response) -> Duration {
+    let secs = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(secs.min(30.0))
 }
 
 async fn drive(
@@ -336,16 +383,19 @@ async fn drive(
                     .await
                     .unwrap();
                 let status = r.status();
+                let wait = retry_after(&r);
                 let _ = r.bytes().await;
                 if status != 200 {
+                    // Refused (429 or 503): wait as the server asks, then send the next
+                    // export (an exporter would resend this one; the load is the same).
                     load.refused.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
                 load.latencies
                     .lock()
                     .push(t.elapsed().as_secs_f64() * 1000.0);
-                load.spans.fetch_add(BATCH as u64, Ordering::Relaxed);
+                load.acknowledged(BATCH as u64);
                 let mut samples = load.samples.lock();
                 if samples.len() < 100_000 {
                     samples.push(sample);
@@ -360,8 +410,8 @@ async fn drive(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let seconds = arg("--seconds", 30);
-    let concurrency = arg("--concurrency", 8);
+    let seconds = arg("--seconds", 60);
+    let concurrency = arg("--concurrency", 4);
     let query_spans = arg("--spans", 1_000_000);
     let queries = arg("--queries", 200);
     let tmp = tempfile::tempdir().unwrap();
@@ -432,8 +482,29 @@ async fn main() {
     println!("ingest_spans_per_second {:.0}", spans as f64 / elapsed);
     println!("ingest_spans_total {spans}");
     println!(
-        "refused_requests_429 {} (retried after 50 ms)",
+        "refused_requests_429 {} (each followed by a wait of its Retry-After)",
         load.refused.load(Ordering::Relaxed)
+    );
+    // The per-second rate: the steady state, not only the mean (the last, partial second left
+    // out).
+    let mut per_second = load.per_second.lock().clone();
+    per_second.truncate(seconds as usize);
+    let mut sorted = per_second.iter().map(|&n| n as f64).collect::<Vec<f64>>();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "spans_per_second_each_second min {:.0} p10 {:.0} median {:.0} max {:.0}",
+        pct(&sorted, 0.0),
+        pct(&sorted, 0.1),
+        pct(&sorted, 0.5),
+        pct(&sorted, 1.0)
+    );
+    println!(
+        "spans_per_second_series {}",
+        per_second
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "ack_latency_ms p50 {:.1} p99 {:.1} max {:.1}",

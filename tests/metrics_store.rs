@@ -281,6 +281,33 @@ async fn series_limit_is_partial_success() {
             .1,
         vec![0.0, 42.0]
     );
+    // All eight again: the five stored go by series key now, the three refused come back from
+    // the store as unknown keys, are sent again with their labels and refused again (counted
+    // once each).
+    let (status, resp, _) = post(
+        &client,
+        &server.otlp_http("/v1/metrics"),
+        &gauge_request("limited", 0, 8, T0_MS + 30_000),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ps = resp.unwrap().partial_success.expect("partial success");
+    assert_eq!(ps.rejected_data_points, 3);
+    assert!(
+        ps.error_message.contains("active series limit"),
+        "{}",
+        ps.error_message
+    );
+    let got = export(&server.api(""), "{job=\"limited\"}").await;
+    assert_eq!(got.len(), 5);
+    for (l, (_, values)) in &got {
+        let s: f64 = l
+            .iter()
+            .find(|(k, _)| k == "s")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        assert_eq!(values.last(), Some(&s), "{l:?}: {values:?}");
+    }
     server.stop().await;
 }
 

@@ -9,8 +9,17 @@
 //! `NoRecordedValue` flag as a staleness marker. Delta sums and histograms become cumulative
 //! with per-stream state, bounded by `max_streams` (new streams past it are rejected) and
 //! forgotten after `stream_ttl` without points. This module does not store anything.
+//!
+//! Series keys (issue 25): a gauge or cumulative-sum point without exemplars gets a 128-bit key
+//! hashed from what names its series on the OTLP side (the resource's `job`/`instance`, the
+//! scope when it labels series, the metric name, the point's attributes), with no allocation.
+//! The first time a key is seen the point goes with its labels and the key
+//! ([`crate::tsdb::Batch::series_keys`]); after that by key alone
+//! ([`crate::tsdb::Batch::keyed`]), so a target's series are found again without building,
+//! hashing or comparing label sets. Keys the store no longer knows come back and are sent
+//! again with labels ([`Converter::resend`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -23,6 +32,7 @@ use parking_lot::Mutex;
 
 use super::histogram::{BucketPoint, exemplar_of, explicit_point, exponential_point, ms};
 use super::naming::{Kind, label_name, metric_name};
+use super::series_key::{Domain, KeyHasher, KnownKeys};
 use crate::base::gofmt::{FloatStyle, float};
 use crate::traces::model::any_to_text;
 use crate::tsdb::{Batch, Exemplar, Labels, Metadata, STALE_NAN_BITS};
@@ -107,9 +117,23 @@ impl Ord for OrdF64 {
     }
 }
 
+/// How a conversion names series.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Every series by its labels.
+    Labels,
+    /// Keyable points by key once their key was sent with labels; the rest by labels.
+    Keyed,
+    /// Only the keyable points whose key is in the set, by labels (and key); nothing else, and
+    /// no delta state touched.
+    Resend(&'a HashSet<u128>),
+}
+
 /// OTLP -> series converter with the delta-to-cumulative state.
 pub struct Converter {
     streams: Mutex<HashMap<u64, Stream>>,
+    /// Keys sent with labels (the store has likely registered them).
+    known: KnownKeys,
     pub max_streams: usize,
     pub stream_ttl: Duration,
     pub scope_labels: bool,
@@ -171,6 +195,58 @@ struct Ctx<'a> {
     scope: Option<&'a InstrumentationScope>,
     scope_labels: bool,
     now_ms: i64,
+    mode: Mode<'a>,
+    /// Hash of everything besides the name and attributes that goes into a series' labels.
+    seed: u128,
+}
+
+/// The key seed of a resource and scope: `job`, `instance`, and the scope when it labels series.
+fn key_seed(res: &ResourceCtx, scope: Option<&InstrumentationScope>, scope_labels: bool) -> u128 {
+    let mut h = KeyHasher::new(Domain::Otlp);
+    for v in [&res.job, &res.instance] {
+        match v {
+            Some(v) => h.field(v.as_bytes()),
+            None => h.raw(&[0xff; 4]),
+        }
+    }
+    match scope.filter(|_| scope_labels) {
+        Some(s) => {
+            h.field(s.name.as_bytes());
+            h.field(s.version.as_bytes());
+        }
+        None => h.raw(&[0xfe; 4]),
+    }
+    h.finish()
+}
+
+/// A point's series key: `None` when an attribute value is not a scalar (its label text is
+/// then built the long way).
+fn point_key(seed: u128, name: &str, attrs: &[KeyValue]) -> Option<u128> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    let mut h = KeyHasher::new(Domain::Otlp);
+    h.raw(&seed.to_le_bytes());
+    h.field(name.as_bytes());
+    for kv in attrs {
+        h.field(kv.key.as_bytes());
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            None => h.raw(&[0]),
+            Some(Value::StringValue(s)) => {
+                h.raw(&[1]);
+                h.field(s.as_bytes());
+            }
+            Some(Value::IntValue(i)) => {
+                h.raw(&[2]);
+                h.raw(&i.to_le_bytes());
+            }
+            Some(Value::DoubleValue(d)) => {
+                h.raw(&[3]);
+                h.raw(&d.to_bits().to_le_bytes());
+            }
+            Some(Value::BoolValue(b)) => h.raw(&[4, *b as u8]),
+            Some(_) => return None,
+        }
+    }
+    Some(h.finish())
 }
 
 impl Ctx<'_> {
@@ -207,6 +283,7 @@ impl Converter {
     pub fn new(max_streams: usize, stream_ttl: Duration, scope_labels: bool) -> Converter {
         Converter {
             streams: Mutex::new(HashMap::new()),
+            known: KnownKeys::default(),
             max_streams,
             stream_ttl,
             scope_labels,
@@ -217,13 +294,40 @@ impl Converter {
         self.streams.lock().len()
     }
 
-    /// Converts a whole export into `out`.
+    /// Converts a whole export into `out`, every series by its labels.
     pub fn convert(&self, req: &ExportMetricsServiceRequest, out: &mut Batch) -> Converted {
+        self.convert_as(req, out, Mode::Labels)
+    }
+
+    /// Converts a whole export into `out`, naming series the store knows by key.
+    pub fn convert_keyed(&self, req: &ExportMetricsServiceRequest, out: &mut Batch) -> Converted {
+        self.convert_as(req, out, Mode::Keyed)
+    }
+
+    /// The keyed points of `req` whose key the store did not know, again, with their labels:
+    /// nothing else of the export (it is stored already).
+    pub fn resend(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        unknown: &HashSet<u128>,
+        out: &mut Batch,
+    ) {
+        self.known.forget(unknown);
+        self.convert_as(req, out, Mode::Resend(unknown));
+    }
+
+    fn convert_as(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        out: &mut Batch,
+        mode: Mode,
+    ) -> Converted {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let mut c = Converted::default();
         let mut streams = self.streams.lock();
+        let mut known = self.known.lock();
         let now = Instant::now();
         let ttl = self.stream_ttl;
         if streams.len() >= self.max_streams {
@@ -233,19 +337,29 @@ impl Converter {
             let res = resource_ctx(rm.resource.as_ref());
             let mut newest: Option<i64> = None;
             for sm in &rm.scope_metrics {
+                let scope = sm.scope.as_ref().filter(|s| !s.name.is_empty());
                 let ctx = Ctx {
                     res: &res,
-                    scope: sm.scope.as_ref().filter(|s| !s.name.is_empty()),
+                    scope,
                     scope_labels: self.scope_labels,
                     now_ms,
+                    mode,
+                    seed: match mode {
+                        Mode::Labels => 0,
+                        _ => key_seed(&res, scope, self.scope_labels),
+                    },
                 };
                 for m in &sm.metrics {
-                    let before = out.samples.len();
-                    self.metric(m, &ctx, out, &mut c, &mut streams, now);
-                    if let Some(t) = out.samples[before..].iter().map(|s| s.1).max() {
+                    let (before, before_keyed) = (out.samples.len(), out.keyed.len());
+                    self.metric(m, &ctx, out, &mut c, &mut streams, &mut known, now);
+                    let t = out.samples[before..].iter().map(|s| s.1);
+                    if let Some(t) = t.chain(out.keyed[before_keyed..].iter().map(|s| s.1)).max() {
                         newest = Some(newest.map_or(t, |n: i64| n.max(t)));
                     }
                 }
+            }
+            if matches!(mode, Mode::Resend(_)) {
+                continue;
             }
             if let (Some(info), Some(t)) = (&res.info, newest) {
                 let ctx = Ctx {
@@ -253,6 +367,8 @@ impl Converter {
                     scope: None,
                     scope_labels: false,
                     now_ms,
+                    mode: Mode::Labels,
+                    seed: 0,
                 };
                 out.push(ctx.labels("target_info", info, None), t, 1.0);
                 out.metadata.push((
@@ -268,6 +384,7 @@ impl Converter {
         c
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn metric(
         &self,
         m: &opentelemetry_proto::tonic::metrics::v1::Metric,
@@ -275,11 +392,23 @@ impl Converter {
         out: &mut Batch,
         c: &mut Converted,
         streams: &mut HashMap<u64, Stream>,
+        known: &mut HashSet<u128>,
         now: Instant,
     ) {
         let Some(data) = &m.data else {
             return;
         };
+        if let Mode::Resend(_) = ctx.mode {
+            // Only gauges and cumulative sums are ever sent by key.
+            let keyable = match data {
+                Data::Gauge(_) => true,
+                Data::Sum(s) => s.aggregation_temporality != AggregationTemporality::Delta as i32,
+                _ => false,
+            };
+            if !keyable {
+                return;
+            }
+        }
         let (kind, prom_type, points) = match data {
             Data::Gauge(g) => (Kind::Gauge, "gauge", g.data_points.len()),
             Data::Sum(s) if s.is_monotonic => (Kind::Counter, "counter", s.data_points.len()),
@@ -294,26 +423,28 @@ impl Converter {
             (0..points).for_each(|_| c.reject("metric name is empty"));
             return;
         }
-        out.metadata.push((
-            name.clone(),
-            Metadata {
-                kind: prom_type.into(),
-                help: m.description.clone(),
-                unit: m.unit.clone(),
-            },
-        ));
+        if !matches!(ctx.mode, Mode::Resend(_)) {
+            out.metadata.push((
+                name.clone(),
+                Metadata {
+                    kind: prom_type.into(),
+                    help: m.description.clone(),
+                    unit: m.unit.clone(),
+                },
+            ));
+        }
         let is_delta = |t: i32| t == AggregationTemporality::Delta as i32;
         match data {
             Data::Gauge(g) => {
                 for p in &g.data_points {
-                    self.number_point(p, &name, ctx, out, c, None);
+                    self.number_point(p, &name, ctx, out, c, None, known);
                 }
             }
             Data::Sum(s) => {
                 let delta = is_delta(s.aggregation_temporality);
                 for p in &s.data_points {
                     let state = delta.then_some((&mut *streams, now));
-                    self.number_point(p, &name, ctx, out, c, state);
+                    self.number_point(p, &name, ctx, out, c, state, known);
                 }
             }
             Data::Histogram(h) => {
@@ -337,6 +468,7 @@ impl Converter {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn number_point(
         &self,
         p: &NumberDataPoint,
@@ -345,9 +477,21 @@ impl Converter {
         out: &mut Batch,
         c: &mut Converted,
         delta: Option<(&mut HashMap<u64, Stream>, Instant)>,
+        known: &mut HashSet<u128>,
     ) {
-        let attrs = attr_labels(&p.attributes);
-        let labels = ctx.labels(name, &attrs, None);
+        // Delta points keep their labels (their stream state is keyed by them); so do points
+        // with exemplars, which refer to their series by index.
+        let key = match ctx.mode {
+            Mode::Labels => None,
+            _ if delta.is_some() || !p.exemplars.is_empty() => None,
+            _ => point_key(ctx.seed, name, &p.attributes),
+        };
+        if let Mode::Resend(unknown) = ctx.mode
+            && !key.is_some_and(|k| unknown.contains(&k))
+        {
+            return;
+        }
+        let known_key = key.filter(|k| matches!(ctx.mode, Mode::Keyed) && known.contains(k));
         let t = ms(p.time_unix_nano, ctx.now_ms);
         let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
         let mut v = if stale {
@@ -361,6 +505,12 @@ impl Converter {
                 }
             }
         };
+        if let Some(k) = known_key {
+            out.keyed.push((k, t, v));
+            return;
+        }
+        let attrs = attr_labels(&p.attributes);
+        let labels = ctx.labels(name, &attrs, None);
         if let (Some((streams, now)), false) = (delta, stale) {
             let key = labels.hash64();
             let full = streams.len() >= self.max_streams;
@@ -395,6 +545,10 @@ impl Converter {
         }
         let i = out.series_index(labels);
         out.samples.push((i, t, v));
+        if let Some(k) = key {
+            out.series_keys.push((i, k));
+            known.insert(k);
+        }
         if let Some(e) = p
             .exemplars
             .iter()
@@ -799,6 +953,121 @@ mod tests {
         }
         assert!(got.contains(&("gpu_util_ratio{job=\"svc\"}".to_string(), STALE_NAN_BITS)));
         assert_eq!(got.len(), want.len() + 1);
+    }
+
+    #[test]
+    fn known_series_go_by_key() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Histogram, HistogramDataPoint, Metric, Sum,
+        };
+        let point = |v: f64, shard: &str| NumberDataPoint {
+            attributes: vec![KeyValue {
+                key: "shard".into(),
+                value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                    value: Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            shard.into(),
+                        ),
+                    ),
+                }),
+                ..Default::default()
+            }],
+            time_unix_nano: 1_700_000_000_000_000_000 + v as u64 * 1_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let req = |v: f64| {
+            request(vec![
+                Metric {
+                    name: "temp".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![point(v, "a"), point(v + 1.0, "b")],
+                    })),
+                    ..Default::default()
+                },
+                Metric {
+                    name: "ops".into(),
+                    data: Some(Data::Sum(Sum {
+                        data_points: vec![point(v, "a")],
+                        aggregation_temporality: AggregationTemporality::Delta as i32,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                },
+                Metric {
+                    name: "lat".into(),
+                    data: Some(Data::Histogram(Histogram {
+                        data_points: vec![HistogramDataPoint {
+                            time_unix_nano: 1_700_000_000_000_000_000,
+                            count: 1,
+                            bucket_counts: vec![1, 0],
+                            explicit_bounds: vec![1.0],
+                            ..Default::default()
+                        }],
+                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    })),
+                    ..Default::default()
+                },
+            ])
+        };
+        let conv = Converter::new(100, Duration::from_secs(60), false);
+        // First: every series with its labels; the gauge's two also with their keys.
+        let mut b1 = Batch::default();
+        conv.convert_keyed(&req(1.0), &mut b1);
+        assert!(b1.keyed.is_empty());
+        assert_eq!(b1.series_keys.len(), 2);
+        let first = samples(&b1);
+        assert!(
+            first.contains(&("temp{job=\"svc\", shard=\"a\"}".into(), 1f64.to_bits())),
+            "{first:?}"
+        );
+        // Again: the gauge by key alone (the same keys), the delta sum and the histogram by labels.
+        let mut b2 = Batch::default();
+        let c = conv.convert_keyed(&req(5.0), &mut b2);
+        assert_eq!(c.points, 4);
+        let keys: Vec<u128> = b1.series_keys.iter().map(|k| k.1).collect();
+        assert_eq!(
+            b2.keyed.iter().map(|k| (k.0, k.2)).collect::<Vec<_>>(),
+            vec![(keys[0], 5.0), (keys[1], 6.0)]
+        );
+        assert!(b2.series_keys.is_empty());
+        let names: Vec<String> = samples(&b2).into_iter().map(|s| s.0).collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("ops_total")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("lat_bucket")),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n.starts_with("temp")), "{names:?}");
+        // The store did not know one key: only that point again, with labels and key, and
+        // nothing else (the delta sum is not counted twice).
+        let unknown: HashSet<u128> = [keys[1]].into();
+        let mut b3 = Batch::default();
+        conv.resend(&req(5.0), &unknown, &mut b3);
+        assert_eq!(
+            samples(&b3),
+            vec![("temp{job=\"svc\", shard=\"b\"}".to_string(), 6f64.to_bits())]
+        );
+        assert_eq!(b3.series_keys, vec![(0, keys[1])]);
+        assert!(b3.keyed.is_empty() && b3.metadata.is_empty());
+        // Another resource's series with the same attributes have other keys.
+        let mut other = req(1.0);
+        if let Some(r) = other.resource_metrics[0].resource.as_mut() {
+            r.attributes[0].value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                        "svc2".into(),
+                    ),
+                ),
+            });
+        }
+        let mut b4 = Batch::default();
+        conv.convert_keyed(&other, &mut b4);
+        assert!(b4.keyed.is_empty());
+        assert_eq!(b4.series_keys.len(), 2);
+        assert!(b4.series_keys.iter().all(|k| !keys.contains(&k.1)));
     }
 
     #[test]

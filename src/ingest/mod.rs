@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod naming;
 pub mod native_histogram;
 pub mod remote_write;
+pub mod series_key;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,6 +51,8 @@ pub struct Ingest {
     pub forwarder: Option<Arc<crate::forward::Forwarder>>,
     /// Set when auth is on: OTLP needs an ingest key.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Remote write series sent with labels (see `series_key`).
+    pub rw_keys: Arc<series_key::KnownKeys>,
 }
 
 impl Ingest {
@@ -78,6 +81,7 @@ impl Ingest {
             max_grpc_message_bytes: cfg.max_grpc_message_bytes,
             forwarder: None,
             auth: None,
+            rw_keys: Arc::default(),
         }
     }
 
@@ -306,10 +310,12 @@ impl Ingest {
             )
         });
         let conv = self.converter.clone();
+        let req = std::sync::Arc::new(req);
+        let export = req.clone();
         // Conversion of a large export takes milliseconds: keep it off the async workers.
         let (batch, converted) = tokio::task::spawn_blocking(move || {
             let mut batch = crate::tsdb::Batch::default();
-            let c = conv.convert(&req, &mut batch);
+            let c = conv.convert_keyed(&export, &mut batch);
             (batch, c)
         })
         .await
@@ -325,14 +331,34 @@ impl Ingest {
                 _ => Ok(()),
             }
         };
+        let refused = |e: crate::tsdb::TsdbError| {
+            self.metrics.refused_requests.fetch_add(1, Relaxed);
+            ExportError::new(e.code(), e.to_string())
+        };
         let stored = async {
-            if batch.samples.is_empty() {
+            if batch.is_empty() {
                 return Ok(None);
             }
-            self.tsdb.append(batch).await.map(Some).map_err(|e| {
-                self.metrics.refused_requests.fetch_add(1, Relaxed);
-                ExportError::new(e.code(), e.to_string())
-            })
+            let (mut r, back) = self.tsdb.append_returning(batch).await.map_err(refused)?;
+            if !back.keyed.is_empty() {
+                // Series the store no longer knows by key (dropped since, or never created):
+                // those points again, with their labels.
+                let unknown: std::collections::HashSet<u128> =
+                    back.keyed.iter().map(|k| k.0).collect();
+                let (conv, req) = (self.converter.clone(), req.clone());
+                let again = tokio::task::spawn_blocking(move || {
+                    let mut b = crate::tsdb::Batch::default();
+                    conv.resend(&req, &unknown, &mut b);
+                    b
+                })
+                .await
+                .map_err(|e| {
+                    ExportError::new(ErrorCode::Internal, format!("conversion failed: {e}"))
+                })?;
+                let r2 = self.tsdb.append(again).await.map_err(refused)?;
+                r = r.plus(&r2);
+            }
+            Ok(Some(r))
         };
         let (q, st) = tokio::join!(queued, stored);
         q?;

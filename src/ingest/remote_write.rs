@@ -19,6 +19,7 @@
 //! that do not match the counts) is answered 400 with the reason after the rest is stored.
 //! Exemplars with a `trace_id` label are kept (the store keeps trace-linked exemplars only).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -30,6 +31,7 @@ use axum::routing::post;
 
 use super::Ingest;
 use super::native_histogram::{Histogram, exemplar, to_classic};
+use super::series_key::{Domain, KeyHasher};
 use crate::base::Signal;
 use crate::error::{ErrorCode, ExportError};
 
@@ -368,54 +370,121 @@ pub(super) fn snappy_capped(raw: &[u8], cap: usize) -> Result<Vec<u8>, ExportErr
         .map_err(|e| bad(format!("snappy: {e}")))
 }
 
-/// The store's batch for a 1.0 request and what it holds.
+/// A remote write series' key: its labels as sent (see [`super::series_key`]).
+fn series_key(labels: &[Label]) -> u128 {
+    let mut h = KeyHasher::new(Domain::RemoteWrite);
+    for l in labels {
+        h.field(l.name.as_bytes());
+        h.field(l.value.as_bytes());
+    }
+    h.finish()
+}
+
+/// How [`to_batch_keyed`] names series.
+pub enum Keys<'a> {
+    /// Plain series (samples only) the store knows by key go by key; the rest by labels.
+    Known(&'a mut HashSet<u128>),
+    /// Only the plain series whose key is in the set, by labels and key; nothing else.
+    Resend(&'a HashSet<u128>),
+}
+
+/// The store's batch for a 1.0 request and what it holds, naming known series by key.
+pub fn to_batch_keyed(req: &WriteRequest, mut keys: Keys) -> (crate::tsdb::Batch, Written) {
+    let mut batch = crate::tsdb::Batch::default();
+    let mut w = Written::default();
+    let resend = matches!(keys, Keys::Resend(_));
+    for ts in &req.timeseries {
+        if !ts.samples.is_empty() && ts.histograms.is_empty() && ts.exemplars.is_empty() {
+            let key = series_key(&ts.labels);
+            match &mut keys {
+                Keys::Resend(only) if !only.contains(&key) => continue,
+                Keys::Known(known) if known.contains(&key) => {
+                    for s in &ts.samples {
+                        batch.keyed.push((key, s.timestamp, s.value));
+                    }
+                    w.samples += ts.samples.len() as u64;
+                    continue;
+                }
+                Keys::Known(known) => {
+                    known.insert(key);
+                }
+                Keys::Resend(_) => {}
+            }
+            let labels = crate::tsdb::Labels::from_pairs(
+                ts.labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str())),
+            );
+            let idx = batch.series_index(labels);
+            batch.series_keys.push((idx, key));
+            for s in &ts.samples {
+                batch.samples.push((idx, s.timestamp, s.value));
+            }
+            w.samples += ts.samples.len() as u64;
+            continue;
+        }
+        if resend {
+            continue;
+        }
+        add_series(&mut batch, &mut w, ts);
+    }
+    if !resend {
+        add_metadata(&mut batch, req);
+    }
+    (batch, w)
+}
+
+/// The store's batch for a 1.0 request and what it holds, every series by its labels.
 pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, Written) {
     let mut batch = crate::tsdb::Batch::default();
     let mut w = Written::default();
     for ts in &req.timeseries {
-        let labels = crate::tsdb::Labels::from_pairs(
-            ts.labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str())),
-        );
-        let ex = ts.exemplars.iter().map(|e| {
-            (
-                e.labels
-                    .iter()
-                    .map(|l| (l.name.as_str(), l.value.as_str()))
-                    .collect::<Vec<_>>(),
-                e.value,
-                e.timestamp,
-            )
-        });
-        let extra = !ts.histograms.is_empty() || !ts.exemplars.is_empty();
-        if ts.samples.is_empty() {
-            if extra {
-                add_histograms_and_exemplars(&mut batch, &mut w, &labels, &ts.histograms, ex, None);
-            }
-            continue;
-        }
-        // The label set moves into the batch; a copy only where histograms or exemplars need it.
-        let (idx, kept) = if extra {
-            (batch.series_index(labels.clone()), Some(labels))
-        } else {
-            (batch.series_index(labels), None)
-        };
-        for s in &ts.samples {
-            batch.samples.push((idx, s.timestamp, s.value));
-            w.samples += 1;
-        }
-        if let Some(labels) = kept {
-            add_histograms_and_exemplars(
-                &mut batch,
-                &mut w,
-                &labels,
-                &ts.histograms,
-                ex,
-                Some(idx),
-            );
-        }
+        add_series(&mut batch, &mut w, ts);
     }
+    add_metadata(&mut batch, req);
+    (batch, w)
+}
+
+/// One series of a 1.0 request by its labels: samples, histograms, exemplars.
+fn add_series(batch: &mut crate::tsdb::Batch, w: &mut Written, ts: &TimeSeries) {
+    let labels = crate::tsdb::Labels::from_pairs(
+        ts.labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str())),
+    );
+    let ex = ts.exemplars.iter().map(|e| {
+        (
+            e.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect::<Vec<_>>(),
+            e.value,
+            e.timestamp,
+        )
+    });
+    let extra = !ts.histograms.is_empty() || !ts.exemplars.is_empty();
+    if ts.samples.is_empty() {
+        if extra {
+            add_histograms_and_exemplars(batch, w, &labels, &ts.histograms, ex, None);
+        }
+        return;
+    }
+    // The label set moves into the batch; a copy only where histograms or exemplars need it.
+    let (idx, kept) = if extra {
+        (batch.series_index(labels.clone()), Some(labels))
+    } else {
+        (batch.series_index(labels), None)
+    };
+    for s in &ts.samples {
+        batch.samples.push((idx, s.timestamp, s.value));
+        w.samples += 1;
+    }
+    if let Some(labels) = kept {
+        add_histograms_and_exemplars(batch, w, &labels, &ts.histograms, ex, Some(idx));
+    }
+}
+
+fn add_metadata(batch: &mut crate::tsdb::Batch, req: &WriteRequest) {
     for m in &req.metadata {
         if m.metric_family_name.is_empty() {
             continue;
@@ -429,7 +498,26 @@ pub fn to_batch(req: &WriteRequest) -> (crate::tsdb::Batch, Written) {
             },
         ));
     }
-    (batch, w)
+}
+
+/// Appends; series the store did not know by key go again with their labels.
+async fn append_resending(
+    ingest: &Arc<Ingest>,
+    batch: crate::tsdb::Batch,
+    request: Option<WriteRequest>,
+) -> Result<crate::tsdb::AppendResult, ExportError> {
+    let stored = |e: crate::tsdb::TsdbError| ExportError::new(e.code(), e.to_string());
+    let (r, back) = ingest.tsdb.append_returning(batch).await.map_err(stored)?;
+    let Some(req) = request.filter(|_| !back.keyed.is_empty()) else {
+        return Ok(r);
+    };
+    let unknown: HashSet<u128> = back.keyed.iter().map(|k| k.0).collect();
+    ingest.rw_keys.forget(&unknown);
+    let again = tokio::task::spawn_blocking(move || to_batch_keyed(&req, Keys::Resend(&unknown)).0)
+        .await
+        .map_err(|_| ExportError::new(ErrorCode::Internal, "decode task failed"))?;
+    let r2 = ingest.tsdb.append(again).await.map_err(stored)?;
+    Ok(r.plus(&r2))
 }
 
 async fn write(
@@ -495,17 +583,20 @@ async fn write(
         Ok(b) => b,
         Err(e) => return refuse(&ingest, e),
     };
+    let keys = ingest.rw_keys.clone();
     let decoded = tokio::task::spawn_blocking(move || {
         if v2 {
             let req: RequestV2 = decode_as(&raw, cap)?;
             let (batch, w) = v2_to_batch(&req)?;
-            Ok((batch, w))
+            Ok((batch, w, None))
         } else {
-            decode(&raw, cap).map(|r| to_batch(&r))
+            let req = decode(&raw, cap)?;
+            let (batch, w) = to_batch_keyed(&req, Keys::Known(&mut keys.lock()));
+            Ok((batch, w, Some(req)))
         }
     })
     .await;
-    let (batch, written) = match decoded {
+    let (batch, written, request) = match decoded {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return refuse(&ingest, e),
         Err(_) => {
@@ -524,19 +615,17 @@ async fn write(
     counters.received.fetch_add(n + skipped, Relaxed);
     let _permit = match ingest
         .budget
-        .reserve(batch.samples.len().saturating_mul(64))
+        .reserve((batch.samples.len() + batch.keyed.len()).saturating_mul(64))
     {
         Ok(p) => p,
         Err(e) => return refuse(&ingest, e),
     };
-    let result = if batch.samples.is_empty() && batch.metadata.is_empty() {
+    let result = if batch.is_empty() && batch.metadata.is_empty() {
         None
     } else {
-        match ingest.tsdb.append(batch).await {
+        match append_resending(&ingest, batch, request).await {
             Ok(r) => Some(r),
-            Err(e) => {
-                return refuse(&ingest, ExportError::new(e.code(), e.to_string()));
-            }
+            Err(e) => return refuse(&ingest, e),
         }
     };
     let rejected = result.as_ref().map_or(0, |r| r.rejected()).min(n) + skipped;
@@ -586,6 +675,84 @@ mod tests {
         snap::raw::Encoder::new()
             .compress_vec(&req.encode_to_vec())
             .unwrap()
+    }
+
+    #[test]
+    fn known_series_go_by_key() {
+        let series = |job: &str, v: f64, exemplar: bool| TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+                Label {
+                    name: "job".into(),
+                    value: job.into(),
+                },
+            ],
+            samples: vec![Sample {
+                value: v,
+                timestamp: 1000 * v as i64,
+            }],
+            exemplars: if exemplar {
+                vec![ExemplarV1 {
+                    labels: vec![Label {
+                        name: "trace_id".into(),
+                        value: "0102030405060708090a0b0c0d0e0f10".into(),
+                    }],
+                    value: v,
+                    timestamp: 1000 * v as i64,
+                }]
+            } else {
+                vec![]
+            },
+            histograms: vec![],
+        };
+        let req = |v: f64| WriteRequest {
+            timeseries: vec![
+                series("a", v, false),
+                series("b", v, false),
+                series("c", v, true),
+            ],
+            metadata: vec![],
+        };
+        let mut known = HashSet::new();
+        let (b1, w1) = to_batch_keyed(&req(1.0), Keys::Known(&mut known));
+        assert_eq!(
+            (b1.series.len(), b1.series_keys.len(), b1.keyed.len()),
+            (3, 2, 0)
+        );
+        assert_eq!(w1.samples, 3);
+        let (b2, w2) = to_batch_keyed(&req(2.0), Keys::Known(&mut known));
+        assert_eq!(w2.samples, 3);
+        let keys: Vec<u128> = b1.series_keys.iter().map(|k| k.1).collect();
+        assert_eq!(
+            b2.keyed,
+            vec![(keys[0], 2000, 2.0), (keys[1], 2000, 2.0)],
+            "plain series by key"
+        );
+        assert_eq!(b2.series.len(), 1, "the one with an exemplar by labels");
+        assert_eq!(b2.exemplars.len(), 1);
+        // Only the unknown one again, with labels and key.
+        let unknown: HashSet<u128> = [keys[1]].into();
+        let (b3, _) = to_batch_keyed(&req(2.0), Keys::Resend(&unknown));
+        assert_eq!(b3.series.len(), 1);
+        assert_eq!(b3.series[0].get("job"), Some("b"));
+        assert_eq!(b3.series_keys, vec![(0, keys[1])]);
+        assert_eq!(b3.samples, vec![(0, 2000, 2.0)]);
+        assert!(b3.exemplars.is_empty() && b3.keyed.is_empty());
+        // The same labels in another order are another key (and still the same series).
+        let mut swapped = series("a", 3.0, false);
+        swapped.labels.reverse();
+        let (b4, _) = to_batch_keyed(
+            &WriteRequest {
+                timeseries: vec![swapped],
+                metadata: vec![],
+            },
+            Keys::Known(&mut known),
+        );
+        assert_eq!(b4.series[0], b1.series[0]);
+        assert_ne!(b4.series_keys[0].1, keys[0]);
     }
 
     #[test]

@@ -36,12 +36,12 @@ pub(super) fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cm
             let mut head = inner.head.write();
             for c in cmds {
                 match c {
-                    Cmd::Append(batch, reply) => {
+                    Cmd::Append(mut batch, reply) => {
                         logged_samples.clear();
                         let r = apply(
                             &inner,
                             &mut head,
-                            &batch,
+                            &mut batch,
                             &mut buf,
                             &mut logged_samples,
                             &mut newly_logged,
@@ -126,15 +126,39 @@ pub(super) fn writer_loop(inner: Arc<Inner>, mut wal: Wal, rx: mpsc::Receiver<Cm
 
 pub(super) fn cmd_samples(c: &Cmd) -> usize {
     match c {
-        Cmd::Append(b, _) => b.samples.len().max(1),
+        Cmd::Append(b, _) => (b.samples.len() + b.keyed.len()).max(1),
         Cmd::CutBefore(..) => 1,
     }
 }
 
+/// Counts an append's outcome; true when the sample is in the head (appended, or there
+/// already) and so goes to the WAL.
+fn counted(r: &mut AppendResult, o: AppendOutcome) -> bool {
+    match o {
+        AppendOutcome::Appended => r.appended += 1,
+        AppendOutcome::Duplicate => r.duplicates += 1,
+        AppendOutcome::Conflict => {
+            r.conflicts += 1;
+            return false;
+        }
+        AppendOutcome::TooOld => {
+            r.too_old += 1;
+            return false;
+        }
+        AppendOutcome::Full => {
+            r.head_full += 1;
+            return false;
+        }
+    }
+    true
+}
+
+/// Applies a batch to the head. Afterwards `batch.keyed` holds only the samples whose key the
+/// head did not know.
 pub(super) fn apply(
     inner: &Inner,
     head: &mut Head,
-    batch: &Batch,
+    batch: &mut Batch,
     buf: &mut Vec<u8>,
     logged: &mut Vec<(u32, i64, f64)>,
     newly_logged: &mut Vec<u32>,
@@ -180,21 +204,8 @@ pub(super) fn apply(
                 continue;
             }
         };
-        match head.append(id, t, v) {
-            AppendOutcome::Appended => r.appended += 1,
-            AppendOutcome::Duplicate => r.duplicates += 1,
-            AppendOutcome::Conflict => {
-                r.conflicts += 1;
-                continue;
-            }
-            AppendOutcome::TooOld => {
-                r.too_old += 1;
-                continue;
-            }
-            AppendOutcome::Full => {
-                r.head_full += 1;
-                continue;
-            }
+        if !counted(&mut r, head.append(id, t, v)) {
+            continue;
         }
         if let Some(s) = head.series_mut(id)
             && !s.logged
@@ -205,6 +216,36 @@ pub(super) fn apply(
         }
         logged.push((id, t, v));
     }
+    // Keys the sender gave its series: later batches may name them by key alone.
+    for &(i, key) in &batch.series_keys {
+        if let Some(Ok(id)) = ids.get(i as usize) {
+            head.register_key(key, *id);
+        }
+    }
+    // Samples named by key; unknown keys go back to the sender.
+    let mut keyed_series: Vec<(u32, Labels)> = Vec::new();
+    let mut unknown: Vec<(u128, i64, f64)> = Vec::new();
+    for &(key, t, v) in &batch.keyed {
+        let Some(id) = head.by_key(key) else {
+            r.unknown_keys += 1;
+            unknown.push((key, t, v));
+            continue;
+        };
+        if !counted(&mut r, head.append(id, t, v)) {
+            continue;
+        }
+        if let Some(s) = head.series_mut(id)
+            && !s.logged
+        {
+            s.logged = true;
+            newly_logged.push(id);
+            if let Some(l) = head.labels_of(id) {
+                keyed_series.push((id, l));
+            }
+        }
+        logged.push((id, t, v));
+    }
+    series_rec.extend(keyed_series.iter().map(|(id, l)| (*id, l)));
     if !batch.metadata.is_empty() {
         let changed: Vec<(String, Metadata)> = batch
             .metadata
@@ -234,6 +275,7 @@ pub(super) fn apply(
             wal::encode_exemplars(buf, &ex);
         }
     }
+    batch.keyed = unknown;
     r
 }
 

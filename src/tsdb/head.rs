@@ -44,6 +44,8 @@ pub struct Head {
     by_hash: HashMap<u64, u32>,
     /// Label-set hashes shared by more than one series (rare).
     collisions: HashMap<u64, Vec<u32>>,
+    /// Senders' keys for series (see [`super::Batch`]); entries go with their series.
+    by_key: HashMap<u128, u32>,
     postings: HashMap<u32, HashMap<u32, Vec<u32>>>,
     live: usize,
     /// In-order samples must be at or after this (the end of the last cut block).
@@ -73,6 +75,7 @@ impl Head {
             arena: Arena::default(),
             by_hash: HashMap::new(),
             collisions: HashMap::new(),
+            by_key: HashMap::new(),
             postings: HashMap::new(),
             live: 0,
             min_valid_t: i64::MIN,
@@ -99,6 +102,16 @@ impl Head {
             && l.iter()
                 .zip(s.sealed.label_ids(&self.arena))
                 .all(|(lab, (n, v))| self.syms.str(n) == lab.name && self.syms.str(v) == lab.value)
+    }
+
+    /// Remembers a sender's key for series `id`.
+    pub fn register_key(&mut self, key: u128, id: u32) {
+        self.by_key.insert(key, id);
+    }
+
+    /// The series a sender's key names, if the head still has it.
+    pub fn by_key(&self, key: u128) -> Option<u32> {
+        self.by_key.get(&key).copied()
     }
 
     /// The id of a series with exactly these labels.
@@ -466,6 +479,9 @@ impl Head {
         if removed {
             self.series.free_empty_pages();
             self.rebuild_index();
+            let series = &self.series;
+            self.by_key
+                .retain(|_, id| series.get(*id as usize).is_some_and(|s| s.is_some()));
         }
         self.clean_arena();
         self.min_t_cache = self.scan_min_t();
@@ -537,6 +553,7 @@ impl Head {
             + self.arena.bytes()
             + self.series.capacity() * std::mem::size_of::<Option<MemSeries>>()
             + self.by_hash.capacity() * 16
+            + self.by_key.capacity() * 32
             + self
                 .postings
                 .values()

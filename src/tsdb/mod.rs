@@ -67,6 +67,14 @@ impl TsdbError {
 }
 
 /// Samples to append, with their series given once each.
+///
+/// A sender that sees the same series again and again (an OTLP target exporting every few
+/// seconds) can give a series a key of its own, a 128-bit hash of whatever identifies the series
+/// on its side, in `series_keys`; the head remembers it, and later batches name the series by
+/// that key alone in `keyed`, with no label set to build, hash or compare. A key the head does
+/// not know (never given, or its series dropped since) is not an error: its samples come back
+/// in the returned batch's `keyed` (see [`Tsdb::append_returning`]) for the sender to send
+/// again with labels.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
     pub series: Vec<Labels>,
@@ -74,6 +82,10 @@ pub struct Batch {
     pub samples: Vec<(u32, i64, f64)>,
     pub exemplars: Vec<(u32, Exemplar)>,
     pub metadata: Vec<(String, Metadata)>,
+    /// (index into `series`, the sender's key for that series)
+    pub series_keys: Vec<(u32, u128)>,
+    /// Samples of series named by key: (key, timestamp in ms, value).
+    pub keyed: Vec<(u128, i64, f64)>,
 }
 
 impl Batch {
@@ -92,6 +104,11 @@ impl Batch {
         let i = self.series_index(l);
         self.samples.push((i, t, v));
     }
+
+    /// No sample to append.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.keyed.is_empty()
+    }
 }
 
 /// What happened to a batch's samples.
@@ -105,9 +122,26 @@ pub struct AppendResult {
     pub invalid: u64,
     /// Refused because the head's chunk memory is full.
     pub head_full: u64,
+    /// Keyed samples whose key the head does not know: not stored, not rejected; they come
+    /// back to the sender (see [`Batch`]).
+    pub unknown_keys: u64,
 }
 
 impl AppendResult {
+    /// Both results' counts added up; `unknown_keys` is the second's (the first's were resent).
+    pub fn plus(&self, o: &AppendResult) -> AppendResult {
+        AppendResult {
+            appended: self.appended + o.appended,
+            duplicates: self.duplicates + o.duplicates,
+            conflicts: self.conflicts + o.conflicts,
+            too_old: self.too_old + o.too_old,
+            series_limit: self.series_limit + o.series_limit,
+            invalid: self.invalid + o.invalid,
+            head_full: self.head_full + o.head_full,
+            unknown_keys: o.unknown_keys,
+        }
+    }
+
     pub fn rejected(&self) -> u64 {
         self.conflicts + self.too_old + self.series_limit + self.invalid + self.head_full
     }
@@ -238,11 +272,20 @@ fn blocks_dir(dir: &Path) -> PathBuf {
 impl Tsdb {
     /// [`Self::append`] for threads outside the async runtime.
     pub fn append_blocking(&self, batch: Batch) -> Result<AppendResult, TsdbError> {
+        Ok(self.append_returning_blocking(batch)?.0)
+    }
+
+    /// [`Self::append_returning`] for threads outside the async runtime.
+    pub fn append_returning_blocking(
+        &self,
+        batch: Batch,
+    ) -> Result<(AppendResult, Batch), TsdbError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Cmd::Append(batch, tx))?;
-        rx.blocking_recv()
-            .map_err(|_| TsdbError::Unavailable("the store is shutting down".into()))?
-            .0
+        let (r, batch) = rx
+            .blocking_recv()
+            .map_err(|_| TsdbError::Unavailable("the store is shutting down".into()))?;
+        Ok((r?, batch))
     }
 
     fn send(&self, c: Cmd) -> Result<(), TsdbError> {
@@ -354,6 +397,62 @@ mod tests {
             }
         }
         b
+    }
+
+    #[test]
+    fn series_named_by_a_senders_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, th) = open(dir.path());
+        let mut b = batch(2, 0, 1);
+        b.series_keys = vec![(0, 7), (1, 8)];
+        assert_eq!(db.append_blocking(b).unwrap().appended, 2);
+        let b = Batch {
+            keyed: vec![(7, 15_000, 1.5), (8, 15_000, 2.5), (9, 15_000, 3.5)],
+            ..Default::default()
+        };
+        let (r, back) = db.append_returning_blocking(b).unwrap();
+        assert_eq!((r.appended, r.unknown_keys, r.rejected()), (2, 1, 0));
+        assert_eq!(
+            back.keyed,
+            vec![(9, 15_000, 3.5)],
+            "the unknown key comes back"
+        );
+        let got = |db: &Tsdb| -> Vec<(i64, f64)> {
+            let s: Vec<Series> = db
+                .select(0, i64::MAX, &[Matcher::eq("s", "0")])
+                .unwrap()
+                .collect();
+            s[0].samples.clone()
+        };
+        assert_eq!(got(&db), vec![(0, 0.0), (15_000, 1.5)]);
+        db.close();
+        th.join();
+        // The keyed samples are in the WAL like any other.
+        let (db, th) = open(dir.path());
+        assert_eq!(got(&db), vec![(0, 0.0), (15_000, 1.5)]);
+        // Keys live with the process: after a restart every key is unknown again.
+        let b = Batch {
+            keyed: vec![(7, 30_000, 4.0)],
+            ..Default::default()
+        };
+        let (r, back) = db.append_returning_blocking(b).unwrap();
+        assert_eq!((r.appended, back.keyed.len()), (0, 1));
+        db.close();
+        th.join();
+    }
+
+    #[test]
+    fn a_key_goes_with_its_series() {
+        let mut h = Head::new(0);
+        let l = Labels::from_pairs([("__name__", "m")]);
+        let id = h.next_id();
+        assert!(h.create(id, &l, l.hash64(), true));
+        h.register_key(5, id);
+        assert_eq!(h.by_key(5), Some(id));
+        assert_eq!(h.append(id, 1000, 1.0), AppendOutcome::Appended);
+        h.truncate(2000);
+        assert!(!h.exists(id), "the emptied series is dropped");
+        assert_eq!(h.by_key(5), None, "and its key with it");
     }
 
     #[test]

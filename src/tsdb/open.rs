@@ -110,11 +110,18 @@ impl Tsdb {
 
     /// Appends a batch; resolves once the accepted samples are durable in the WAL.
     pub async fn append(&self, batch: Batch) -> Result<AppendResult, TsdbError> {
+        Ok(self.append_returning(batch).await?.0)
+    }
+
+    /// [`Self::append`], giving the batch back with `keyed` holding only the samples whose key
+    /// the head did not know (to be sent again with their labels).
+    pub async fn append_returning(&self, batch: Batch) -> Result<(AppendResult, Batch), TsdbError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Cmd::Append(batch, tx))?;
-        rx.await
-            .map_err(|_| TsdbError::Unavailable("the store is shutting down".into()))?
-            .0
+        let (r, batch) = rx
+            .await
+            .map_err(|_| TsdbError::Unavailable("the store is shutting down".into()))?;
+        Ok((r?, batch))
     }
 }
 

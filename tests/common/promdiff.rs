@@ -438,9 +438,7 @@ pub fn load_sightline(d: &Dataset, data_dir: &Path) {
     while t <= d.end + window {
         let mut batch = Batch {
             series: labels.clone(),
-            samples: Vec::new(),
-            exemplars: Vec::new(),
-            metadata: Vec::new(),
+            ..Default::default()
         };
         for (i, (_, s)) in d.series.iter().enumerate() {
             while pos[i] < s.len() && s[pos[i]].0 < t + window {
