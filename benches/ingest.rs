@@ -4,7 +4,7 @@
 //!
 //! Starts Sightline on a temp directory (or `--data-dir DIR`, kept for query-only reruns) and
 //! posts OTLP/HTTP protobuf exports of 512 spans in production shape (issue 25): fresh trace and
-//! span ids in every export, 10-20 attributes per span, 16 resource attributes, traces of 16
+//! span ids in every export (written over pre-built exports, so the generator stays cheap), 10-20 attributes per span, 16 resource attributes, traces of 16
 //! spans across 8 services, from `--concurrency` (4) connections for `--seconds` (60); a refused
 //! export (429) is followed by a wait of its `Retry-After`, as OTLP exporters do. Each request is
 //! answered only after its spans are committed (durable acknowledgement). The server is the
@@ -143,22 +143,96 @@ fn now_ns() -> u64 {
         .as_nanos() as u64
 }
 
-/// One export of `BATCH` spans in `BATCH / TRACE_LEN` traces; returns the body and one trace id.
-fn batch(rng: &mut Rng) -> (Vec<u8>, [u8; 16]) {
+/// An encoded export and where its ids are: sent again and again with fresh trace and span
+/// ids written over the old ones, so producing an export costs a copy and a few thousand byte
+/// writes instead of building and encoding 512 spans (the generator stays a small share of the
+/// machine, as an external load generator would).
+struct Template {
+    body: Vec<u8>,
+    /// Offsets of each trace id's 16 bytes.
+    traces: Vec<Vec<usize>>,
+    /// Offsets of each span id's 8 bytes (as its own id and as its children's parent id).
+    spans: Vec<Vec<usize>>,
+}
+
+impl Template {
+    fn new(rng: &mut Rng) -> Template {
+        let (body, tids, sids) = batch_with_ids(rng);
+        let mut traces = vec![Vec::new(); tids.len()];
+        let mut spans = vec![Vec::new(); sids.len()];
+        let by_trace: std::collections::HashMap<[u8; 8], usize> = tids
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t[..8].try_into().unwrap(), i))
+            .collect();
+        let by_span: std::collections::HashMap<[u8; 8], usize> = sids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_be_bytes(), i))
+            .collect();
+        for at in 0..body.len().saturating_sub(8) {
+            let w: [u8; 8] = body[at..at + 8].try_into().unwrap();
+            if let Some(&i) = by_trace.get(&w)
+                && body.get(at..at + 16) == Some(&tids[i][..])
+            {
+                traces[i].push(at);
+            } else if let Some(&i) = by_span.get(&w) {
+                spans[i].push(at);
+            }
+        }
+        assert!(
+            traces.iter().all(|o| o.len() == TRACE_LEN),
+            "every span carries its trace id"
+        );
+        Template {
+            body,
+            traces,
+            spans,
+        }
+    }
+
+    /// A copy with fresh ids; returns it and its first trace id.
+    fn fresh(&self, rng: &mut Rng) -> (Vec<u8>, [u8; 16]) {
+        let mut body = self.body.clone();
+        let mut first = [0u8; 16];
+        for (k, offsets) in self.traces.iter().enumerate() {
+            let mut tid = [0u8; 16];
+            tid[..8].copy_from_slice(&rng.next().to_be_bytes());
+            tid[8..].copy_from_slice(&rng.next().to_be_bytes());
+            if k == 0 {
+                first = tid;
+            }
+            for &at in offsets {
+                body[at..at + 16].copy_from_slice(&tid);
+            }
+        }
+        for offsets in &self.spans {
+            let sid = (rng.next() | 1).to_be_bytes();
+            for &at in offsets {
+                body[at..at + 8].copy_from_slice(&sid);
+            }
+        }
+        (body, first)
+    }
+}
+
+/// One export of `BATCH` spans in `BATCH / TRACE_LEN` traces, with every trace id and span id in
+/// it.
+fn batch_with_ids(rng: &mut Rng) -> (Vec<u8>, Vec<[u8; 16]>, Vec<u64>) {
     let t0 = now_ns();
     let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
-    let mut sample = [0u8; 16];
-    for t in 0..BATCH / TRACE_LEN {
+    let mut all_tids = Vec::new();
+    let mut all_sids = Vec::new();
+    for _ in 0..BATCH / TRACE_LEN {
         let mut tid = [0u8; 16];
         tid[..8].copy_from_slice(&rng.next().to_be_bytes());
         tid[8..].copy_from_slice(&rng.next().to_be_bytes());
-        if t == 0 {
-            sample = tid;
-        }
+        all_tids.push(tid);
         let mut ids = Vec::with_capacity(TRACE_LEN);
         for k in 0..TRACE_LEN {
             let sid = rng.next() | 1;
             ids.push(sid);
+            all_sids.push(sid);
             let parent = if k == 0 { None } else { Some(ids[(k - 1) / 2]) };
             let svc = if k == 0 {
                 0
@@ -286,7 +360,7 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, [u8; 16]) {
             })
             .collect(),
     };
-    (req.encode_to_vec(), sample)
+    (req.encode_to_vec(), all_tids, all_sids)
 }
 
 fn vm_hwm_mb(path: &str) -> f64 {
@@ -363,17 +437,28 @@ async fn drive(
 ) {
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
+    // 16 distinct exports per connection (attribute values, services and routes vary), each
+    // sent with fresh ids.
+    let mut rng = Rng(0x5EED ^ seed);
+    let templates: Arc<Vec<Template>> = Arc::new(
+        (0..16 * concurrency)
+            .map(|_| Template::new(&mut rng))
+            .collect(),
+    );
     for c in 0..concurrency {
         let (client, url, load) = (client.clone(), url.clone(), load.clone());
+        let templates = templates.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed * 1000 + c + 1));
+            let mut n = c as usize;
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d)
                     || load.spans.load(Ordering::Relaxed) >= span_target
                 {
                     break;
                 }
-                let (body, sample) = batch(&mut rng);
+                n = (n + concurrency as usize) % templates.len();
+                let (body, sample) = templates[n].fresh(&mut rng);
                 let t = Instant::now();
                 let r = client
                     .post(&url)

@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use parking_lot::Mutex;
@@ -462,13 +463,31 @@ fn range_u64(field: Field, lo: Option<u64>, hi: Option<u64>) -> Option<Box<dyn Q
 
 /// `key SEP hex(sortable bits)`: lexicographic order of the hex equals numeric order.
 fn num_term(key: &str, x: f64) -> String {
+    let mut s = String::new();
+    write_num_term(&mut s, key, x);
+    s
+}
+
+/// `key SEP` and the number as 16 hex digits that sort as the numbers do.
+fn write_num_term(out: &mut String, key: &str, x: f64) {
+    use std::fmt::Write as _;
     let bits = x.to_bits();
     let sortable = if bits >> 63 == 1 {
         !bits
     } else {
         bits | (1 << 63)
     };
-    format!("{key}{SEP}{sortable:016x}")
+    let _ = write!(out, "{key}{SEP}{sortable:016x}");
+}
+
+/// Lowercase hex of an id, written in `buf` when it is at most 16 bytes (trace ids are).
+fn hex_str<'a>(id: &[u8], buf: &'a mut [u8; 32]) -> std::borrow::Cow<'a, str> {
+    if id.len() > 16 {
+        return hex::encode(id).into();
+    }
+    let out = &mut buf[..id.len() * 2];
+    hex::encode_to_slice(id, out).expect("twice the length");
+    std::str::from_utf8(out).expect("hex is ASCII").into()
 }
 
 /// Collects the distinct `chunk` values of the matching documents.
@@ -604,17 +623,103 @@ pub struct DocBuilder {
     pub max_value_len: usize,
 }
 
+/// Reused text buffers: a tag's index terms are written here, so adding one allocates nothing.
+#[derive(Default)]
+struct TermBuf {
+    term: String,
+    value: String,
+}
+
 impl DocBuilder {
-    fn add_tags(&self, doc: &mut TantivyDocument, tags: &[(String, TagValue)]) {
-        let f = self.fields;
+    /// The `tag` term `key SEP text` (skipped when the value is longer than the limit).
+    fn tag_text(&self, doc: &mut TantivyDocument, buf: &mut String, k: &str, text: &str) {
+        if text.len() <= self.max_value_len {
+            buf.clear();
+            buf.push_str(k);
+            buf.push(SEP);
+            buf.push_str(text);
+            doc.add_text(self.fields.tag, buf.as_str());
+        }
+    }
+
+    /// The `num` term of a numeric tag (order-preserving, so ranges are term ranges).
+    fn tag_num(&self, doc: &mut TantivyDocument, buf: &mut String, k: &str, x: f64) {
+        if !x.is_nan() {
+            buf.clear();
+            write_num_term(buf, k, x);
+            doc.add_text(self.fields.num, buf.as_str());
+        }
+    }
+
+    /// One tag from its OTLP value, with the same text and number as [`model::tag_value`] gives.
+    fn tag_any(&self, doc: &mut TantivyDocument, b: &mut TermBuf, k: &str, v: Option<&AnyValue>) {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        use std::fmt::Write as _;
+        let TermBuf { term, value } = b;
+        value.clear();
+        let num = match v.and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => {
+                self.tag_text(doc, term, k, s);
+                return;
+            }
+            None => {
+                self.tag_text(doc, term, k, "");
+                return;
+            }
+            Some(Value::BoolValue(x)) => {
+                self.tag_text(doc, term, k, if *x { "true" } else { "false" });
+                return;
+            }
+            Some(Value::IntValue(i)) => {
+                let _ = write!(value, "{i}");
+                Some(*i as f64)
+            }
+            Some(Value::StringValueStrindex(i)) => {
+                let _ = write!(value, "{i}");
+                Some(f64::from(*i))
+            }
+            Some(Value::DoubleValue(d)) => {
+                let _ = write!(value, "{d}");
+                Some(*d)
+            }
+            Some(Value::BytesValue(bytes)) => {
+                for x in bytes {
+                    let _ = write!(value, "{x:02x}");
+                }
+                None
+            }
+            Some(Value::ArrayValue(_)) | Some(Value::KvlistValue(_)) => {
+                let json = v
+                    .map(|v| model::any_to_json(v).to_string())
+                    .unwrap_or_default();
+                value.push_str(&json);
+                None
+            }
+        };
+        self.tag_text(doc, term, k, value);
+        if let Some(x) = num {
+            self.tag_num(doc, term, k, x);
+        }
+    }
+
+    fn add_tags(&self, doc: &mut TantivyDocument, b: &mut TermBuf, tags: &[(String, TagValue)]) {
         for (k, v) in tags {
-            let text = v.as_text();
-            if text.len() <= self.max_value_len {
-                doc.add_text(f.tag, format!("{k}{SEP}{text}"));
+            match v {
+                TagValue::Str(s) => self.tag_text(doc, &mut b.term, k, s),
+                _ => {
+                    let text = v.as_text();
+                    self.tag_text(doc, &mut b.term, k, &text);
+                    if let Some(x) = v.as_f64() {
+                        self.tag_num(doc, &mut b.term, k, x);
+                    }
+                }
             }
-            if let Some(x) = v.as_f64().filter(|x| !x.is_nan()) {
-                doc.add_text(f.num, num_term(k, x));
-            }
+        }
+    }
+
+    fn add_attributes(&self, doc: &mut TantivyDocument, b: &mut TermBuf, kvs: &[KeyValue]) {
+        for kv in kvs {
+            self.tag_any(doc, b, &kv.key, kv.value.as_ref());
         }
     }
 
@@ -626,6 +731,8 @@ impl DocBuilder {
     ) -> tantivy::Result<()> {
         let f = self.fields;
         let mut ord = 0u64;
+        let mut b = TermBuf::default();
+        let mut hex_id = [0u8; 32];
         for rs in &data.resource_spans {
             let service = model::service_name(rs.resource.as_ref());
             let process = model::process_tags(rs.resource.as_ref());
@@ -636,7 +743,7 @@ impl DocBuilder {
                     doc.add_u64(f.chunk, chunk as u64);
                     doc.add_u64(f.ord, ord);
                     ord += 1;
-                    doc.add_text(f.trace_id, hex::encode(&span.trace_id));
+                    doc.add_text(f.trace_id, hex_str(&span.trace_id, &mut hex_id));
                     doc.add_text(f.service, &service);
                     doc.add_text(f.operation, &span.name);
                     doc.add_text(f.text, &span.name);
@@ -647,13 +754,15 @@ impl DocBuilder {
                         span.end_time_unix_nano
                             .saturating_sub(span.start_time_unix_nano),
                     );
-                    self.add_tags(&mut doc, &model::span_tags(ss.scope.as_ref(), span));
-                    self.add_tags(&mut doc, &process);
+                    self.add_attributes(&mut doc, &mut b, &span.attributes);
+                    self.add_tags(
+                        &mut doc,
+                        &mut b,
+                        &model::span_extra_tags(ss.scope.as_ref(), span),
+                    );
+                    self.add_tags(&mut doc, &mut b, &process);
                     for ev in &span.events {
-                        let tags: Vec<_> = model::attributes(&ev.attributes)
-                            .map(|(k, v)| (k.to_string(), v))
-                            .collect();
-                        self.add_tags(&mut doc, &tags);
+                        self.add_attributes(&mut doc, &mut b, &ev.attributes);
                     }
                     writer.add_document(doc)?;
                 }
@@ -670,6 +779,8 @@ impl DocBuilder {
     ) -> tantivy::Result<()> {
         let f = self.fields;
         let mut ord = 0u64;
+        let mut b = TermBuf::default();
+        let mut hex_id = [0u8; 32];
         for rl in &data.resource_logs {
             let service = model::service_name(rl.resource.as_ref());
             let process = model::process_tags(rl.resource.as_ref());
@@ -681,7 +792,7 @@ impl DocBuilder {
                     doc.add_u64(f.ord, ord);
                     ord += 1;
                     if !rec.trace_id.is_empty() {
-                        doc.add_text(f.trace_id, hex::encode(&rec.trace_id));
+                        doc.add_text(f.trace_id, hex_str(&rec.trace_id, &mut hex_id));
                     }
                     doc.add_text(f.service, &service);
                     let time = if rec.time_unix_nano != 0 {
@@ -694,14 +805,11 @@ impl DocBuilder {
                     if let Some(body) = &rec.body {
                         doc.add_text(f.text, model::any_to_text(body));
                     }
-                    let mut tags: Vec<_> = model::attributes(&rec.attributes)
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect();
+                    self.add_attributes(&mut doc, &mut b, &rec.attributes);
                     if !rec.severity_text.is_empty() {
-                        tags.push(("severity".into(), TagValue::Str(rec.severity_text.clone())));
+                        self.tag_text(&mut doc, &mut b.term, "severity", &rec.severity_text);
                     }
-                    self.add_tags(&mut doc, &tags);
-                    self.add_tags(&mut doc, &process);
+                    self.add_tags(&mut doc, &mut b, &process);
                     writer.add_document(doc)?;
                 }
             }

@@ -161,6 +161,16 @@ pub fn span_tags(scope: Option<&InstrumentationScope>, span: &Span) -> Vec<(Stri
     let mut tags: Vec<(String, TagValue)> = attributes(&span.attributes)
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+    tags.extend(span_extra_tags(scope, span));
+    tags
+}
+
+/// The tags of a span besides its attributes: scope, kind, status, trace state, dropped counts.
+pub fn span_extra_tags(
+    scope: Option<&InstrumentationScope>,
+    span: &Span,
+) -> Vec<(String, TagValue)> {
+    let mut tags: Vec<(String, TagValue)> = Vec::new();
     if let Some(scope) = scope {
         if !scope.name.is_empty() {
             tags.push(("otel.scope.name".into(), TagValue::Str(scope.name.clone())));
