@@ -115,7 +115,18 @@ async fn extended_tag_queries() {
             sp.attributes.push(kv("cache.hit", s("yes")));
         }
         want.insert(n, hex::encode(&tid));
-        assert_eq!(post_proto(&url, &request("shop", vec![sp])).await, 200);
+        // Traces 8 to 11 come from pods whose resources say where they run (resource
+        // attributes are indexed once per resource, and match as the span's own would).
+        let mut req = request("shop", vec![sp]);
+        if n >= 8 {
+            let res = req.resource_spans[0].resource.as_mut().unwrap();
+            res.attributes.push(kv(
+                "host.name",
+                s(if n % 2 == 0 { "node-a" } else { "node-b" }),
+            ));
+            res.attributes.push(kv("k8s.pod.restarts", i(n as i64)));
+        }
+        assert_eq!(post_proto(&url, &req).await, 200);
     }
     let expect = |pred: &dyn Fn(u64) -> bool| {
         let mut v: Vec<String> = (0..12)
@@ -148,6 +159,20 @@ async fn extended_tag_queries() {
         (
             r#"{"user":"bob","http.status_code>":"400"}"#,
             expect(&|n| n % 3 != 0 && n % 4 >= 2),
+        ),
+        ("host.name=node-a", expect(&|n| n >= 8 && n % 2 == 0)),
+        ("host.name", expect(&|n| n >= 8)),
+        ("!host.name", expect(&|n| n < 8)),
+        ("host.name!=node-a", expect(&|n| n < 8 || n % 2 == 1)),
+        ("host.name=~node-.", expect(&|n| n >= 8)),
+        (
+            "host.name=node-b user=bob",
+            expect(&|n| n >= 8 && n % 2 == 1 && n % 3 != 0),
+        ),
+        ("k8s.pod.restarts>=10", expect(&|n| n >= 10)),
+        (
+            "k8s.pod.restarts<10 !cache.hit",
+            expect(&|n| (8..10).contains(&n) && n % 2 == 1),
         ),
     ];
     for (tags, ids) in cases {

@@ -1,5 +1,8 @@
 //! The search index (Tantivy): one document per span and per log record, pointing back at the
-//! SQLite chunk that stores it. SQLite is the source of truth; the index is rebuildable. One
+//! SQLite chunk that stores it, and one per distinct resource: a resource's attributes (the
+//! process tags) are indexed once on its own document, and each span or record carries only the
+//! resource's key (`res`); a tag filter matches a span by the span's own terms or by its
+//! resource's (issue 25: a span with 16 resource attributes cost 16 more terms). SQLite is the source of truth; the index is rebuildable. One
 //! `IndexWriter` lives on the indexer thread and is committed on a timer; each commit carries the
 //! highest chunk id it covers (its payload, the watermark), so on start the index catches up from
 //! SQLite and a crash never loses searchability. Chunks stored but not yet committed here are kept
@@ -19,6 +22,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
 use tantivy::{
@@ -31,6 +35,7 @@ use super::tagquery::{Cmp, Match, TagFilter};
 
 const KIND_SPAN: u64 = 1;
 const KIND_LOG: u64 = 2;
+const KIND_RESOURCE: u64 = 3;
 /// Separates a tag key from its value inside one term.
 const SEP: char = '\u{1}';
 /// Writer memory; one thread keeps the indexer on one core.
@@ -51,6 +56,8 @@ pub struct Fields {
     num: Field,
     text: Field,
     severity: Field,
+    /// The resource document's key: on resources, spans and log records.
+    res: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -69,6 +76,7 @@ fn schema() -> (Schema, Fields) {
         num: b.add_text_field("num", STRING),
         text: b.add_text_field("text", TEXT),
         severity: b.add_u64_field("severity", INDEXED | FAST),
+        res: b.add_u64_field("res", INDEXED | FAST),
     };
     (b.build(), fields)
 }
@@ -153,9 +161,23 @@ impl SearchIndex {
     pub fn open(dir: &Path) -> Result<(SearchIndex, IndexWriter), IndexError> {
         std::fs::create_dir_all(dir).map_err(tantivy::TantivyError::from)?;
         let (schema, fields) = schema();
-        let mmap = MmapDirectory::open(dir)
-            .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
-        let index = Index::open_or_create(mmap, schema)?;
+        let open = |schema: Schema| -> Result<Index, IndexError> {
+            let mmap = MmapDirectory::open(dir)
+                .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
+            Ok(Index::open_or_create(mmap, schema)?)
+        };
+        let index = match open(schema.clone()) {
+            Ok(i) => i,
+            Err(IndexError::Tantivy(tantivy::TantivyError::SchemaError(e))) => {
+                // An index of an older layout: SQLite has every chunk, so the index is
+                // rebuilt from it (the catch-up on start re-indexes from watermark 0).
+                tracing::warn!(error = %e, "search index has an older layout; rebuilding it from the store");
+                std::fs::remove_dir_all(dir).map_err(tantivy::TantivyError::from)?;
+                std::fs::create_dir_all(dir).map_err(tantivy::TantivyError::from)?;
+                open(schema)?
+            }
+            Err(e) => return Err(e),
+        };
         let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
         // Note: the writer's single thread keeps indexing to one of the two cores.
         // Manual reload: the indexer reloads right after each commit, then drops the chunks it
@@ -383,7 +405,7 @@ impl SearchIndex {
     ) -> Result<Box<dyn Query>, IndexError> {
         let mut must_not: Vec<Box<dyn Query>> = Vec::new();
         for t in tags {
-            let q = self.tag_query(t)?;
+            let q = self.or_resources(self.tag_query(t)?)?;
             if t.negated {
                 must_not.push(q);
             } else {
@@ -399,6 +421,30 @@ impl SearchIndex {
             .chain(must_not.into_iter().map(|q| (Occur::MustNot, q)))
             .collect();
         Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// `q` over a span's or record's own terms, or over its resource's: the resource documents
+    /// that match `q` are found first, and their keys join `q` as alternatives.
+    fn or_resources(&self, q: Box<dyn Query>) -> Result<Box<dyn Query>, IndexError> {
+        let f = self.fields;
+        let on_resources = BooleanQuery::new(vec![
+            (Occur::Must, term_u64(f.kind, KIND_RESOURCE)),
+            (Occur::Must, q.box_clone()),
+        ]);
+        let keys = self
+            .reader
+            .searcher()
+            .search(&on_resources, &U64Set("res"))?;
+        if keys.is_empty() {
+            return Ok(q);
+        }
+        let mut keys: Vec<u64> = keys.into_iter().collect();
+        keys.sort_unstable();
+        let terms = keys.into_iter().map(|k| Term::from_field_u64(f.res, k));
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Should, q),
+            (Occur::Should, Box::new(TermSetQuery::new(terms))),
+        ])))
     }
 
     fn tag_query(&self, t: &TagFilter) -> Result<Box<dyn Query>, IndexError> {
@@ -491,6 +537,29 @@ fn hex_str<'a>(id: &[u8], buf: &'a mut [u8; 32]) -> std::borrow::Cow<'a, str> {
 }
 
 /// Collects the distinct `chunk` values of the matching documents.
+/// Collects the distinct values of a u64 fast field over the matching documents.
+struct U64Set(&'static str);
+
+impl Collector for U64Set {
+    type Fruit = HashSet<u64>;
+    type Child = ChunkSetSegment;
+
+    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<ChunkSetSegment> {
+        Ok(ChunkSetSegment {
+            column: segment.fast_fields().u64(self.0)?,
+            out: HashSet::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashSet<u64>>) -> tantivy::Result<HashSet<u64>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
 struct ChunkSet;
 
 struct ChunkSetSegment {
@@ -621,6 +690,17 @@ impl SegmentCollector for VolumeSegment {
 pub struct DocBuilder {
     pub fields: Fields,
     pub max_value_len: usize,
+    /// Keys of the resource documents given to the current writer (a restart, or a new writer
+    /// after a failure, indexes each resource it meets once more; a duplicate resource document
+    /// matches exactly as the first).
+    pub resources: Mutex<HashSet<u64>>,
+}
+
+/// A resource's key: a hash of its attributes (its whole protobuf encoding).
+fn resource_key(r: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> u64 {
+    use prost::Message as _;
+    let bytes = r.map(|r| r.encode_to_vec()).unwrap_or_default();
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// Reused text buffers: a tag's index terms are written here, so adding one allocates nothing.
@@ -723,6 +803,25 @@ impl DocBuilder {
         }
     }
 
+    /// The key of a resource, indexing its document first if the writer has not had it.
+    fn resource(
+        &self,
+        writer: &IndexWriter,
+        b: &mut TermBuf,
+        r: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+    ) -> tantivy::Result<u64> {
+        let key = resource_key(r);
+        if self.resources.lock().insert(key) {
+            let f = self.fields;
+            let mut doc = TantivyDocument::new();
+            doc.add_u64(f.kind, KIND_RESOURCE);
+            doc.add_u64(f.res, key);
+            self.add_tags(&mut doc, b, &model::process_tags(r));
+            writer.add_document(doc)?;
+        }
+        Ok(key)
+    }
+
     pub fn add_spans(
         &self,
         writer: &IndexWriter,
@@ -735,7 +834,7 @@ impl DocBuilder {
         let mut hex_id = [0u8; 32];
         for rs in &data.resource_spans {
             let service = model::service_name(rs.resource.as_ref());
-            let process = model::process_tags(rs.resource.as_ref());
+            let res = self.resource(writer, &mut b, rs.resource.as_ref())?;
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
                     let mut doc = TantivyDocument::new();
@@ -760,7 +859,7 @@ impl DocBuilder {
                         &mut b,
                         &model::span_extra_tags(ss.scope.as_ref(), span),
                     );
-                    self.add_tags(&mut doc, &mut b, &process);
+                    doc.add_u64(f.res, res);
                     for ev in &span.events {
                         self.add_attributes(&mut doc, &mut b, &ev.attributes);
                     }
@@ -783,7 +882,7 @@ impl DocBuilder {
         let mut hex_id = [0u8; 32];
         for rl in &data.resource_logs {
             let service = model::service_name(rl.resource.as_ref());
-            let process = model::process_tags(rl.resource.as_ref());
+            let res = self.resource(writer, &mut b, rl.resource.as_ref())?;
             for sl in &rl.scope_logs {
                 for rec in &sl.log_records {
                     let mut doc = TantivyDocument::new();
@@ -809,7 +908,7 @@ impl DocBuilder {
                     if !rec.severity_text.is_empty() {
                         self.tag_text(&mut doc, &mut b.term, "severity", &rec.severity_text);
                     }
-                    self.add_tags(&mut doc, &mut b, &process);
+                    doc.add_u64(f.res, res);
                     writer.add_document(doc)?;
                 }
             }
@@ -825,6 +924,22 @@ impl DocBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_of_an_older_layout_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The layout before resource documents: no `res` field.
+            let mut b = Schema::builder();
+            b.add_u64_field("kind", INDEXED | FAST);
+            let index = Index::create_in_dir(dir.path(), b.build()).unwrap();
+            let mut w: IndexWriter = index.writer_with_num_threads(1, 15 << 20).unwrap();
+            w.commit().unwrap();
+        }
+        let (search, _w) = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!(search.watermark(), 0, "indexed again from the start");
+        assert!(search.index.schema().get_field("res").is_ok());
+    }
 
     #[test]
     fn numeric_terms_sort_like_numbers() {

@@ -145,6 +145,7 @@ impl TraceStore {
         let builder = DocBuilder {
             fields: search.fields(),
             max_value_len: cfg.max_indexed_value_length,
+            resources: Default::default(),
         };
         let pending = Arc::new(Pending::default());
         let watermark = catch_up(&conn, &search, &mut index_writer, &builder, &pending)?;
@@ -780,8 +781,10 @@ fn run_indexer(
             }
         }
         if failed {
-            // Dropping the writer releases its lock; the next pass opens a new one.
+            // Dropping the writer releases its lock; the next pass opens a new one. Resource
+            // documents it held uncommitted are gone with it: index them again when met.
             writer = None;
+            builder.resources.lock().clear();
             dirty = false;
             last_reopen_try = Instant::now();
         }
