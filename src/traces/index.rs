@@ -844,8 +844,8 @@ impl DocBuilder {
                     ord += 1;
                     doc.add_text(f.trace_id, hex_str(&span.trace_id, &mut hex_id));
                     doc.add_text(f.service, &service);
+                    // The name is matched whole (`operation`); no search tokenises span names.
                     doc.add_text(f.operation, &span.name);
-                    doc.add_text(f.text, &span.name);
                     doc.add_u64(f.span_kind, span.kind.max(0) as u64);
                     doc.add_u64(f.start, span.start_time_unix_nano / 1000);
                     doc.add_u64(

@@ -82,9 +82,12 @@ pub enum IndexOp {
     Delete(Vec<i64>),
 }
 
-/// Chunks stored but not yet searchable past which exports are refused with a retryable error
-/// (about two seconds of data at full speed): the index must stay close behind the store.
-pub const MAX_INDEX_LAG_CHUNKS: usize = 128;
+/// Chunks stored but not yet searchable past which exports are refused with a retryable error:
+/// the index must stay close behind the store. 512 chunks is about four seconds of exports of
+/// 512 spans at 60,000 spans/s, room for a commit and a merge to pass without refusing anyone
+/// (at 128, one slow commit at that rate refused exports; issue 25). Trace-by-id sees chunks
+/// not yet indexed all along.
+pub const MAX_INDEX_LAG_CHUNKS: usize = 512;
 
 /// One stored span with the resource and scope it came with.
 #[derive(Debug, Clone)]
