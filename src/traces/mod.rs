@@ -11,6 +11,7 @@
 pub mod chunk;
 pub mod db;
 pub mod deps;
+mod handoff;
 pub mod index;
 pub mod logscan;
 pub mod model;
@@ -161,13 +162,16 @@ impl TraceStore {
             }
         }
         let (writer_tx, writer_rx) = std::sync::mpsc::channel();
-        // Only retention's deletions travel here; new chunks are read from SQLite by the indexer.
+        // Only retention's deletions travel here; new chunks are read from SQLite by the indexer
+        // (or taken decoded from the hand-off).
         let (index_tx, index_rx) = std::sync::mpsc::channel();
+        let handoff = Arc::new(handoff::Handoff::default());
         let writer = Writer {
             conn,
             rx: writer_rx,
             index_tx,
             pending: pending.clone(),
+            handoff: handoff.clone(),
             metrics: metrics.clone(),
             retention: RetentionPolicy {
                 max_age: cfg.retention,
@@ -201,6 +205,7 @@ impl TraceStore {
                     &idx_inner.index,
                     index_writer,
                     builder,
+                    &handoff,
                     index_rx,
                     &idx_inner.pending,
                     watermark,
@@ -636,19 +641,42 @@ fn index_new_chunks(
     conn: &rusqlite::Connection,
     writer: &tantivy::IndexWriter,
     builder: &DocBuilder,
+    handoff: &handoff::Handoff,
     mut after: i64,
     until: Option<Instant>,
 ) -> anyhow::Result<i64> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, signal, data FROM chunks WHERE id > ?1 ORDER BY id LIMIT 16")?;
+    use rusqlite::OptionalExtension as _;
+    let mut ids =
+        conn.prepare_cached("SELECT id, signal FROM chunks WHERE id > ?1 ORDER BY id LIMIT 16")?;
+    let mut blob_of = conn.prepare_cached("SELECT data FROM chunks WHERE id = ?1")?;
     loop {
-        let rows: Vec<(i64, i64, Vec<u8>)> = stmt
-            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        let rows: Vec<(i64, i64)> = ids
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         if rows.is_empty() {
             return Ok(after);
         }
-        for (id, signal, blob) in rows {
+        for (id, signal) in rows {
+            // The writer's decoded copy when it is still there; SQLite otherwise.
+            match handoff.take(id) {
+                Some(handoff::Decoded::Spans(d)) => {
+                    builder.add_spans(writer, id, &d)?;
+                    after = id;
+                    continue;
+                }
+                Some(handoff::Decoded::Logs(d)) => {
+                    builder.add_logs(writer, id, &d)?;
+                    after = id;
+                    continue;
+                }
+                None => {}
+            }
+            let blob: Option<Vec<u8>> = blob_of.query_row([id], |r| r.get(0)).optional()?;
+            let Some(blob) = blob else {
+                // Deleted by retention since the id was read.
+                after = id;
+                continue;
+            };
             match chunk::Signal::from_i64(signal) {
                 Some(chunk::Signal::Spans) => match chunk::decode_spans(&blob) {
                     Ok(d) => builder.add_spans(writer, id, &d)?,
@@ -682,7 +710,14 @@ fn catch_up(
 ) -> anyhow::Result<i64> {
     let started = Instant::now();
     let from = search.watermark();
-    let watermark = index_new_chunks(conn, writer, builder, from, None)?;
+    let watermark = index_new_chunks(
+        conn,
+        writer,
+        builder,
+        &handoff::Handoff::default(),
+        from,
+        None,
+    )?;
     // Retention may have deleted chunks the index still lists (a crash between the two).
     let min_id: Option<i64> = conn.query_row("SELECT MIN(id) FROM chunks", [], |r| r.get(0))?;
     if let Some(min_id) = min_id {
@@ -718,6 +753,7 @@ fn run_indexer(
     search: &SearchIndex,
     writer: tantivy::IndexWriter,
     builder: DocBuilder,
+    handoff: &handoff::Handoff,
     rx: Receiver<IndexOp>,
     pending: &Pending,
     mut watermark: i64,
@@ -760,7 +796,7 @@ fn run_indexer(
         let mut failed = false;
         if let Some(w) = &mut writer {
             let until = (!stop).then(|| last_commit + interval);
-            match index_new_chunks(&conn, w, &builder, watermark, until) {
+            match index_new_chunks(&conn, w, &builder, handoff, watermark, until) {
                 Ok(next) => {
                     dirty |= next != watermark;
                     watermark = next;

@@ -98,6 +98,8 @@ pub struct Writer {
     pub rx: Receiver<WriteOp>,
     pub index_tx: Sender<IndexOp>,
     pub pending: Arc<Pending>,
+    /// Committed chunks, decoded, for the indexer.
+    pub handoff: Arc<super::handoff::Handoff>,
     pub metrics: Arc<Metrics>,
     pub retention: RetentionPolicy,
     pub deps: DependencyTracker,
@@ -127,6 +129,7 @@ struct NewChunk {
     items: usize,
     blob: Vec<u8>,
     traces: HashSet<[u8; 16]>,
+    decoded: super::handoff::Decoded,
 }
 
 impl Writer {
@@ -198,6 +201,7 @@ impl Writer {
             Ok(ids) => {
                 for (id, c) in ids.into_iter().zip(chunks) {
                     self.pending.add(id, Arc::new(c.traces));
+                    self.handoff.offer(id, c.decoded);
                 }
                 self.metrics.observe_commit(started.elapsed().as_secs_f64());
                 if let Some(deliver) = after_commit {
@@ -269,6 +273,7 @@ impl Writer {
             items,
             blob,
             traces,
+            decoded: super::handoff::Decoded::Spans(data),
         }
     }
 
@@ -453,6 +458,7 @@ fn log_chunk(resource_logs: Vec<ResourceLogs>) -> NewChunk {
         items,
         blob: chunk::encode_logs(&data),
         traces: HashSet::new(),
+        decoded: super::handoff::Decoded::Logs(data),
     }
 }
 
