@@ -389,6 +389,8 @@ struct Load {
     latencies: parking_lot::Mutex<Vec<f64>>,
     /// Spans acknowledged in each second since `started`.
     per_second: parking_lot::Mutex<Vec<u64>>,
+    /// Refusals by reason (the answer's text up to the first digit, so counts do not split it).
+    reasons: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
     started: Instant,
 }
 
@@ -400,6 +402,7 @@ impl Load {
             samples: Default::default(),
             latencies: Default::default(),
             per_second: Default::default(),
+            reasons: Default::default(),
             started: Instant::now(),
         })
     }
@@ -469,8 +472,19 @@ async fn drive(
                     .unwrap();
                 let status = r.status();
                 let wait = retry_after(&r);
-                let _ = r.bytes().await;
+                let body = r.bytes().await.unwrap_or_default();
                 if status != 200 {
+                    let text = String::from_utf8_lossy(&body);
+                    let reason: String = text
+                        .chars()
+                        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                        .take_while(|c| !c.is_ascii_digit())
+                        .collect();
+                    *load
+                        .reasons
+                        .lock()
+                        .entry(format!("{status} {}", reason.trim()))
+                        .or_default() += 1;
                     // Refused (429 or 503): wait as the server asks, then send the next
                     // export (an exporter would resend this one; the load is the same).
                     load.refused.fetch_add(1, Ordering::Relaxed);
@@ -570,6 +584,9 @@ async fn main() {
         "refused_requests_429 {} (each followed by a wait of its Retry-After)",
         load.refused.load(Ordering::Relaxed)
     );
+    for (reason, n) in load.reasons.lock().iter() {
+        println!("refused_because {n} x {reason}");
+    }
     // The per-second rate: the steady state, not only the mean (the last, partial second left
     // out).
     let mut per_second = load.per_second.lock().clone();

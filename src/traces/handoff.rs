@@ -10,8 +10,9 @@ use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use parking_lot::Mutex;
 
-/// Chunks held at most (each a few hundred KiB decoded): past it, chunks go through SQLite.
-const MAX_CHUNKS: usize = 48;
+/// Spans and records held at most (decoded, a span with its attributes takes a few KiB): past
+/// it, chunks go through SQLite.
+const MAX_ITEMS: usize = 12_288;
 
 /// A chunk's content, decoded.
 pub enum Decoded {
@@ -20,14 +21,21 @@ pub enum Decoded {
 }
 
 #[derive(Default)]
-pub struct Handoff(Mutex<BTreeMap<i64, Decoded>>);
+pub struct Handoff(Mutex<Held>);
+
+#[derive(Default)]
+struct Held {
+    chunks: BTreeMap<i64, (Decoded, usize)>,
+    items: usize,
+}
 
 impl Handoff {
-    /// Offers a committed chunk; dropped when the map is full.
-    pub fn offer(&self, id: i64, d: Decoded) {
+    /// Offers a committed chunk of `items` spans or records; dropped when it would not fit.
+    pub fn offer(&self, id: i64, d: Decoded, items: usize) {
         let mut m = self.0.lock();
-        if m.len() < MAX_CHUNKS {
-            m.insert(id, d);
+        if m.items + items <= MAX_ITEMS {
+            m.items += items;
+            m.chunks.insert(id, (d, items));
         }
     }
 
@@ -35,18 +43,20 @@ impl Handoff {
     /// order, so those are done or will be read from SQLite).
     pub fn take(&self, id: i64) -> Option<Decoded> {
         let mut m = self.0.lock();
-        let d = m.remove(&id);
-        while let Some((&first, _)) = m.first_key_value() {
-            if first >= id {
+        let found = m.chunks.remove(&id);
+        let mut freed = found.as_ref().map_or(0, |f| f.1);
+        while let Some(entry) = m.chunks.first_entry() {
+            if *entry.key() >= id {
                 break;
             }
-            m.pop_first();
+            freed += entry.remove().1;
         }
-        d
+        m.items -= freed;
+        found.map(|f| f.0)
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().len()
+        self.0.lock().chunks.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -61,12 +71,15 @@ mod tests {
     #[test]
     fn bounded_and_in_order() {
         let h = Handoff::default();
+        let per = MAX_ITEMS / 48;
         for id in 1..=100 {
-            h.offer(id, Decoded::Spans(TracesData::default()));
+            h.offer(id, Decoded::Spans(TracesData::default()), per);
         }
-        assert_eq!(h.len(), MAX_CHUNKS, "full: the rest go through SQLite");
+        assert_eq!(h.len(), 48, "full: the rest go through SQLite");
         assert!(h.take(3).is_some());
-        assert_eq!(h.len(), MAX_CHUNKS - 3, "1 and 2 forgotten with 3 taken");
+        assert_eq!(h.len(), 45, "1 and 2 forgotten with 3 taken");
+        h.offer(101, Decoded::Spans(TracesData::default()), 3 * per);
+        assert_eq!(h.len(), 46, "room again");
         assert!(h.take(2).is_none());
         assert!(h.take(1000).is_none());
         assert!(h.is_empty());

@@ -201,7 +201,7 @@ impl Writer {
             Ok(ids) => {
                 for (id, c) in ids.into_iter().zip(chunks) {
                     self.pending.add(id, Arc::new(c.traces));
-                    self.handoff.offer(id, c.decoded);
+                    self.handoff.offer(id, c.decoded, c.items);
                 }
                 self.metrics.observe_commit(started.elapsed().as_secs_f64());
                 if let Some(deliver) = after_commit {
