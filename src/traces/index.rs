@@ -58,6 +58,10 @@ pub struct Fields {
     severity: Field,
     /// The resource document's key: on resources, spans and log records.
     res: Field,
+    /// A resource's tags (`tag` and `num` terms in fields of their own, so finding the resources
+    /// that match a filter reads resource postings only, never the spans').
+    rtag: Field,
+    rnum: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -77,6 +81,8 @@ fn schema() -> (Schema, Fields) {
         text: b.add_text_field("text", TEXT),
         severity: b.add_u64_field("severity", INDEXED | FAST),
         res: b.add_u64_field("res", INDEXED | FAST),
+        rtag: b.add_text_field("rtag", STRING),
+        rnum: b.add_text_field("rnum", STRING),
     };
     (b.build(), fields)
 }
@@ -405,7 +411,7 @@ impl SearchIndex {
     ) -> Result<Box<dyn Query>, IndexError> {
         let mut must_not: Vec<Box<dyn Query>> = Vec::new();
         for t in tags {
-            let q = self.or_resources(self.tag_query(t)?)?;
+            let q = self.or_resources(t)?;
             if t.negated {
                 must_not.push(q);
             } else {
@@ -425,12 +431,10 @@ impl SearchIndex {
 
     /// `q` over a span's or record's own terms, or over its resource's: the resource documents
     /// that match `q` are found first, and their keys join `q` as alternatives.
-    fn or_resources(&self, q: Box<dyn Query>) -> Result<Box<dyn Query>, IndexError> {
+    fn or_resources(&self, t: &TagFilter) -> Result<Box<dyn Query>, IndexError> {
         let f = self.fields;
-        let on_resources = BooleanQuery::new(vec![
-            (Occur::Must, term_u64(f.kind, KIND_RESOURCE)),
-            (Occur::Must, q.box_clone()),
-        ]);
+        let q = self.tag_query(t, f.tag, f.num)?;
+        let on_resources = self.tag_query(t, f.rtag, f.rnum)?;
         let keys = self
             .reader
             .searcher()
@@ -447,15 +451,21 @@ impl SearchIndex {
         ])))
     }
 
-    fn tag_query(&self, t: &TagFilter) -> Result<Box<dyn Query>, IndexError> {
-        let f = self.fields;
+    /// A tag filter over the `tag` and `num` terms of `tag` and `num` (spans' and records', or
+    /// resources' fields).
+    fn tag_query(
+        &self,
+        t: &TagFilter,
+        tag: Field,
+        num: Field,
+    ) -> Result<Box<dyn Query>, IndexError> {
         let key = &t.key;
         Ok(match &t.matcher {
-            Match::Exact(v) => term_text(f.tag, &format!("{key}{SEP}{v}")),
-            Match::Regex(re) => regex_query(f.tag, key, re)?,
-            Match::Exists => regex_query(f.tag, key, "(?s:.*)")?,
+            Match::Exact(v) => term_text(tag, &format!("{key}{SEP}{v}")),
+            Match::Regex(re) => regex_query(tag, key, re)?,
+            Match::Exists => regex_query(tag, key, "(?s:.*)")?,
             Match::Number(cmp, n) => {
-                let at = |x: f64| Term::from_field_text(f.num, &num_term(key, x));
+                let at = |x: f64| Term::from_field_text(num, &num_term(key, x));
                 let (lo, hi) = match cmp {
                     Cmp::Gt => (Bound::Excluded(at(*n)), Bound::Included(at(f64::INFINITY))),
                     Cmp::Ge => (Bound::Included(at(*n)), Bound::Included(at(f64::INFINITY))),
@@ -704,30 +714,48 @@ fn resource_key(r: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) 
 }
 
 /// Reused text buffers: a tag's index terms are written here, so adding one allocates nothing.
-#[derive(Default)]
 struct TermBuf {
     term: String,
     value: String,
+    /// The fields the terms go to: `tag`/`num`, or a resource's `rtag`/`rnum`.
+    fields: (Field, Field),
+}
+
+impl TermBuf {
+    fn new(tag: Field, num: Field) -> TermBuf {
+        TermBuf {
+            term: String::new(),
+            value: String::new(),
+            fields: (tag, num),
+        }
+    }
 }
 
 impl DocBuilder {
     /// The `tag` term `key SEP text` (skipped when the value is longer than the limit).
-    fn tag_text(&self, doc: &mut TantivyDocument, buf: &mut String, k: &str, text: &str) {
+    fn tag_text(
+        &self,
+        doc: &mut TantivyDocument,
+        to: Field,
+        buf: &mut String,
+        k: &str,
+        text: &str,
+    ) {
         if text.len() <= self.max_value_len {
             buf.clear();
             buf.push_str(k);
             buf.push(SEP);
             buf.push_str(text);
-            doc.add_text(self.fields.tag, buf.as_str());
+            doc.add_text(to, buf.as_str());
         }
     }
 
     /// The `num` term of a numeric tag (order-preserving, so ranges are term ranges).
-    fn tag_num(&self, doc: &mut TantivyDocument, buf: &mut String, k: &str, x: f64) {
+    fn tag_num(&self, doc: &mut TantivyDocument, to: Field, buf: &mut String, k: &str, x: f64) {
         if !x.is_nan() {
             buf.clear();
             write_num_term(buf, k, x);
-            doc.add_text(self.fields.num, buf.as_str());
+            doc.add_text(to, buf.as_str());
         }
     }
 
@@ -735,19 +763,24 @@ impl DocBuilder {
     fn tag_any(&self, doc: &mut TantivyDocument, b: &mut TermBuf, k: &str, v: Option<&AnyValue>) {
         use opentelemetry_proto::tonic::common::v1::any_value::Value;
         use std::fmt::Write as _;
-        let TermBuf { term, value } = b;
+        let TermBuf {
+            term,
+            value,
+            fields: (tag, num),
+        } = b;
+        let (tag, num) = (*tag, *num);
         value.clear();
-        let num = match v.and_then(|v| v.value.as_ref()) {
+        let number = match v.and_then(|v| v.value.as_ref()) {
             Some(Value::StringValue(s)) => {
-                self.tag_text(doc, term, k, s);
+                self.tag_text(doc, tag, term, k, s);
                 return;
             }
             None => {
-                self.tag_text(doc, term, k, "");
+                self.tag_text(doc, tag, term, k, "");
                 return;
             }
             Some(Value::BoolValue(x)) => {
-                self.tag_text(doc, term, k, if *x { "true" } else { "false" });
+                self.tag_text(doc, tag, term, k, if *x { "true" } else { "false" });
                 return;
             }
             Some(Value::IntValue(i)) => {
@@ -776,21 +809,21 @@ impl DocBuilder {
                 None
             }
         };
-        self.tag_text(doc, term, k, value);
-        if let Some(x) = num {
-            self.tag_num(doc, term, k, x);
+        self.tag_text(doc, tag, term, k, value);
+        if let Some(x) = number {
+            self.tag_num(doc, num, term, k, x);
         }
     }
 
     fn add_tags(&self, doc: &mut TantivyDocument, b: &mut TermBuf, tags: &[(String, TagValue)]) {
         for (k, v) in tags {
             match v {
-                TagValue::Str(s) => self.tag_text(doc, &mut b.term, k, s),
+                TagValue::Str(s) => self.tag_text(doc, b.fields.0, &mut b.term, k, s),
                 _ => {
                     let text = v.as_text();
-                    self.tag_text(doc, &mut b.term, k, &text);
+                    self.tag_text(doc, b.fields.0, &mut b.term, k, &text);
                     if let Some(x) = v.as_f64() {
-                        self.tag_num(doc, &mut b.term, k, x);
+                        self.tag_num(doc, b.fields.1, &mut b.term, k, x);
                     }
                 }
             }
@@ -807,7 +840,6 @@ impl DocBuilder {
     fn resource(
         &self,
         writer: &IndexWriter,
-        b: &mut TermBuf,
         r: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
     ) -> tantivy::Result<u64> {
         let key = resource_key(r);
@@ -816,7 +848,8 @@ impl DocBuilder {
             let mut doc = TantivyDocument::new();
             doc.add_u64(f.kind, KIND_RESOURCE);
             doc.add_u64(f.res, key);
-            self.add_tags(&mut doc, b, &model::process_tags(r));
+            let mut rb = TermBuf::new(f.rtag, f.rnum);
+            self.add_tags(&mut doc, &mut rb, &model::process_tags(r));
             writer.add_document(doc)?;
         }
         Ok(key)
@@ -830,11 +863,11 @@ impl DocBuilder {
     ) -> tantivy::Result<()> {
         let f = self.fields;
         let mut ord = 0u64;
-        let mut b = TermBuf::default();
+        let mut b = TermBuf::new(f.tag, f.num);
         let mut hex_id = [0u8; 32];
         for rs in &data.resource_spans {
             let service = model::service_name(rs.resource.as_ref());
-            let res = self.resource(writer, &mut b, rs.resource.as_ref())?;
+            let res = self.resource(writer, rs.resource.as_ref())?;
             for ss in &rs.scope_spans {
                 for span in &ss.spans {
                     let mut doc = TantivyDocument::new();
@@ -878,11 +911,11 @@ impl DocBuilder {
     ) -> tantivy::Result<()> {
         let f = self.fields;
         let mut ord = 0u64;
-        let mut b = TermBuf::default();
+        let mut b = TermBuf::new(f.tag, f.num);
         let mut hex_id = [0u8; 32];
         for rl in &data.resource_logs {
             let service = model::service_name(rl.resource.as_ref());
-            let res = self.resource(writer, &mut b, rl.resource.as_ref())?;
+            let res = self.resource(writer, rl.resource.as_ref())?;
             for sl in &rl.scope_logs {
                 for rec in &sl.log_records {
                     let mut doc = TantivyDocument::new();
@@ -906,7 +939,7 @@ impl DocBuilder {
                     }
                     self.add_attributes(&mut doc, &mut b, &rec.attributes);
                     if !rec.severity_text.is_empty() {
-                        self.tag_text(&mut doc, &mut b.term, "severity", &rec.severity_text);
+                        self.tag_text(&mut doc, f.tag, &mut b.term, "severity", &rec.severity_text);
                     }
                     doc.add_u64(f.res, res);
                     writer.add_document(doc)?;
