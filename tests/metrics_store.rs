@@ -223,6 +223,18 @@ async fn torn_and_corrupt_wal_tails_are_cut() {
     }
 }
 
+/// A 200 with partial success: three points refused for the active series limit.
+fn three_refused_by_the_series_limit(status: u16, resp: Option<ExportMetricsServiceResponse>) {
+    assert_eq!(status, 200);
+    let ps = resp.unwrap().partial_success.expect("partial success");
+    assert_eq!(ps.rejected_data_points, 3);
+    assert!(
+        ps.error_message.contains("active series limit"),
+        "{}",
+        ps.error_message
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_limit_is_partial_success() {
     let server = Server::start_in(tempfile::tempdir().unwrap(), |c| {
@@ -237,14 +249,7 @@ async fn series_limit_is_partial_success() {
         &gauge_request("limited", 0, 8, T0_MS),
     )
     .await;
-    assert_eq!(status, 200);
-    let ps = resp.unwrap().partial_success.expect("partial success");
-    assert_eq!(ps.rejected_data_points, 3);
-    assert!(
-        ps.error_message.contains("active series limit"),
-        "{}",
-        ps.error_message
-    );
+    three_refused_by_the_series_limit(status, resp);
     let got = export(&server.api(""), "{job=\"limited\"}").await;
     assert_eq!(got.len(), 5);
     let text = reqwest::get(server.api("/metrics"))
@@ -290,14 +295,7 @@ async fn series_limit_is_partial_success() {
         &gauge_request("limited", 0, 8, T0_MS + 30_000),
     )
     .await;
-    assert_eq!(status, 200);
-    let ps = resp.unwrap().partial_success.expect("partial success");
-    assert_eq!(ps.rejected_data_points, 3);
-    assert!(
-        ps.error_message.contains("active series limit"),
-        "{}",
-        ps.error_message
-    );
+    three_refused_by_the_series_limit(status, resp);
     let got = export(&server.api(""), "{job=\"limited\"}").await;
     assert_eq!(got.len(), 5);
     for (l, (_, values)) in &got {

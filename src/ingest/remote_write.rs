@@ -679,27 +679,19 @@ mod tests {
 
     #[test]
     fn known_series_go_by_key() {
+        let label = |name: &str, value: &str| Label {
+            name: name.into(),
+            value: value.into(),
+        };
         let series = |job: &str, v: f64, exemplar: bool| TimeSeries {
-            labels: vec![
-                Label {
-                    name: "__name__".into(),
-                    value: "up".into(),
-                },
-                Label {
-                    name: "job".into(),
-                    value: job.into(),
-                },
-            ],
+            labels: vec![label("__name__", "up"), label("job", job)],
             samples: vec![Sample {
                 value: v,
                 timestamp: 1000 * v as i64,
             }],
             exemplars: if exemplar {
                 vec![ExemplarV1 {
-                    labels: vec![Label {
-                        name: "trace_id".into(),
-                        value: "0102030405060708090a0b0c0d0e0f10".into(),
-                    }],
+                    labels: vec![label("trace_id", "0102030405060708090a0b0c0d0e0f10")],
                     value: v,
                     timestamp: 1000 * v as i64,
                 }]

@@ -153,6 +153,18 @@ fn counted(r: &mut AppendResult, o: AppendOutcome) -> bool {
     true
 }
 
+/// Marks series `id` as logged; true when it was not yet (its series record goes to the WAL).
+fn first_logged(head: &mut Head, id: u32, newly_logged: &mut Vec<u32>) -> bool {
+    match head.series_mut(id) {
+        Some(s) if !s.logged => {
+            s.logged = true;
+            newly_logged.push(id);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Applies a batch to the head. Afterwards `batch.keyed` holds only the samples whose key the
 /// head did not know.
 pub(super) fn apply(
@@ -207,11 +219,7 @@ pub(super) fn apply(
         if !counted(&mut r, head.append(id, t, v)) {
             continue;
         }
-        if let Some(s) = head.series_mut(id)
-            && !s.logged
-        {
-            s.logged = true;
-            newly_logged.push(id);
+        if first_logged(head, id, newly_logged) {
             series_rec.push((id, &batch.series[i as usize]));
         }
         logged.push((id, t, v));
@@ -234,14 +242,10 @@ pub(super) fn apply(
         if !counted(&mut r, head.append(id, t, v)) {
             continue;
         }
-        if let Some(s) = head.series_mut(id)
-            && !s.logged
+        if first_logged(head, id, newly_logged)
+            && let Some(l) = head.labels_of(id)
         {
-            s.logged = true;
-            newly_logged.push(id);
-            if let Some(l) = head.labels_of(id) {
-                keyed_series.push((id, l));
-            }
+            keyed_series.push((id, l));
         }
         logged.push((id, t, v));
     }

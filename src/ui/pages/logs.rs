@@ -86,6 +86,16 @@ impl Window {
     }
 }
 
+/// Runs a LogQL query with the default limits; errors as their text.
+async fn run(st: &UiState, q: crate::logql::Query) -> Result<crate::logql::Answer, String> {
+    let (answer, _) = st
+        .store
+        .logql(q, crate::logql::Limits::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(answer)
+}
+
 /// Rows (and their label text) of a LogQL log query over `w`, newest first, at most `limit`.
 pub(super) async fn logql_rows(
     st: &UiState,
@@ -109,12 +119,7 @@ pub(super) async fn logql_rows(
         limit,
         forward: false,
     };
-    let (answer, _) = st
-        .store
-        .logql(q, crate::logql::Limits::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let crate::logql::Answer::Streams(streams) = answer else {
+    let crate::logql::Answer::Streams(streams) = run(st, q).await? else {
         return Ok(Vec::new());
     };
     let mut all: Vec<(i64, LogRow)> = Vec::new();
@@ -192,13 +197,8 @@ async fn logql_volume(st: &UiState, text: &str, w: Window) -> Result<String, Str
         limit: 0,
         forward: false,
     };
-    let (answer, _) = st
-        .store
-        .logql(q, crate::logql::Limits::default())
-        .await
-        .map_err(|e| e.to_string())?;
     let mut counts = vec![[0u64; LEVELS]; n as usize];
-    if let crate::logql::Answer::Matrix(series) = answer {
+    if let crate::logql::Answer::Matrix(series) = run(st, q).await? {
         for (labels, points) in series {
             let level = labels
                 .iter()
