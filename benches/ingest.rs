@@ -418,6 +418,15 @@ impl Load {
     }
 }
 
+/// `google.rpc.Status`, the fields read here.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
 /// `Retry-After` in seconds (an OTLP exporter waits that long), 1 s when absent or unreadable.
 fn retry_after(r: &reqwest::Response) -> Duration {
     let secs = r
@@ -474,7 +483,10 @@ async fn drive(
                 let wait = retry_after(&r);
                 let body = r.bytes().await.unwrap_or_default();
                 if status != 200 {
-                    let text = String::from_utf8_lossy(&body);
+                    // OTLP/HTTP protobuf answers a refusal with a `google.rpc.Status`.
+                    let text = RpcStatus::decode(body.as_ref())
+                        .map(|s| s.message)
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
                     let reason: String = text
                         .chars()
                         .filter(|c| c.is_ascii_graphic() || *c == ' ')
