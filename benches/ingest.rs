@@ -418,15 +418,6 @@ impl Load {
     }
 }
 
-/// `google.rpc.Status`, the fields read here.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
 /// `Retry-After` in seconds (an OTLP exporter waits that long), 1 s when absent or unreadable.
 fn retry_after(r: &reqwest::Response) -> Duration {
     let secs = r
@@ -484,9 +475,7 @@ async fn drive(
                 let body = r.bytes().await.unwrap_or_default();
                 if status != 200 {
                     // OTLP/HTTP protobuf answers a refusal with a `google.rpc.Status`.
-                    let text = RpcStatus::decode(body.as_ref())
-                        .map(|s| s.message)
-                        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+                    let text = sightline::forward::client::error_text(&body, false, false);
                     let reason: String = text
                         .chars()
                         .filter(|c| c.is_ascii_graphic() || *c == ' ')

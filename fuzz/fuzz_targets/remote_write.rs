@@ -6,17 +6,29 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use sightline::ingest::remote_write::{RequestV2, WriteRequest, decode, decode_as, to_batch, v2_to_batch};
+use sightline::ingest::remote_write::{
+    Keys, RequestV2, WriteRequest, decode, decode_as, to_batch, to_batch_keyed, v2_to_batch,
+};
+
+/// The 1.0 conversions: by labels, by key the way the server sends a series the second time, and
+/// the resend of those keys.
+fn convert(req: &WriteRequest) {
+    let _ = to_batch(req);
+    let mut known = std::collections::HashSet::new();
+    let _ = to_batch_keyed(req, Keys::Known(&mut known));
+    let _ = to_batch_keyed(req, Keys::Known(&mut known));
+    let _ = to_batch_keyed(req, Keys::Resend(&known));
+}
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = decode(data, 1 << 20) {
-        let _ = to_batch(&req);
+        convert(&req);
     }
     if let Ok(req) = decode_as::<RequestV2>(data, 1 << 20) {
         let _ = v2_to_batch(&req);
     }
     if let Ok(req) = WriteRequest::decode(data) {
-        let _ = to_batch(&req);
+        convert(&req);
     }
     if let Ok(req) = RequestV2::decode(data) {
         let _ = v2_to_batch(&req);

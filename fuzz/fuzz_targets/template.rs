@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         },
         defs: None,
         escape_html: false,
+        line: None,
     };
     let _ = t.execute(&d, &env);
 });

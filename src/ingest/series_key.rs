@@ -66,14 +66,6 @@ impl KnownKeys {
     pub fn forget(&self, keys: &HashSet<u128>) {
         self.0.lock().retain(|k| !keys.contains(k));
     }
-
-    pub fn len(&self) -> usize {
-        self.0.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
