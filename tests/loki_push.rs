@@ -117,6 +117,58 @@ fn loki_pushes_land_in_the_log_store() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+    // A line over Loki's 256 KiB entry limit: refused with Loki's words, its stream's other
+    // entry stored.
+    let long = "x".repeat(300 << 10);
+    let json = format!(
+        r#"{{"streams":[{{"stream":{{"service_name":"longline","level":"info"}},
+            "values":[["{}","{long}"],["{}","after the long line"]]}}]}}"#,
+        t + 20,
+        t + 21
+    );
+    let r = c
+        .post(sl.api("/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body(json)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let msg = r.text().unwrap();
+    assert!(
+        msg.contains("Max entry size '262144' bytes exceeded"),
+        "{msg}"
+    );
+    let kept = logs(&sl.api(""), "longline");
+    assert_eq!(
+        kept.len(),
+        1,
+        "the stream's other entry is stored: {kept:?}"
+    );
+    assert_eq!(kept[0]["body"], "after the long line");
+    // A 100 MB line is a body past the request cap: 413 before it is read whole.
+    let huge = format!(
+        r#"{{"streams":[{{"stream":{{"job":"huge"}},"values":[["{t}","{}"]]}}]}}"#,
+        "y".repeat(100 << 20)
+    );
+    let r = c
+        .post(sl.api("/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send();
+    // The server may answer and close before taking the whole body.
+    if let Ok(r) = r {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    // A snappy block that declares 4 GiB: 413 from its header, nothing inflated.
+    let mut bomb = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+    bomb.extend_from_slice(&[0u8; 64]);
+    let r = c
+        .post(sl.api("/loki/api/v1/push"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(bomb)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413, "{:?}", r.text());
 
     let check = |base: &str| {
         let got = logs(base, "checkout");
