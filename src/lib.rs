@@ -2,8 +2,7 @@
 //!
 //! One process that replaces an OpenTelemetry Collector, Prometheus, Alertmanager, Jaeger,
 //! node-exporter, dcgm-exporter, Caddy and (for its own pages) Grafana for teams running GPU
-//! services. Still to come, each an open issue: Grafana dashboards, and Loki's query API, LogQL
-//! and log file collection (Loki's push API is in `ingest::loki`).
+//! services, and draws the Grafana dashboards teams already have.
 //!
 //! # Layout
 //!
@@ -50,6 +49,9 @@
 //!   `/api/metrics/*`), GPU use beside a trace, log search (`/api/logs`), and the Prometheus API
 //!   (`/api/v1/query`, `query_range`, series, labels, metadata, exemplars, raw export); every
 //!   failure becomes an answer in `api::edge`.
+//! - [`dashboards`]: Grafana dashboard JSON, uploaded (`<data_dir>/dashboards/`) or provisioned
+//!   from `[dashboards] dirs`: template variables over the metrics store, Grafana's
+//!   interpolation and intervals, and the per-panel specs the Dashboards page draws.
 //! - [`ui`]: the web UI at `/ui/` (askama templates in `ui/`, embedded files from `assets/`), one
 //!   file per page.
 //! - [`app`]: wiring: opens the stores, composes `/metrics`, wires span metrics to the trace
@@ -66,7 +68,7 @@
 //! | 8 | `main.rs` |
 //! | 7 | `app` |
 //! | 6 | `ui` |
-//! | 5 | `api`, `samplers` |
+//! | 5 | `api`, `samplers`, `dashboards` |
 //! | 4 | `ingest`, `promql`, `rules`, `spanmetrics`, `proxy`, `alertmanager`, `scrape` |
 //! | 3 | `tsdb`, `traces`, `forward`, `auth`, `tls`, `notify` |
 //! | 2 | `config`, `telemetry`, `template` |
@@ -117,6 +119,7 @@ pub mod app;
 pub mod auth;
 pub mod base;
 pub mod config;
+pub mod dashboards;
 pub mod error;
 pub mod forward;
 pub mod ingest;

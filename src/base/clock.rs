@@ -45,6 +45,19 @@ pub fn civil(secs: i64) -> (i64, u32, u32, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d, sod)
 }
 
+/// Days since 1970-01-01 of a civil date (UTC); months and days out of range carry over.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    // Normalise the month first so that month arithmetic (month 0, month 14) carries into years.
+    let (y, m) = (y + (m - 1).div_euclid(12), (m - 1).rem_euclid(12) + 1);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// A UTC time (ns) as Go writes `time.Time`: the date, `sep`, the time with the fraction's
 /// trailing zeros trimmed, then `zone` (`'T'`, `"Z"` for RFC 3339 in JSON; `' '`,
 /// `" +0000 UTC"` for `String()`).

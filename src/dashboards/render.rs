@@ -1,0 +1,872 @@
+//! A dashboard, its resolved variables and a time range turned into what the page draws:
+//! sections (the panels before the first row, then one per row, repeated rows expanded), each
+//! a grid of panels (repeated panels expanded), each panel a spec the page script reads: its
+//! type, title, grid position, field config and options in the current schema (the legacy
+//! `graph`, `singlestat` and 6.x `fieldOptions` mapped onto it), and its queries with every
+//! variable interpolated and the step Grafana would use. A panel Sightline cannot draw, or
+//! whose data source it cannot answer, carries the reason instead of queries.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::interpolate::{Default, VarValue, Vars, interpolate};
+use super::text;
+use super::time;
+use super::vars::Resolved;
+
+/// The longest query text after interpolation (a variable with many values selected can
+/// otherwise make a query of megabytes).
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+/// The most panels drawn after repeats are expanded.
+pub const MAX_RENDERED_PANELS: usize = 1500;
+/// The width the page assumes for the dashboard's 24 columns when a panel sets no
+/// `maxDataPoints` (Grafana uses the panel's width in pixels).
+pub const ASSUMED_WIDTH_PX: i64 = 1600;
+
+/// The panel types the page draws.
+pub const SUPPORTED: [&str; 10] = [
+    "timeseries",
+    "stat",
+    "gauge",
+    "bargauge",
+    "table",
+    "heatmap",
+    "text",
+    "piechart",
+    "barchart",
+    "row",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct Frame {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// One grid of panels, under a row header or not.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: Option<String>,
+    pub collapsed: bool,
+    pub panels: Vec<PanelView>,
+}
+
+/// A panel as the template places it.
+#[derive(Debug, Clone)]
+pub struct PanelView {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub description: String,
+    pub x: i64,
+    pub y: i64,
+    pub w: i64,
+    pub h: i64,
+    /// The spec the page script reads (JSON).
+    pub spec: String,
+    /// Sanitised HTML of a text panel.
+    pub html: String,
+    /// Why the panel is not drawn, if it is not.
+    pub unsupported: String,
+}
+
+struct Ctx<'a> {
+    frame: Frame,
+    inputs: BTreeMap<String, String>,
+    ds_vars: &'a [(String, String)],
+    count: usize,
+}
+
+/// The page's sections.
+pub fn sections(d: &Value, r: &Resolved, frame: Frame) -> (Vec<Section>, Option<String>) {
+    let mut ctx = Ctx {
+        frame,
+        inputs: d
+            .get("__inputs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| {
+                        Some((
+                            i.get("name")?.as_str()?.to_string(),
+                            i.get("pluginId")
+                                .and_then(Value::as_str)
+                                .unwrap_or("prometheus")
+                                .to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ds_vars: &r.datasource_types,
+        count: 0,
+    };
+    let empty = Vec::new();
+    let panels = d.get("panels").and_then(Value::as_array).unwrap_or(&empty);
+    // Split at rows: (row panel or none, its panels).
+    let mut groups: Vec<(Option<&Value>, Vec<&Value>)> = vec![(None, Vec::new())];
+    for p in panels {
+        if p.get("type").and_then(Value::as_str) == Some("row") {
+            let mut inner: Vec<&Value> = Vec::new();
+            if let Some(nested) = p.get("panels").and_then(Value::as_array) {
+                inner.extend(nested.iter());
+            }
+            groups.push((Some(p), inner));
+        } else if let Some(last) = groups.last_mut() {
+            last.1.push(p);
+        }
+    }
+    let mut out = Vec::new();
+    let mut truncated = None;
+    for (row, members) in groups {
+        if row.is_none() && members.is_empty() {
+            continue;
+        }
+        // A repeated row: one section per value of its variable.
+        let scopes = match row.and_then(|rw| repeat_var(rw, &r.values)) {
+            Some((name, vals)) => vals
+                .into_iter()
+                .map(|v| scoped(&r.values, &name, v))
+                .collect(),
+            None => vec![r.values.clone()],
+        };
+        for vars in scopes {
+            let title = row.map(|rw| {
+                interpolate(
+                    rw.get("title").and_then(Value::as_str).unwrap_or(""),
+                    &vars,
+                    Default::Text,
+                )
+            });
+            let collapsed = row
+                .and_then(|rw| rw.get("collapsed"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let views = layout(&members, &vars, &mut ctx);
+            if ctx.count > MAX_RENDERED_PANELS {
+                truncated = Some(format!(
+                    "this dashboard expands to more than {MAX_RENDERED_PANELS} panels; the rest are not drawn"
+                ));
+                break;
+            }
+            out.push(Section {
+                title,
+                collapsed,
+                panels: views,
+            });
+        }
+    }
+    (out, truncated)
+}
+
+/// A panel's or row's `repeat` variable and the values to repeat over.
+fn repeat_var(p: &Value, vars: &Vars) -> Option<(String, Vec<String>)> {
+    let name = p.get("repeat").and_then(Value::as_str)?.trim();
+    let name = name.trim_start_matches('$');
+    let v = vars.get(name)?;
+    (!v.values.is_empty()).then(|| (name.to_string(), v.values.clone()))
+}
+
+/// `vars` with `name` narrowed to one value (Grafana's scoped variables of a repeat).
+fn scoped(vars: &Vars, name: &str, value: String) -> Vars {
+    let mut v = vars.clone();
+    let multi = v.get(name).is_some_and(|x| x.multi);
+    let text = v
+        .get(name)
+        .and_then(|x| {
+            x.values
+                .iter()
+                .position(|y| *y == value)
+                .and_then(|i| x.texts.get(i).cloned())
+        })
+        .unwrap_or_else(|| value.clone());
+    v.insert(
+        name.to_string(),
+        VarValue {
+            values: vec![value],
+            texts: vec![text],
+            multi,
+            custom_all: None,
+        },
+    );
+    v
+}
+
+fn grid(p: &Value) -> (i64, i64, i64, i64) {
+    let g = p.get("gridPos");
+    let n = |k: &str, d: i64| {
+        g.and_then(|g| g.get(k))
+            .and_then(Value::as_f64)
+            .map(|v| v as i64)
+            .unwrap_or(d)
+    };
+    let w = n("w", 12).clamp(1, 24);
+    (
+        n("x", 0).clamp(0, 24 - w),
+        n("y", 0).max(0),
+        w,
+        n("h", 8).clamp(1, 200),
+    )
+}
+
+/// Places a section's panels (repeats expanded) relative to the section's top.
+fn layout(members: &[&Value], vars: &Vars, ctx: &mut Ctx) -> Vec<PanelView> {
+    let base = members.iter().map(|p| grid(p).1).min().unwrap_or(0);
+    // (panel, scoped vars, x, y, w, h, the source panel's y) before shifting for repeats.
+    type Placed<'a> = (&'a Value, Vars, i64, i64, i64, i64, i64);
+    let mut placed: Vec<Placed> = Vec::new();
+    let mut sorted: Vec<&&Value> = members.iter().collect();
+    sorted.sort_by_key(|p| {
+        let (x, y, _, _) = grid(p);
+        (y, x)
+    });
+    // Extra rows added by repeats above a given y.
+    let mut shifts: Vec<(i64, i64)> = Vec::new();
+    for p in sorted {
+        let (x, y, w, h) = grid(p);
+        let y = y - base;
+        match repeat_var(p, vars) {
+            Some((name, vals)) if vals.len() > 1 => {
+                let horizontal = p.get("repeatDirection").and_then(Value::as_str) != Some("v");
+                if horizontal {
+                    let max_per_row = p
+                        .get("maxPerRow")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(4)
+                        .clamp(1, 24);
+                    let width = (24 / vals.len() as i64).max(24 / max_per_row).max(1);
+                    let per_row = (24 / width).max(1);
+                    let rows = (vals.len() as i64 + per_row - 1) / per_row;
+                    for (i, v) in vals.into_iter().enumerate() {
+                        let i = i as i64;
+                        placed.push((
+                            p,
+                            scoped(vars, &name, v),
+                            (i % per_row) * width,
+                            y + (i / per_row) * h,
+                            width,
+                            h,
+                            y,
+                        ));
+                    }
+                    shifts.push((y + h, (rows - 1) * h));
+                } else {
+                    let n = vals.len() as i64;
+                    for (i, v) in vals.into_iter().enumerate() {
+                        placed.push((p, scoped(vars, &name, v), x, y + i as i64 * h, w, h, y));
+                    }
+                    shifts.push((y + h, (n - 1) * h));
+                }
+            }
+            Some((name, vals)) => {
+                let v = vals.into_iter().next().unwrap_or_default();
+                placed.push((p, scoped(vars, &name, v), x, y, w, h, y));
+            }
+            None => placed.push((p, vars.clone(), x, y, w, h, y)),
+        }
+    }
+    let mut out = Vec::new();
+    for (p, vars, x, y, w, h, origin) in placed {
+        ctx.count += 1;
+        if ctx.count > MAX_RENDERED_PANELS {
+            break;
+        }
+        // Panels below a repeated one move down by the rows its copies added.
+        let shift: i64 = shifts
+            .iter()
+            .filter(|(at, _)| origin >= *at)
+            .map(|(_, s)| s)
+            .sum();
+        out.push(view(p, &vars, x, y + shift, w, h, ctx));
+    }
+    out
+}
+
+/// The panel's data source: `Ok` for one Sightline answers (Prometheus), or why not.
+fn datasource(ds: Option<&Value>, ctx: &Ctx) -> Result<(), String> {
+    let by_name = |name: &str| -> Result<(), String> {
+        let n = name.trim();
+        let inner = n
+            .strip_prefix("${")
+            .and_then(|s| s.strip_suffix('}'))
+            .or_else(|| n.strip_prefix('$'));
+        if let Some(var) = inner {
+            let var = var.split(':').next().unwrap_or(var);
+            if let Some(t) = ctx.inputs.get(var) {
+                return check_type(t);
+            }
+            if let Some((_, t)) = ctx.ds_vars.iter().find(|(v, _)| v == var) {
+                return check_type(t);
+            }
+            return Ok(());
+        }
+        match n {
+            "-- Grafana --" | "grafana" => {
+                Err("Grafana's built-in data source is not answered by Sightline".into())
+            }
+            "-- Dashboard --" => Err(
+                "the Dashboard data source (another panel's results) is not answered by Sightline"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    };
+    match ds {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(name)) => by_name(name),
+        Some(Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
+            Some("datasource") => match o.get("uid").and_then(Value::as_str) {
+                Some("-- Mixed --") => Ok(()),
+                Some(u) => by_name(if u == "grafana" { "-- Grafana --" } else { u }),
+                None => Ok(()),
+            },
+            Some(t) if !t.contains('$') => check_type(t),
+            _ => match o.get("uid").and_then(Value::as_str) {
+                Some(u) => by_name(u),
+                None => Ok(()),
+            },
+        },
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_type(t: &str) -> Result<(), String> {
+    match t {
+        "prometheus" => Ok(()),
+        "loki" => Err("a Loki data source: Sightline's dashboards draw Prometheus queries only; use the Logs page".into()),
+        other => Err(format!("a {other:?} data source, which Sightline does not answer")),
+    }
+}
+
+fn obj(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+fn num(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Thresholds in the current shape (`{mode, steps}`) from either it or 6.x's list of steps.
+fn thresholds(v: Option<&Value>) -> Option<Value> {
+    match v? {
+        Value::Array(steps) => Some(json!({"mode": "absolute", "steps": steps})),
+        o @ Value::Object(_) => Some(o.clone()),
+        _ => None,
+    }
+}
+
+/// The panel's type, field config and options in the current schema.
+fn normalise(p: &Value) -> (String, Map<String, Value>, Value, Map<String, Value>) {
+    let kind = p
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut fc = obj(p.get("fieldConfig"));
+    let mut defaults = obj(fc.get("defaults"));
+    let mut options = obj(p.get("options"));
+    let mut overrides = fc.remove("overrides").unwrap_or(json!([]));
+    // 6.x: options.fieldOptions holds defaults and calcs.
+    if let Some(fo) = options.remove("fieldOptions") {
+        for (k, v) in obj(fo.get("defaults")) {
+            defaults.entry(k).or_insert(v);
+        }
+        if let Some(c) = fo.get("calcs") {
+            options.insert(
+                "reduceOptions".into(),
+                json!({"calcs": c, "values": fo.get("values").cloned().unwrap_or(json!(false))}),
+            );
+        }
+        if let Some(t) = fo.get("thresholds") {
+            defaults.entry("thresholds").or_insert(t.clone());
+        }
+    }
+    if let Some(t) = thresholds(defaults.get("thresholds")) {
+        defaults.insert("thresholds".into(), t);
+    }
+    let kind = match kind.as_str() {
+        "graph" => {
+            legacy_graph(p, &mut defaults, &mut overrides, &mut options);
+            "timeseries".to_string()
+        }
+        "singlestat" | "grafana-singlestat-panel" => {
+            legacy_singlestat(p, &mut defaults, &mut options)
+        }
+        "table-old" => "table".into(),
+        "grafana-piechart-panel" => "piechart".into(),
+        "graph2" | "trend" | "xychart" => "timeseries".into(),
+        "grafana-polystat-panel" | "status-history" | "state-timeline" => kind,
+        _ => kind,
+    };
+    (kind, defaults, overrides, options)
+}
+
+fn legacy_graph(
+    p: &Value,
+    d: &mut Map<String, Value>,
+    overrides: &mut Value,
+    o: &mut Map<String, Value>,
+) {
+    let axes = p.get("yaxes").and_then(Value::as_array);
+    let left = axes.and_then(|a| a.first());
+    let right = axes.and_then(|a| a.get(1));
+    if let Some(f) = left.and_then(|a| a.get("format")).and_then(Value::as_str) {
+        d.entry("unit").or_insert(json!(f));
+    }
+    for k in ["min", "max"] {
+        if let Some(v) = num(left.and_then(|a| a.get(k))) {
+            d.entry(k).or_insert(json!(v));
+        }
+    }
+    if let Some(dec) = num(p.get("decimals")) {
+        d.entry("decimals").or_insert(json!(dec));
+    }
+    let flag = |k: &str, dflt: bool| p.get(k).and_then(Value::as_bool).unwrap_or(dflt);
+    let stack = flag("stack", false);
+    let mode = if !stack {
+        "none"
+    } else if flag("percentage", false) {
+        "percent"
+    } else {
+        "normal"
+    };
+    let draw = if flag("bars", false) {
+        "bars"
+    } else if flag("lines", true) {
+        "line"
+    } else {
+        "points"
+    };
+    let fill = num(p.get("fill")).unwrap_or(1.0) * 10.0;
+    d.insert(
+        "custom".into(),
+        json!({"fillOpacity": fill, "lineWidth": num(p.get("linewidth")).unwrap_or(1.0), "drawStyle": draw, "stacking": {"mode": mode}}),
+    );
+    d.entry("color")
+        .or_insert(json!({"mode": "palette-classic"}));
+    let legend_show = p
+        .get("legend")
+        .and_then(|l| l.get("show"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    o.insert(
+        "legend".into(),
+        json!({"showLegend": legend_show, "displayMode": "list", "placement": "bottom"}),
+    );
+    let mut list = overrides.as_array().cloned().unwrap_or_default();
+    for so in p
+        .get("seriesOverrides")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(alias) = so.get("alias").and_then(Value::as_str) else {
+            continue;
+        };
+        let matcher = match alias.strip_prefix('/').and_then(|a| a.rsplit_once('/')) {
+            Some((re, _)) => json!({"id": "byRegexp", "options": re}),
+            None => json!({"id": "byName", "options": alias}),
+        };
+        let mut props = Vec::new();
+        if let Some(s) = so.get("stack") {
+            let m = if s.as_bool() == Some(false) {
+                "none"
+            } else {
+                "normal"
+            };
+            props.push(json!({"id": "custom.stacking", "value": {"mode": m}}));
+        }
+        if let Some(f) = num(so.get("fill")) {
+            props.push(json!({"id": "custom.fillOpacity", "value": f * 10.0}));
+        }
+        if so.get("transform").and_then(Value::as_str) == Some("negative-Y") {
+            props.push(json!({"id": "custom.transform", "value": "negative-Y"}));
+        }
+        if num(so.get("yaxis")) == Some(2.0)
+            && let Some(f) = right.and_then(|a| a.get("format"))
+        {
+            props.push(json!({"id": "unit", "value": f}));
+        }
+        if let Some(c) = so.get("color") {
+            props.push(json!({"id": "color", "value": {"mode": "fixed", "fixedColor": c}}));
+        }
+        if so.get("bars").and_then(Value::as_bool) == Some(true) {
+            props.push(json!({"id": "custom.drawStyle", "value": "bars"}));
+        }
+        if so.get("legend").and_then(Value::as_bool) == Some(false)
+            || so.get("hiddenSeries").and_then(Value::as_bool) == Some(true)
+        {
+            props.push(json!({"id": "custom.hideFrom", "value": {"legend": true, "viz": false, "tooltip": false}}));
+        }
+        if !props.is_empty() {
+            list.push(json!({"matcher": matcher, "properties": props}));
+        }
+    }
+    for (name, c) in obj(p.get("aliasColors")) {
+        list.push(json!({"matcher": {"id": "byName", "options": name}, "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": c}}]}));
+    }
+    *overrides = Value::Array(list);
+}
+
+fn legacy_singlestat(p: &Value, d: &mut Map<String, Value>, o: &mut Map<String, Value>) -> String {
+    if let Some(f) = p.get("format").and_then(Value::as_str) {
+        d.insert("unit".into(), json!(f));
+    }
+    if let Some(dec) = num(p.get("decimals")) {
+        d.insert("decimals".into(), json!(dec));
+    }
+    let colors: Vec<Value> = p
+        .get("colors")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| vec![json!("green"), json!("orange"), json!("red")]);
+    let limits: Vec<f64> = match p.get("thresholds") {
+        Some(Value::String(s)) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        _ => Vec::new(),
+    };
+    let mut steps =
+        vec![json!({"color": colors.first().cloned().unwrap_or(json!("green")), "value": null})];
+    for (i, l) in limits.iter().enumerate() {
+        steps
+            .push(json!({"color": colors.get(i + 1).cloned().unwrap_or(json!("red")), "value": l}));
+    }
+    d.insert(
+        "thresholds".into(),
+        json!({"mode": "absolute", "steps": steps}),
+    );
+    let calc = match p.get("valueName").and_then(Value::as_str).unwrap_or("avg") {
+        "avg" => "mean",
+        "current" => "lastNotNull",
+        "total" => "sum",
+        "first" => "firstNotNull",
+        "delta" => "delta",
+        "diff" => "diff",
+        "range" => "range",
+        "min" => "min",
+        "max" => "max",
+        _ => "mean",
+    };
+    o.insert("reduceOptions".into(), json!({"calcs": [calc]}));
+    let mode = if p.get("colorBackground").and_then(Value::as_bool) == Some(true) {
+        "background"
+    } else if p.get("colorValue").and_then(Value::as_bool) == Some(true) {
+        "value"
+    } else {
+        "none"
+    };
+    o.insert("colorMode".into(), json!(mode));
+    d.insert("color".into(), json!({"mode": "thresholds"}));
+    let spark = p
+        .get("sparkline")
+        .and_then(|s| s.get("show"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    o.insert(
+        "graphMode".into(),
+        json!(if spark { "area" } else { "none" }),
+    );
+    let gauge = p.get("gauge");
+    if gauge.and_then(|g| g.get("show")).and_then(Value::as_bool) == Some(true) {
+        if let Some(v) = num(gauge.and_then(|g| g.get("minValue"))) {
+            d.insert("min".into(), json!(v));
+        }
+        if let Some(v) = num(gauge.and_then(|g| g.get("maxValue"))) {
+            d.insert("max".into(), json!(v));
+        }
+        return "gauge".into();
+    }
+    "stat".into()
+}
+
+fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> PanelView {
+    let (kind, defaults, overrides, options) = normalise(p);
+    let title = interpolate(
+        p.get("title").and_then(Value::as_str).unwrap_or(""),
+        vars,
+        Default::Text,
+    );
+    let description = interpolate(
+        p.get("description").and_then(Value::as_str).unwrap_or(""),
+        vars,
+        Default::Text,
+    );
+    let mut unsupported = String::new();
+    if !SUPPORTED.contains(&kind.as_str()) {
+        unsupported = format!("panel type {kind:?} is not drawn by Sightline");
+    } else if let Err(e) = datasource(p.get("datasource"), ctx) {
+        unsupported = format!("this panel's data source is {e}");
+    }
+    let mut html = String::new();
+    if kind == "text" {
+        let content = options
+            .get("content")
+            .and_then(Value::as_str)
+            .or_else(|| p.get("content").and_then(Value::as_str))
+            .unwrap_or("");
+        let mode = options
+            .get("mode")
+            .and_then(Value::as_str)
+            .or_else(|| p.get("mode").and_then(Value::as_str))
+            .unwrap_or("markdown");
+        html = text::render(&interpolate(content, vars, Default::Text), mode);
+    }
+    let targets = if unsupported.is_empty() && kind != "text" {
+        queries(p, vars, w, ctx)
+    } else {
+        Vec::new()
+    };
+    let id = p.get("id").map(|v| v.to_string()).unwrap_or_default();
+    let spec = json!({
+        "type": kind,
+        "field": defaults,
+        "overrides": overrides,
+        "options": options,
+        "targets": targets,
+        "timezone": "",
+    });
+    PanelView {
+        id,
+        kind,
+        title,
+        description,
+        x,
+        y,
+        w,
+        h,
+        spec: spec.to_string(),
+        html,
+        unsupported,
+    }
+}
+
+/// The panel's queries, interpolated, with Grafana's step and time range.
+fn queries(p: &Value, vars: &Vars, w: i64, ctx: &Ctx) -> Vec<Value> {
+    let mut from = ctx.frame.from_ms;
+    let mut to = ctx.frame.to_ms;
+    // Relative time and time shift of the panel.
+    if let Some(tf) = p.get("timeFrom").and_then(Value::as_str)
+        && let Some(ms) = time::parse_interval(&interpolate(tf, vars, Default::Glob))
+    {
+        from = to - ms;
+    }
+    if let Some(ts) = p.get("timeShift").and_then(Value::as_str)
+        && let Some(ms) = time::parse_interval(&interpolate(ts, vars, Default::Glob))
+    {
+        from -= ms;
+        to -= ms;
+    }
+    let range = (to - from).max(1);
+    let resolution = num(p.get("maxDataPoints"))
+        .map(|v| v as i64)
+        .filter(|v| *v > 0)
+        .unwrap_or(ASSUMED_WIDTH_PX * w / 24);
+    let panel_min = p
+        .get("interval")
+        .and_then(Value::as_str)
+        .and_then(|i| time::parse_interval(&interpolate(i, vars, Default::Glob)));
+    let mut out = Vec::new();
+    for t in p
+        .get("targets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if t.get("hide").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let ref_id = t.get("refId").and_then(Value::as_str).unwrap_or("A");
+        let Some(expr) = t
+            .get("expr")
+            .and_then(Value::as_str)
+            .filter(|e| !e.trim().is_empty())
+        else {
+            continue;
+        };
+        if let Err(e) = datasource(t.get("datasource"), ctx) {
+            out.push(json!({"refId": ref_id, "error": format!("this query's data source is {e}")}));
+            continue;
+        }
+        let low = t
+            .get("interval")
+            .and_then(Value::as_str)
+            .and_then(|i| time::parse_interval(&interpolate(i, vars, Default::Glob)))
+            .or(panel_min)
+            .unwrap_or(time::DEFAULT_SCRAPE_MS);
+        let factor = num(t.get("intervalFactor"))
+            .map(|f| f as i64)
+            .filter(|f| *f >= 1)
+            .unwrap_or(1);
+        let interval = time::calculate_interval(range, resolution, low);
+        let safe = (range + 10_999) / 11_000;
+        let step = (interval * factor).max(safe).max(1);
+        let mut scope = vars.clone();
+        scope.insert(
+            "__interval".into(),
+            VarValue::single(time::format_interval(step)),
+        );
+        scope.insert("__interval_ms".into(), VarValue::single(step.to_string()));
+        scope.insert(
+            "__rate_interval".into(),
+            VarValue::single(time::format_interval(time::rate_interval(step, low))),
+        );
+        let range_s = range / 1000;
+        scope.insert("__range".into(), VarValue::single(format!("{range_s}s")));
+        scope.insert("__range_s".into(), VarValue::single(range_s.to_string()));
+        scope.insert("__range_ms".into(), VarValue::single(range.to_string()));
+        let q = interpolate(expr, &scope, Default::Prometheus);
+        let legend = interpolate(
+            t.get("legendFormat").and_then(Value::as_str).unwrap_or(""),
+            &scope,
+            Default::Glob,
+        );
+        let instant_flag = t.get("instant").and_then(Value::as_bool) == Some(true);
+        let range_flag = t.get("range").and_then(Value::as_bool);
+        let instant = instant_flag && range_flag != Some(true);
+        let format = t
+            .get("format")
+            .and_then(Value::as_str)
+            .unwrap_or("time_series");
+        if q.len() > MAX_QUERY_BYTES {
+            out.push(json!({"refId": ref_id, "error": format!("the query is {} bytes after interpolation; the limit is {MAX_QUERY_BYTES} (select fewer values)", q.len())}));
+            continue;
+        }
+        out.push(json!({
+            "refId": ref_id,
+            "expr": q,
+            "legend": legend,
+            "instant": instant,
+            "format": format,
+            "start": from - from.rem_euclid(step),
+            "end": to - to.rem_euclid(step),
+            "time": to,
+            "step": step,
+        }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(vals: &[(&str, VarValue)]) -> Resolved {
+        Resolved {
+            values: vals
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ..Resolved::default()
+        }
+    }
+
+    const FRAME: Frame = Frame {
+        from_ms: 1_700_000_000_000 - 6 * 3_600_000,
+        to_ms: 1_700_000_000_000,
+    };
+
+    #[test]
+    fn rows_repeats_and_queries() {
+        let d = json!({
+            "__inputs": [{"name": "DS_PROM", "pluginId": "prometheus"}, {"name": "DS_LOKI", "pluginId": "loki"}],
+            "panels": [
+                {"type": "stat", "id": 1, "title": "top", "gridPos": {"x":0,"y":0,"w":6,"h":4},
+                 "datasource": "${DS_PROM}", "maxDataPoints": 100,
+                 "targets": [{"expr": "up{job=\"$job\"}[$__rate_interval]", "refId": "A", "instant": true}]},
+                {"type": "row", "title": "GPU $gpu", "collapsed": false, "repeat": "gpu", "gridPos": {"x":0,"y":4,"w":24,"h":1}, "panels": []},
+                {"type": "graph", "id": 2, "title": "temp", "gridPos": {"x":0,"y":5,"w":12,"h":8},
+                 "datasource": "$datasource", "yaxes": [{"format": "celsius"}, {"format": "short"}],
+                 "seriesOverrides": [{"alias": "/rx/", "transform": "negative-Y"}],
+                 "targets": [{"expr": "t{gpu=~\"$gpu\"}", "legendFormat": "GPU {{gpu}}", "refId": "A"}, {"expr": "hidden", "hide": true}]},
+                {"type": "row", "title": "logs", "collapsed": true, "gridPos": {"x":0,"y":13,"w":24,"h":1},
+                 "panels": [{"type": "logs", "id": 3, "gridPos": {"x":0,"y":14,"w":24,"h":8}},
+                            {"type": "timeseries", "id": 4, "datasource": {"type": "loki", "uid": "x"}, "gridPos": {"x":0,"y":22,"w":24,"h":8}, "targets": [{"expr": "{a=\"b\"}"}]},
+                            {"type": "timeseries", "id": 5, "datasource": "${DS_LOKI}", "gridPos": {"x":0,"y":30,"w":24,"h":8}},
+                            {"type": "text", "id": 6, "options": {"content": "# Hi $job <script>x()</script>"}, "gridPos": {"x":0,"y":38,"w":24,"h":3}}]},
+            ]
+        });
+        let gpu = VarValue {
+            values: vec!["0".into(), "1".into()],
+            texts: vec!["0".into(), "1".into()],
+            multi: true,
+            custom_all: None,
+        };
+        let mut r = resolved(&[("job", VarValue::single("node")), ("gpu", gpu)]);
+        r.datasource_types
+            .push(("datasource".into(), "prometheus".into()));
+        let (secs, trunc) = sections(&d, &r, FRAME);
+        assert!(trunc.is_none());
+        assert_eq!(secs.len(), 4, "top, GPU 0, GPU 1, logs");
+        assert_eq!(secs[1].title.as_deref(), Some("GPU 0"));
+        assert_eq!(secs[2].title.as_deref(), Some("GPU 1"));
+        assert!(secs[3].collapsed);
+        let stat: Value = serde_json::from_str(&secs[0].panels[0].spec).unwrap();
+        let t = &stat["targets"][0];
+        // 6 h over 100 points = 216 s -> 5 m on Grafana's ladder; rate interval 5m15s -> "5m".
+        assert_eq!(t["step"], 300_000);
+        assert_eq!(t["expr"], "up{job=\"node\"}[5m]");
+        assert_eq!(t["instant"], true);
+        let g: Value = serde_json::from_str(&secs[1].panels[0].spec).unwrap();
+        assert_eq!(g["type"], "timeseries");
+        assert_eq!(g["field"]["unit"], "celsius");
+        assert_eq!(g["overrides"][0]["properties"][0]["value"], "negative-Y");
+        assert_eq!(
+            g["targets"].as_array().unwrap().len(),
+            1,
+            "hidden query dropped"
+        );
+        assert_eq!(g["targets"][0]["expr"], "t{gpu=~\"0\"}");
+        assert_eq!(g["targets"][0]["legend"], "GPU {{gpu}}");
+        let logs = &secs[3].panels;
+        assert!(
+            logs[0].unsupported.contains("\"logs\""),
+            "{}",
+            logs[0].unsupported
+        );
+        assert!(
+            logs[1].unsupported.contains("Loki"),
+            "{}",
+            logs[1].unsupported
+        );
+        assert!(
+            logs[2].unsupported.contains("Loki"),
+            "{}",
+            logs[2].unsupported
+        );
+        assert!(logs[3].html.contains("<h1>Hi node"), "{}", logs[3].html);
+        assert!(!logs[3].html.contains("<script"), "{}", logs[3].html);
+        // Positions are relative to the section.
+        assert_eq!((logs[1].y, logs[3].y), (8, 24));
+    }
+
+    #[test]
+    fn repeated_panels_push_the_rest_down() {
+        let d = json!({"panels": [
+            {"type": "stat", "id": 1, "repeat": "g", "repeatDirection": "h", "maxPerRow": 2, "gridPos": {"x":0,"y":0,"w":6,"h":4}, "targets": [{"expr": "x{g=\"$g\"}"}]},
+            {"type": "stat", "id": 2, "gridPos": {"x":0,"y":4,"w":6,"h":4}},
+        ]});
+        let g = VarValue {
+            values: vec!["a".into(), "b".into(), "c".into()],
+            texts: vec!["a".into(), "b".into(), "c".into()],
+            multi: true,
+            custom_all: None,
+        };
+        let (secs, _) = sections(&d, &resolved(&[("g", g)]), FRAME);
+        let pos: Vec<(i64, i64, i64)> = secs[0].panels.iter().map(|p| (p.x, p.y, p.w)).collect();
+        assert_eq!(pos, vec![(0, 0, 12), (12, 0, 12), (0, 4, 12), (0, 8, 6)]);
+        let exprs: Vec<String> = secs[0].panels[..3]
+            .iter()
+            .map(|p| {
+                serde_json::from_str::<Value>(&p.spec).unwrap()["targets"][0]["expr"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(exprs, ["x{g=\"a\"}", "x{g=\"b\"}", "x{g=\"c\"}"]);
+    }
+}
