@@ -28,6 +28,23 @@ struct AppState {
     base_path: String,
 }
 
+/// Reads the provisioned dashboard folders again every 10 s (Grafana's default
+/// `updateIntervalSeconds`); a scan only re-reads the files when one of them changed.
+fn watch_dashboards(store: crate::dashboards::DashboardStore, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let s = store.clone();
+            let _ = tokio::task::spawn_blocking(move || s.rescan()).await;
+        }
+    });
+}
+
 /// The main listener's router: UI landing page, query APIs, OTLP/HTTP, health and own metrics,
 /// all under `base_path`; the Jaeger API also at the root (Grafana drops sub-paths on search).
 pub fn router(
@@ -370,6 +387,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ui.targets = targets;
     ui.rules = Some(rules);
     ui.alertmanager = alertmanager;
+    let dashboards =
+        crate::dashboards::DashboardStore::open(&config.data_dir, config.dashboard_dirs.clone())
+            .map_err(|e| anyhow::anyhow!("cannot open the dashboards: {e}"))?;
+    watch_dashboards(dashboards.clone(), shutdown.clone());
+    ui.dashboards = Some(dashboards);
     let main_router = router(
         store.clone(),
         tsdb.clone(),

@@ -60,6 +60,11 @@ pub fn load(
         {
             *f = dir.join(&*f);
         }
+        for d in &mut cfg.dashboard_dirs {
+            if d.is_relative() {
+                *d = dir.join(&*d);
+            }
+        }
         if let Some(f) = &mut cfg.scrape_prometheus_config
             && f.is_relative()
         {

@@ -88,6 +88,8 @@ pub struct Config {
     pub rules: RulesConfig,
     pub alerting: AlertingConfig,
     pub notify: NotifyConfig,
+    /// `[dashboards] dirs`: folders of provisioned Grafana dashboards.
+    pub dashboard_dirs: Vec<PathBuf>,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -282,6 +284,13 @@ pub fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
         rules: rules::rules_config(&raw.rules)?,
         alerting: rules::alerting_config(&raw.alerting)?,
         notify: rules::notify_config(&raw.notify)?,
+        dashboard_dirs: raw
+            .dashboards
+            .dirs
+            .iter()
+            .filter(|d| !d.trim().is_empty())
+            .map(PathBuf::from)
+            .collect(),
         log_level: raw.log.level.clone(),
         log_json,
     })

@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub rules: RawRules,
     pub alerting: RawAlerting,
     pub notify: RawNotify,
+    pub dashboards: RawDashboards,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -530,6 +531,7 @@ impl Default for RawConfig {
             rules: RawRules::default(),
             alerting: RawAlerting::default(),
             notify: RawNotify::default(),
+            dashboards: RawDashboards::default(),
         }
     }
 }
@@ -688,4 +690,12 @@ pub struct RawNotify {
     /// The Alertmanager's URL as users reach it (`.ExternalURL` in notifications); empty:
     /// Sightline's external URL + `/alertmanager`.
     pub external_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDashboards {
+    /// Folders of Grafana dashboard JSON files (relative to this file), read at start and again
+    /// whenever a file in them changes, like Grafana's file provisioning.
+    pub dirs: Vec<String>,
 }

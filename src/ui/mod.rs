@@ -43,6 +43,22 @@ pub fn router(state: UiState) -> Router {
         .route("/ui/status", get(pages::status::status))
         .route("/ui/alerts", get(pages::alerts::alerts))
         .route("/ui/targets", get(pages::targets::targets))
+        .route("/ui/dashboards", get(pages::dashboards::list))
+        .route(
+            "/ui/dashboards/import",
+            axum::routing::post(pages::dashboards::import).layer(
+                axum::extract::DefaultBodyLimit::max(4 * crate::dashboards::model::MAX_BYTES),
+            ),
+        )
+        .route(
+            "/ui/dashboards/delete",
+            axum::routing::post(pages::dashboards::delete),
+        )
+        .route("/ui/dashboards/{uid}", get(pages::dashboards::dashboard))
+        .route(
+            "/ui/dashboards/{uid}/export",
+            get(pages::dashboards::export),
+        )
         .route(
             "/ui/alerts/silences",
             axum::routing::post(pages::alerts::create_silence),

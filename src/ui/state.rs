@@ -50,6 +50,8 @@ pub struct UiState {
     pub external_labels: std::collections::BTreeMap<String, String>,
     /// The scrape pools (the Targets page and `/api/v1/targets`); empty without scrape jobs.
     pub targets: crate::scrape::ScrapeManager,
+    /// Grafana dashboards (uploaded and provisioned); `None` in tests that run without.
+    pub dashboards: Option<crate::dashboards::DashboardStore>,
 }
 
 impl UiState {
@@ -145,6 +147,7 @@ impl UiState {
             alertmanager: None,
             external_labels: cfg.alerting.external_labels.clone(),
             targets: Default::default(),
+            dashboards: None,
             rates: IngestRates::start(metrics.ingest.clone()),
             apps: cfg
                 .proxy

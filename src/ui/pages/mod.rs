@@ -3,6 +3,7 @@
 //! a PromQL query; `assets/app.js` draws them from `/api/v1/query_range`.
 
 pub mod alerts;
+pub mod dashboards;
 pub mod explore;
 pub mod gpu;
 pub mod host;
@@ -120,6 +121,8 @@ pub struct Page {
     pub apps: Vec<(String, String)>,
     /// The signed-in session's CSRF token (for the sign-out form); empty without a session.
     pub csrf: String,
+    /// Whether the header shows the range picker (dashboards have their own).
+    pub picker: bool,
 }
 
 impl Page {
@@ -145,6 +148,7 @@ impl Page {
             v: ASSET_VERSION,
             apps: st.apps.clone(),
             csrf: crate::auth::current_csrf(),
+            picker: true,
         }
     }
 }
