@@ -266,21 +266,51 @@ fn layout(members: &[&Value], vars: &Vars, ctx: &mut Ctx) -> Vec<PanelView> {
             None => placed.push((p, vars.clone(), x, y, w, h, y)),
         }
     }
+    // Panels below a repeated one move down by the rows its copies added.
+    let mut boxes: Vec<(usize, i64, i64, i64, i64)> = placed
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, x, y, w, h, origin))| {
+            let shift: i64 = shifts
+                .iter()
+                .filter(|(at, _)| origin >= at)
+                .map(|(_, s)| s)
+                .sum();
+            (i, *x, y + shift, *w, *h)
+        })
+        .collect();
+    compact(&mut boxes);
+    boxes.sort_by_key(|b| b.0);
     let mut out = Vec::new();
-    for (p, vars, x, y, w, h, origin) in placed {
+    for ((p, vars, ..), (_, x, y, w, h)) in placed.into_iter().zip(boxes) {
         ctx.count += 1;
         if ctx.count > MAX_RENDERED_PANELS {
             break;
         }
-        // Panels below a repeated one move down by the rows its copies added.
-        let shift: i64 = shifts
-            .iter()
-            .filter(|(at, _)| origin >= *at)
-            .map(|(_, s)| s)
-            .sum();
-        out.push(view(p, &vars, x, y + shift, w, h, ctx));
+        out.push(view(p, &vars, x, y, w, h, ctx));
     }
     out
+}
+
+/// Grafana's grid (react-grid-layout, vertical compaction): in order of position, each panel
+/// moves up while the space above is free, then down past any panel it overlaps. Published
+/// dashboards do have overlapping positions (the DCGM dashboard places two panels at one spot).
+fn compact(boxes: &mut [(usize, i64, i64, i64, i64)]) {
+    boxes.sort_by_key(|b| (b.2, b.1));
+    let overlaps = |a: &(usize, i64, i64, i64, i64), x: i64, y: i64, w: i64, h: i64| {
+        a.1 < x + w && x < a.1 + a.3 && a.2 < y + h && y < a.2 + a.4
+    };
+    for i in 0..boxes.len() {
+        let (_, x, mut y, w, h) = boxes[i];
+        let done = &boxes[..i];
+        while y > 0 && !done.iter().any(|b| overlaps(b, x, y - 1, w, h)) {
+            y -= 1;
+        }
+        while let Some(b) = done.iter().find(|b| overlaps(b, x, y, w, h)) {
+            y = b.2 + b.4;
+        }
+        boxes[i].2 = y;
+    }
 }
 
 /// The panel's data source: `Ok` for one Sightline answers (Prometheus), or why not.
@@ -841,6 +871,31 @@ mod tests {
         assert!(!logs[3].html.contains("<script"), "{}", logs[3].html);
         // Positions are relative to the section.
         assert_eq!((logs[1].y, logs[3].y), (8, 24));
+    }
+
+    #[test]
+    fn overlapping_panels_are_moved_apart_and_gaps_closed() {
+        let d = json!({"panels": [
+            {"type": "stat", "id": 1, "gridPos": {"x":0,"y":0,"w":12,"h":8}},
+            {"type": "stat", "id": 2, "gridPos": {"x":0,"y":24,"w":12,"h":8}},
+            {"type": "stat", "id": 3, "gridPos": {"x":0,"y":24,"w":12,"h":8}},
+            {"type": "stat", "id": 4, "gridPos": {"x":12,"y":30,"w":12,"h":4}},
+        ]});
+        let (secs, _) = sections(&d, &resolved(&[]), FRAME);
+        let pos: Vec<(String, i64, i64)> = secs[0]
+            .panels
+            .iter()
+            .map(|p| (p.id.clone(), p.x, p.y))
+            .collect();
+        assert_eq!(
+            pos,
+            vec![
+                ("1".into(), 0, 0),
+                ("2".into(), 0, 8),
+                ("3".into(), 0, 16),
+                ("4".into(), 12, 0)
+            ]
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ pub async fn export(State(st): State<UiState>, Path(uid): Path<String>) -> Respo
     match store.get(&uid) {
         Some(e) => (
             [
-                (axum::http::header::CONTENT_TYPE, "application/json".to_string()),
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/json".to_string(),
+                ),
                 (
                     axum::http::header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"{}.json\"", e.uid),
@@ -171,7 +174,11 @@ pub async fn export(State(st): State<UiState>, Path(uid): Path<String>) -> Respo
             serde_json::to_string_pretty(&*e.json).unwrap_or_default(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no dashboard with uid {uid:?}\n")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no dashboard with uid {uid:?}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -217,7 +224,11 @@ pub async fn dashboard(
         Err(r) => return r,
     };
     let Some(entry) = store.get(&uid) else {
-        return (StatusCode::NOT_FOUND, format!("no dashboard with uid {uid:?}\n")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no dashboard with uid {uid:?}\n"),
+        )
+            .into_response();
     };
     let d = entry.json.clone();
     let p = Params::parse(q.as_deref());
@@ -230,12 +241,20 @@ pub async fn dashboard(
             .to_string()
     };
     let mut notes = Vec::new();
-    let mut from = p.get("from").map(str::to_string).unwrap_or_else(|| saved("from", "now-6h"));
-    let mut to = p.get("to").map(str::to_string).unwrap_or_else(|| saved("to", "now"));
+    let mut from = p
+        .get("from")
+        .map(str::to_string)
+        .unwrap_or_else(|| saved("from", "now-6h"));
+    let mut to = p
+        .get("to")
+        .map(str::to_string)
+        .unwrap_or_else(|| saved("to", "now"));
     let (from_ms, to_ms) = match (time::parse(&from, now, false), time::parse(&to, now, true)) {
         (Some(a), Some(b)) if a < b => (a, b),
         _ => {
-            notes.push(format!("the time range {from:?} to {to:?} is not valid; showing the last 6 hours"));
+            notes.push(format!(
+                "the time range {from:?} to {to:?} is not valid; showing the last 6 hours"
+            ));
             from = "now-6h".into();
             to = "now".into();
             (now - 6 * 3_600_000, now)
@@ -244,7 +263,11 @@ pub async fn dashboard(
     let refresh = p
         .get("refresh")
         .map(str::to_string)
-        .or_else(|| d.get("refresh").and_then(serde_json::Value::as_str).map(str::to_string))
+        .or_else(|| {
+            d.get("refresh")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        })
         .filter(|r| time::parse_interval(r).is_some())
         .unwrap_or_default();
     let timezone = match p
@@ -265,9 +288,10 @@ pub async fn dashboard(
     let frame = render::Frame { from_ms, to_ms };
     let d2 = d.clone();
     let res2 = resolved.clone();
-    let (sections, truncated) = tokio::task::spawn_blocking(move || render::sections(&d2, &res2, frame))
-        .await
-        .unwrap_or_default();
+    let (sections, truncated) =
+        tokio::task::spawn_blocking(move || render::sections(&d2, &res2, frame))
+            .await
+            .unwrap_or_default();
     notes.extend(truncated);
     let vars = resolved
         .views

@@ -1,0 +1,639 @@
+// The Dashboards page: places Grafana panels on the 24-column grid, runs each panel's queries
+// (already interpolated by the server) against Sightline's Prometheus API when the panel comes
+// into view, and draws time series (uPlot), stat, gauge, bar gauge, table, heatmap, pie and bar
+// panels with Grafana's field config: units (assets/units.js), decimals, min/max, thresholds,
+// colours, display names, overrides by name and regex, stacking, fill and negative-Y. Every
+// panel ends in a `data-state`: data, nodata, error, unsupported or text. Data is untrusted:
+// it is only ever set as textContent or attribute values.
+(function () {
+  'use strict';
+  // The list page's import form: a chosen file is read into the JSON field.
+  const file = document.getElementById('dash-file');
+  const json = document.getElementById('dash-json');
+  if (file && json) {
+    file.addEventListener('change', () => {
+      const f = file.files && file.files[0];
+      if (!f) return;
+      f.text().then((t) => { json.value = t; });
+    });
+  }
+  const root = document.getElementById('dash');
+  if (!root) return;
+  const BASE = document.body.dataset.base || '';
+  const U = window.SightlineUnits;
+  const UTC = root.dataset.tz === 'utc';
+  const SYNC = root.dataset.sync === 'true' && window.uPlot ? uPlot.sync('dash') : null;
+  const MAX_TABLE_ROWS = 1000;
+  const MAX_SERIES = 200;
+  const plots = [];
+
+  const NAMED = {
+    green: '#73BF69', 'dark-green': '#37872D', 'semi-dark-green': '#56A64B', 'light-green': '#96D98D', 'super-light-green': '#C8F2C2',
+    red: '#F2495C', 'dark-red': '#C4162A', 'semi-dark-red': '#E02F44', 'light-red': '#FF7383', 'super-light-red': '#FFA6B0',
+    yellow: '#FADE2A', 'dark-yellow': '#E0B400', 'semi-dark-yellow': '#F2CC0C', 'light-yellow': '#FFEE52', 'super-light-yellow': '#FFF899',
+    orange: '#FF9830', 'dark-orange': '#FA6400', 'semi-dark-orange': '#FF780A', 'light-orange': '#FFB357', 'super-light-orange': '#FFCB7D',
+    blue: '#5794F2', 'dark-blue': '#1F60C4', 'semi-dark-blue': '#3274D9', 'light-blue': '#8AB8FF', 'super-light-blue': '#C0D8FF',
+    purple: '#B877D9', 'dark-purple': '#8F3BB8', 'semi-dark-purple': '#A352CC', 'light-purple': '#CA95E5', 'super-light-purple': '#DEB6F2',
+    transparent: 'rgba(0,0,0,0)', text: '', white: '#ffffff', black: '#000000',
+  };
+  const CLASSIC = ['#7EB26D', '#EAB839', '#6ED0E0', '#EF843C', '#E24D42', '#1F78C1', '#BA43A9', '#705DA0', '#508642',
+    '#CCA300', '#447EBC', '#C15C17', '#890F02', '#0A437C', '#6D1F62', '#584477', '#B7DBAB', '#F4D598', '#70DBED',
+    '#F9BA8F', '#F29191', '#82B5D8', '#E5A8E2', '#AEA2E0'];
+  function colour(c) {
+    if (!c) return '';
+    if (Object.prototype.hasOwnProperty.call(NAMED, c)) return NAMED[c] || getComputedStyle(document.body).color;
+    // Only plain colour syntaxes reach the style: names, #hex, rgb(a)/hsl(a).
+    return /^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}|(rgb|rgba|hsl|hsla)\([0-9., %]+\))$/.test(c) ? c : '';
+  }
+  function withAlpha(c, a) {
+    const m = /^#([0-9a-fA-F]{6})$/.exec(c);
+    if (m) return c + Math.round(Math.max(0, Math.min(1, a)) * 255).toString(16).padStart(2, '0');
+    return c;
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const k in attrs) e.setAttribute(k, String(attrs[k]));
+    return e;
+  }
+
+  // ------------------------------------------------------------ layout, controls, refresh
+  document.querySelectorAll('.dpanel').forEach((p) => {
+    const x = +p.dataset.x, y = +p.dataset.y, w = +p.dataset.w, h = +p.dataset.h;
+    p.style.gridColumn = (x + 1) + ' / span ' + w;
+    p.style.gridRow = (y + 1) + ' / span ' + h;
+  });
+  const controls = document.getElementById('dash-controls');
+  if (controls) {
+    controls.querySelectorAll('select[data-var], select[name=refresh], select[name=timezone]').forEach((s) => {
+      s.addEventListener('change', () => {
+        // "All" and specific values exclude each other, as in Grafana's picker.
+        if (s.multiple) {
+          const all = Array.from(s.options).find((o) => o.value === '$__all');
+          if (all && all.selected && s.selectedOptions.length > 1) {
+            if (s.dataset.wasAll === 'true') all.selected = false;
+            else Array.from(s.options).forEach((o) => { o.selected = o === all; });
+          }
+          s.dataset.wasAll = String(!!(all && all.selected));
+        }
+        controls.submit();
+      });
+      if (s.multiple) {
+        const all = Array.from(s.options).find((o) => o.value === '$__all');
+        s.dataset.wasAll = String(!!(all && all.selected));
+        s.size = Math.min(6, s.options.length);
+      }
+    });
+    const quick = controls.querySelector('.dash-quick');
+    if (quick) {
+      quick.addEventListener('change', () => {
+        if (!quick.value) return;
+        controls.querySelector('input[name=from]').value = quick.value;
+        controls.querySelector('input[name=to]').value = 'now';
+        quick.removeAttribute('name');
+        controls.submit();
+      });
+    }
+  }
+  const REFRESH_MS = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 };
+  const rm = /^(\d+)([smhd])$/.exec(root.dataset.refresh || '');
+  if (rm) setTimeout(() => location.reload(), Math.max(5000, +rm[1] * REFRESH_MS[rm[2]]));
+
+  document.querySelectorAll('.dash-row-toggle').forEach((b) => {
+    b.addEventListener('click', () => {
+      const sec = b.closest('.dash-section');
+      const open = sec.classList.toggle('collapsed') === false;
+      b.setAttribute('aria-expanded', String(open));
+      if (open) sec.querySelectorAll('.dpanel').forEach(observe);
+    });
+  });
+
+  // ------------------------------------------------------------ queries
+  function num(s) {
+    if (s === '+Inf') return Infinity;
+    if (s === '-Inf') return -Infinity;
+    const v = parseFloat(s);
+    return Number.isNaN(v) ? null : v;
+  }
+  async function query(t) {
+    const p = new URLSearchParams({ query: t.expr });
+    let path;
+    if (t.instant) {
+      path = '/api/v1/query';
+      p.set('time', String(t.time / 1000));
+    } else {
+      path = '/api/v1/query_range';
+      p.set('start', String(t.start / 1000));
+      p.set('end', String(t.end / 1000));
+      p.set('step', String(t.step / 1000));
+    }
+    const body = p.toString();
+    const r = body.length > 6000
+      ? await fetch(BASE + path, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body })
+      : await fetch(BASE + path + '?' + body);
+    let j;
+    try { j = await r.json(); } catch (e) { throw new Error('HTTP ' + r.status); }
+    if (j.status !== 'success') throw new Error(j.error || ('HTTP ' + r.status));
+    const d = j.data, out = [];
+    if (d.resultType === 'matrix') {
+      for (const s of d.result) out.push({ labels: s.metric, times: s.values.map((v) => v[0]), values: s.values.map((v) => num(v[1])) });
+    } else if (d.resultType === 'vector') {
+      for (const s of d.result) out.push({ labels: s.metric, times: [s.value[0]], values: [num(s.value[1])] });
+    } else if (d.resultType === 'scalar') {
+      out.push({ labels: {}, times: [d.result[0]], values: [num(d.result[1])] });
+    }
+    return out;
+  }
+  function seriesName(labels, legend, expr) {
+    if (legend && legend !== '__auto') {
+      return legend.replace(/\{\{\s*(.+?)\s*\}\}/g, (_, k) => (labels[k] !== undefined ? labels[k] : ''));
+    }
+    const keys = Object.keys(labels).filter((k) => k !== '__name__').sort();
+    const inner = keys.map((k) => k + '="' + labels[k] + '"').join(', ');
+    if (!labels.__name__ && !keys.length) return expr;
+    return (labels.__name__ || '') + '{' + inner + '}';
+  }
+
+  // ------------------------------------------------------------ field config
+  function matches(m, f) {
+    if (!m) return false;
+    const o = m.options;
+    switch (m.id) {
+      case 'byName': return f.name === o || f.display === o;
+      case 'byRegexp': {
+        const re = jsRegex(o);
+        return !!re && (re.test(f.display) || re.test(f.name));
+      }
+      case 'byNames': return !!o && Array.isArray(o.names) && (o.names.includes(f.name) || o.names.includes(f.display));
+      case 'byFrameRefID': return f.refId === o;
+      default: return false;
+    }
+  }
+  // Grafana's regex strings: `/body/flags` or a bare pattern.
+  function jsRegex(o) {
+    if (typeof o !== 'string' || o.length > 1000) return null;
+    const m = /^\/(.*)\/([gimsuy]*)$/.exec(o);
+    try { return m ? new RegExp(m[1], m[2].replace('g', '')) : new RegExp(o); } catch (e) { return null; }
+  }
+  function setPath(obj, path, v) {
+    const parts = path.split('.');
+    let o = obj;
+    for (let i = 0; i < parts.length - 1; i++) {
+      if (typeof o[parts[i]] !== 'object' || o[parts[i]] === null) o[parts[i]] = {};
+      o = o[parts[i]];
+    }
+    o[parts[parts.length - 1]] = v;
+  }
+  function fieldConfig(spec, f) {
+    const c = JSON.parse(JSON.stringify(spec.field || {}));
+    for (const ov of spec.overrides || []) {
+      if (!matches(ov.matcher, f)) continue;
+      for (const p of ov.properties || []) if (p && p.id) setPath(c, p.id, p.value);
+    }
+    return c;
+  }
+  function displayName(c, f) {
+    if (!c.displayName) return f.display;
+    return String(c.displayName)
+      .replace(/\$\{__field\.labels\.([^}]+)\}/g, (_, k) => (f.labels[k] !== undefined ? f.labels[k] : ''))
+      .replace(/\$\{__field\.labels\}/g, () => seriesName(f.labels, '', ''))
+      .replace(/\$\{__(series|field)\.name\}/g, () => f.display)
+      .replace(/\$\{__field\.displayName\}/g, () => f.display);
+  }
+  function fmtValue(c, v) {
+    if (v === null || v === undefined) return 'No data';
+    const mapped = mapValue(c, v);
+    if (mapped !== null) return mapped;
+    return U.format(c.unit, v, c.decimals);
+  }
+  function mapValue(c, v) {
+    for (const m of c.mappings || []) {
+      const o = m.options || {};
+      if (m.type === 'value' && o[String(v)] && o[String(v)].text !== undefined) return o[String(v)].text;
+      if (m.type === 'range' && v !== null && (o.from === null || o.from === undefined || v >= o.from) &&
+          (o.to === null || o.to === undefined || v <= o.to) && o.result && o.result.text !== undefined) return o.result.text;
+      if (m.type === 'special' && o.result && o.result.text !== undefined &&
+          ((o.match === 'null' && v === null) || (o.match === 'nan' && Number.isNaN(v)))) return o.result.text;
+    }
+    return null;
+  }
+  function thresholdColour(c, v, lo, hi) {
+    const t = c.thresholds || { mode: 'absolute', steps: [{ color: 'green', value: null }] };
+    const steps = (t.steps || []).slice().sort((a, b) => (a.value === null || a.value === undefined ? -Infinity : a.value) - (b.value === null || b.value === undefined ? -Infinity : b.value));
+    let x = v;
+    if (t.mode === 'percentage') {
+      const min = c.min !== undefined && c.min !== null ? c.min : lo;
+      const max = c.max !== undefined && c.max !== null ? c.max : hi;
+      x = max > min ? ((v - min) / (max - min)) * 100 : 0;
+    }
+    let col = steps.length ? steps[0].color : 'green';
+    for (const s of steps) if (s.value === null || s.value === undefined || x >= s.value) col = s.color;
+    return colour(col) || NAMED.green;
+  }
+  function seriesColour(c, i, v, lo, hi) {
+    const cm = (c.color && c.color.mode) || 'palette-classic';
+    if (cm === 'fixed' || cm === 'shades') return colour(c.color.fixedColor) || CLASSIC[i % CLASSIC.length];
+    if (cm === 'thresholds') return thresholdColour(c, v === undefined ? 0 : v, lo, hi);
+    return CLASSIC[i % CLASSIC.length];
+  }
+  function reduce(calc, vals) {
+    const nn = vals.filter((v) => v !== null && !Number.isNaN(v));
+    switch (calc) {
+      case 'last': return vals.length ? vals[vals.length - 1] : null;
+      case 'first': return vals.length ? vals[0] : null;
+      case 'firstNotNull': return nn.length ? nn[0] : null;
+      case 'mean': return nn.length ? nn.reduce((a, b) => a + b, 0) / nn.length : null;
+      case 'max': return nn.length ? Math.max(...nn) : null;
+      case 'min': return nn.length ? Math.min(...nn) : null;
+      case 'sum': return nn.reduce((a, b) => a + b, 0);
+      case 'count': return vals.length;
+      case 'range': return nn.length ? Math.max(...nn) - Math.min(...nn) : null;
+      case 'delta': { let d = 0; for (let i = 1; i < nn.length; i++) d += Math.max(0, nn[i] - nn[i - 1]); return d; }
+      case 'diff': return nn.length ? nn[nn.length - 1] - nn[0] : null;
+      case 'lastNotNull': default: return nn.length ? nn[nn.length - 1] : null;
+    }
+  }
+
+  // ------------------------------------------------------------ panels
+  const observer = 'IntersectionObserver' in window
+    ? new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (e.isIntersecting) { observer.unobserve(e.target); load(e.target); }
+      }
+    }, { rootMargin: '300px' })
+    : null;
+  function observe(p) {
+    if (p.dataset.state !== 'idle') return;
+    if (p.closest('.dash-section.collapsed')) return;
+    if (observer) observer.observe(p); else load(p);
+  }
+  function message(p, state, text) {
+    p.dataset.state = state;
+    const b = p.querySelector('.dpanel-body');
+    b.textContent = '';
+    b.appendChild(el('p', 'dpanel-msg' + (state === 'error' ? ' bad' : ''), text));
+  }
+
+  async function load(p) {
+    if (p.dataset.state !== 'idle') return;
+    p.dataset.state = 'loading';
+    let spec;
+    try { spec = JSON.parse(p.dataset.spec); } catch (e) { message(p, 'error', 'panel spec unreadable'); return; }
+    const targets = spec.targets || [];
+    const failed = targets.find((t) => t.error);
+    if (failed) { message(p, 'error', failed.error); return; }
+    if (!targets.length) { message(p, 'nodata', 'No queries'); return; }
+    let frames = [];
+    try {
+      const results = await Promise.all(targets.map((t) => query(t).then((r) => r.map((s) => Object.assign(s, { refId: t.refId, legend: t.legend, expr: t.expr, format: t.format })))));
+      frames = results.flat();
+    } catch (e) {
+      message(p, 'error', String(e.message || e));
+      return;
+    }
+    for (const f of frames) {
+      f.name = seriesName(f.labels, f.legend, f.expr);
+      f.display = f.name;
+    }
+    if (frames.length > MAX_SERIES) frames = frames.slice(0, MAX_SERIES);
+    const hasData = frames.some((f) => f.values.some((v) => v !== null));
+    if (!hasData) { message(p, 'nodata', 'No data'); return; }
+    const body = p.querySelector('.dpanel-body');
+    body.textContent = '';
+    try {
+      const draw = { timeseries: drawSeries, stat: drawStat, gauge: drawGauge, bargauge: drawBars, barchart: drawBars, table: drawTable, heatmap: drawHeatmap, piechart: drawPie }[spec.type];
+      if (!draw) { message(p, 'unsupported', 'panel type ' + spec.type + ' is not drawn by Sightline'); return; }
+      draw(body, spec, frames);
+      p.dataset.state = 'data';
+      p.dataset.series = String(frames.length);
+    } catch (e) {
+      message(p, 'error', 'could not draw: ' + String(e.message || e));
+    }
+  }
+
+  function fieldsOf(spec, frames) {
+    return frames.map((f, i) => {
+      const c = fieldConfig(spec, f);
+      const name = displayName(c, f);
+      let values = f.values;
+      if (c.custom && c.custom.transform === 'negative-Y') values = values.map((v) => (v === null ? null : -v));
+      return { f, c, name, values, i };
+    });
+  }
+
+  function drawSeries(body, spec, frames) {
+    const fields = fieldsOf(spec, frames);
+    const tset = new Set();
+    for (const f of frames) for (const t of f.times) tset.add(t);
+    const xs = Array.from(tset).sort((a, b) => a - b);
+    const pos = new Map(xs.map((t, i) => [t, i]));
+    let cols = fields.map((fd) => {
+      const col = new Array(xs.length).fill(null);
+      fd.f.times.forEach((t, j) => { const v = fd.values[j]; col[pos.get(t)] = (v === null || !isFinite(v)) ? null : v; });
+      return col;
+    });
+    // Stacking by group: each field adds onto the previous ones of its group.
+    const stackMode = (fd) => (fd.c.custom && fd.c.custom.stacking && fd.c.custom.stacking.mode) || 'none';
+    const groups = {};
+    const percent = fields.some((fd) => stackMode(fd) === 'percent');
+    if (percent) {
+      const totals = xs.map((_, k) => fields.reduce((a, fd, i) => a + (stackMode(fd) !== 'none' && cols[i][k] !== null ? Math.abs(cols[i][k]) : 0), 0));
+      cols = cols.map((col, i) => (stackMode(fields[i]) === 'none' ? col : col.map((v, k) => (v === null || !totals[k] ? v : (v / totals[k]) * 100))));
+    }
+    cols = cols.map((col, i) => {
+      const fd = fields[i];
+      if (stackMode(fd) === 'none') return col;
+      const grp = fd.c.custom.stacking.group;
+      const g = (grp === undefined || grp === null ? 'A' : String(grp)) + (col.some((v) => v !== null && v < 0) ? '-' : '+');
+      fd.stackGroup = g;
+      const acc = groups[g] || new Array(xs.length).fill(0);
+      const out = col.map((v, k) => (v === null ? null : acc[k] + v));
+      groups[g] = acc.map((a, k) => (col[k] === null ? a : a + col[k]));
+      return out;
+    });
+    const dc = spec.field || {};
+    const unit = percent ? 'percent' : dc.unit;
+    const w = Math.max(120, body.clientWidth);
+    const h = Math.max(60, body.clientHeight);
+    const legendOn = !(spec.options && spec.options.legend && spec.options.legend.showLegend === false) && fields.length <= 50;
+    const series = [{ value: (u, v) => (v === null ? '' : fmtDate(v)) }].concat(fields.map((fd, i) => {
+      const col = seriesColour(fd.c, i);
+      const cu = fd.c.custom || {};
+      const fill = cu.fillOpacity !== undefined ? cu.fillOpacity / 100 : 0;
+      const s = {
+        label: fd.name,
+        stroke: col,
+        width: cu.lineWidth !== undefined ? cu.lineWidth : 1,
+        fill: fill > 0 ? withAlpha(col, fill) : undefined,
+        spanGaps: cu.spanNulls === true,
+        points: { show: cu.drawStyle === 'points' || cu.showPoints === 'always' },
+        value: (u, v) => (v === null || v === undefined ? '–' : U.format(fd.c.unit || unit, v, fd.c.decimals)),
+      };
+      if (cu.drawStyle === 'bars' && uPlot.paths && uPlot.paths.bars) s.paths = uPlot.paths.bars({ size: [0.8, 40] });
+      if (cu.hideFrom && cu.hideFrom.viz) s.show = false;
+      return s;
+    }));
+    const yscale = { auto: true };
+    if (typeof dc.min === 'number' || typeof dc.max === 'number') {
+      yscale.range = (u, lo, hi) => [typeof dc.min === 'number' && !percent ? dc.min : Math.min(lo, 0), typeof dc.max === 'number' && !percent ? dc.max : hi];
+    }
+    const opts = {
+      width: w,
+      height: h,
+      legend: { show: legendOn, live: true },
+      cursor: SYNC ? { sync: { key: SYNC.key } } : {},
+      scales: { x: { time: true }, y: yscale },
+      series,
+      axes: [
+        { stroke: axisColour(), grid: { stroke: gridColour() } },
+        { stroke: axisColour(), grid: { stroke: gridColour() }, size: (u, vals) => (vals ? Math.max(40, 14 + 7 * Math.max(...vals.map((v) => String(v).length))) : 50), values: (u, splits) => splits.map((v) => U.format(unit, v, dc.decimals)) },
+      ],
+    };
+    // Stacked series fill down to the series below them in their group, not to zero.
+    const bands = [];
+    const lastOf = {};
+    fields.forEach((fd, i) => {
+      if (!fd.stackGroup) return;
+      if (lastOf[fd.stackGroup] !== undefined) bands.push({ series: [i + 1, lastOf[fd.stackGroup] + 1] });
+      lastOf[fd.stackGroup] = i;
+    });
+    if (bands.length) opts.bands = bands;
+    if (UTC) opts.tzDate = (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
+    const plot = new uPlot(opts, [xs].concat(cols), body);
+    plots.push({ plot, body });
+    fit(plot, body);
+  }
+  function fit(plot, body) {
+    const legend = body.querySelector('.u-legend');
+    if (legend) legend.style.maxHeight = Math.max(24, Math.round(body.clientHeight * 0.4)) + 'px';
+    const size = () => {
+      const lh = legend ? legend.offsetHeight : 0;
+      plot.setSize({ width: Math.max(120, body.clientWidth), height: Math.max(50, body.clientHeight - lh - 4) });
+    };
+    size();
+    // The legend reflows at the new size; measure once more after layout.
+    requestAnimationFrame(size);
+  }
+  function fmtDate(sec) {
+    const d = new Date(sec * 1000);
+    return UTC ? d.toISOString().replace('T', ' ').slice(0, 19) : d.toLocaleString();
+  }
+  function axisColour() { return getComputedStyle(document.body).getPropertyValue('--muted').trim() || '#888'; }
+  function gridColour() { return getComputedStyle(document.body).getPropertyValue('--grid').trim() || '#eee'; }
+
+  function reduced(spec, frames) {
+    const calc = ((spec.options && spec.options.reduceOptions && spec.options.reduceOptions.calcs) || ['lastNotNull'])[0];
+    return fieldsOf(spec, frames).map((fd) => Object.assign(fd, { value: reduce(calc, fd.values) }));
+  }
+  function limits(fields) {
+    const vs = fields.map((f) => f.value).filter((v) => v !== null && isFinite(v));
+    return [vs.length ? Math.min(0, ...vs) : 0, vs.length ? Math.max(...vs) : 100];
+  }
+
+  function drawStat(body, spec, frames) {
+    const fields = reduced(spec, frames);
+    const [lo, hi] = limits(fields);
+    const mode = (spec.options && spec.options.colorMode) || 'value';
+    const wrap = el('div', 'dstat' + (fields.length > 1 ? ' many' : ''));
+    for (const fd of fields) {
+      const box = el('div', 'dstat-item');
+      const col = fd.value === null ? '' : seriesColour(fd.c, fd.i, fd.value, lo, hi);
+      if (fields.length > 1) box.appendChild(el('div', 'dstat-name', fd.name));
+      const v = el('div', 'dstat-value', fmtValue(fd.c, fd.value));
+      if (mode === 'background' || mode === 'background_solid') { box.style.background = col; box.classList.add('filled'); } else if (mode !== 'none') v.style.color = col;
+      box.appendChild(v);
+      wrap.appendChild(box);
+    }
+    body.appendChild(wrap);
+    fitText(wrap);
+  }
+  function fitText(wrap) {
+    const items = wrap.querySelectorAll('.dstat-value');
+    const h = wrap.clientHeight / Math.max(1, Math.ceil(items.length / 4));
+    const wEach = wrap.clientWidth / Math.min(4, items.length || 1);
+    items.forEach((v) => {
+      const size = Math.max(12, Math.min(h * 0.55, (wEach / Math.max(3, v.textContent.length)) * 1.6, 64));
+      v.style.fontSize = size + 'px';
+    });
+  }
+
+  function drawGauge(body, spec, frames) {
+    const fields = reduced(spec, frames);
+    const wrap = el('div', 'dgauges');
+    for (const fd of fields) {
+      const c = fd.c;
+      const min = typeof c.min === 'number' ? c.min : 0;
+      const max = typeof c.max === 'number' ? c.max : 100;
+      const frac = fd.value === null ? 0 : Math.max(0, Math.min(1, (fd.value - min) / ((max - min) || 1)));
+      const box = el('div', 'dgauge');
+      const s = svg('svg', { viewBox: '0 0 200 130', role: 'img' });
+      const arc = (a0, a1, r) => {
+        const p = (a) => [100 + r * Math.cos(a), 110 + r * Math.sin(a)];
+        const [x0, y0] = p(a0), [x1, y1] = p(a1);
+        return 'M' + x0 + ' ' + y0 + ' A' + r + ' ' + r + ' 0 ' + (a1 - a0 > Math.PI ? 1 : 0) + ' 1 ' + x1 + ' ' + y1;
+      };
+      const A0 = Math.PI * 0.8, A1 = Math.PI * 2.2;
+      s.appendChild(svg('path', { d: arc(A0, A1, 80), class: 'dgauge-track', fill: 'none', 'stroke-width': 16 }));
+      const col = fd.value === null ? axisColour() : seriesColour(c, fd.i, fd.value, min, max);
+      if (frac > 0.001) s.appendChild(svg('path', { d: arc(A0, A0 + (A1 - A0) * frac, 80), fill: 'none', stroke: col, 'stroke-width': 16 }));
+      if (spec.options && spec.options.showThresholdMarkers !== false && c.thresholds && c.thresholds.steps) {
+        const steps = c.thresholds.steps;
+        for (let i = 0; i < steps.length; i++) {
+          const from = i === 0 ? min : (c.thresholds.mode === 'percentage' ? min + (max - min) * steps[i].value / 100 : steps[i].value);
+          const to = i + 1 < steps.length ? (c.thresholds.mode === 'percentage' ? min + (max - min) * steps[i + 1].value / 100 : steps[i + 1].value) : max;
+          const f0 = Math.max(0, Math.min(1, (from - min) / ((max - min) || 1))), f1 = Math.max(0, Math.min(1, (to - min) / ((max - min) || 1)));
+          if (f1 > f0) s.appendChild(svg('path', { d: arc(A0 + (A1 - A0) * f0, A0 + (A1 - A0) * f1, 96), fill: 'none', stroke: colour(steps[i].color) || '#888', 'stroke-width': 4 }));
+        }
+      }
+      const t = svg('text', { x: 100, y: 118, 'text-anchor': 'middle', class: 'dgauge-value', fill: col });
+      t.textContent = fmtValue(c, fd.value);
+      s.appendChild(t);
+      box.appendChild(s);
+      if (fields.length > 1) box.appendChild(el('div', 'dstat-name', fd.name));
+      wrap.appendChild(box);
+    }
+    body.appendChild(wrap);
+  }
+
+  function drawBars(body, spec, frames) {
+    const fields = reduced(spec, frames);
+    const [lo, hi] = limits(fields);
+    const wrap = el('div', 'dbars');
+    for (const fd of fields) {
+      const c = fd.c;
+      const min = typeof c.min === 'number' ? c.min : lo;
+      const max = typeof c.max === 'number' ? c.max : hi;
+      const frac = fd.value === null ? 0 : Math.max(0, Math.min(1, (fd.value - min) / ((max - min) || 1)));
+      const row = el('div', 'dbar');
+      row.appendChild(el('span', 'dbar-name', fd.name));
+      const track = el('span', 'dbar-track');
+      const fill = el('span', 'dbar-fill');
+      fill.style.width = (frac * 100).toFixed(1) + '%';
+      fill.style.background = fd.value === null ? '' : seriesColour(c, fd.i, fd.value, min, max);
+      track.appendChild(fill);
+      row.appendChild(track);
+      row.appendChild(el('span', 'dbar-value', fmtValue(c, fd.value)));
+      wrap.appendChild(row);
+    }
+    body.appendChild(wrap);
+  }
+
+  function drawTable(body, spec, frames) {
+    const fields = fieldsOf(spec, frames);
+    const refs = new Set(frames.map((f) => f.refId));
+    const labelKeys = new Set();
+    for (const f of frames) for (const k of Object.keys(f.labels)) if (k !== '__name__') labelKeys.add(k);
+    const keys = Array.from(labelKeys).sort();
+    const instantLike = frames.every((f) => f.values.length <= 1) || frames.every((f) => f.format !== 'table');
+    const rows = [];
+    for (const fd of fields) {
+      const f = fd.f;
+      if (instantLike) {
+        const v = reduce('lastNotNull', fd.values);
+        rows.push({ t: f.times[f.times.length - 1], labels: f.labels, ref: f.refId, v, c: fd.c });
+      } else {
+        f.times.forEach((t, j) => rows.push({ t, labels: f.labels, ref: f.refId, v: fd.values[j], c: fd.c }));
+      }
+      if (rows.length > MAX_TABLE_ROWS) break;
+    }
+    const valueCols = refs.size > 1 ? Array.from(refs).map((r) => 'Value #' + r) : ['Value'];
+    const scroll = el('div', 'dtable');
+    const table = el('table', 'data');
+    const head = el('tr');
+    ['Time'].concat(keys, valueCols).forEach((k) => head.appendChild(el('th', '', k)));
+    table.appendChild(el('thead')).appendChild(head);
+    const tb = el('tbody');
+    for (const r of rows.slice(0, MAX_TABLE_ROWS)) {
+      const tr = el('tr');
+      tr.appendChild(el('td', 'muted', fmtDate(r.t)));
+      for (const k of keys) tr.appendChild(el('td', '', r.labels[k] !== undefined ? r.labels[k] : ''));
+      for (const vc of valueCols) {
+        const mine = valueCols.length === 1 || vc === 'Value #' + r.ref;
+        const td = el('td', 'num', mine ? fmtValue(r.c, r.v) : '');
+        if (mine && r.c.color && r.c.color.mode === 'thresholds' && r.v !== null) td.style.color = thresholdColour(r.c, r.v, 0, 100);
+        tr.appendChild(td);
+      }
+      tb.appendChild(tr);
+    }
+    table.appendChild(tb);
+    scroll.appendChild(table);
+    if (rows.length > MAX_TABLE_ROWS) scroll.appendChild(el('p', 'muted', 'first ' + MAX_TABLE_ROWS + ' rows'));
+    body.appendChild(scroll);
+  }
+
+  function drawHeatmap(body, spec, frames) {
+    // Buckets by `le` (cumulative, as Prometheus histograms are) or one row per series.
+    let rows = frames.map((f) => ({ f, le: f.labels.le !== undefined ? num(f.labels.le) : null }));
+    const byLe = rows.every((r) => r.le !== null);
+    if (byLe) rows.sort((a, b) => a.le - b.le);
+    const tset = new Set();
+    for (const f of frames) for (const t of f.times) tset.add(t);
+    const xs = Array.from(tset).sort((a, b) => a - b);
+    const pos = new Map(xs.map((t, i) => [t, i]));
+    const grid = rows.map((r) => {
+      const col = new Array(xs.length).fill(0);
+      r.f.times.forEach((t, j) => { col[pos.get(t)] = r.f.values[j] || 0; });
+      return col;
+    });
+    if (byLe) for (let i = grid.length - 1; i > 0; i--) for (let k = 0; k < xs.length; k++) grid[i][k] = Math.max(0, grid[i][k] - grid[i - 1][k]);
+    let max = 0;
+    for (const c of grid) for (const v of c) max = Math.max(max, v);
+    const canvas = el('canvas', 'dheat');
+    const w = Math.max(100, body.clientWidth), h = Math.max(40, body.clientHeight - 18);
+    canvas.width = w; canvas.height = h;
+    const g = canvas.getContext('2d');
+    const cw = w / Math.max(1, xs.length), ch = h / Math.max(1, grid.length);
+    for (let i = 0; i < grid.length; i++) {
+      for (let k = 0; k < xs.length; k++) {
+        const v = grid[i][k];
+        if (!v) continue;
+        const a = max ? Math.sqrt(v / max) : 0;
+        g.fillStyle = 'rgba(255,120,10,' + (0.15 + 0.85 * a).toFixed(3) + ')';
+        g.fillRect(k * cw, h - (i + 1) * ch, Math.ceil(cw), Math.ceil(ch));
+      }
+    }
+    body.appendChild(canvas);
+    const unit = (spec.field && spec.field.unit) || '';
+    const legend = byLe ? 'buckets ' + rows.map((r) => (isFinite(r.le) ? U.format(unit || 'short', r.le) : '+Inf')).join(' · ') : rows.map((r) => r.f.name).join(' · ');
+    body.appendChild(el('div', 'dheat-legend muted', legend));
+  }
+
+  function drawPie(body, spec, frames) {
+    const fields = reduced(spec, frames).filter((f) => f.value !== null && f.value > 0);
+    const total = fields.reduce((a, f) => a + f.value, 0);
+    const wrap = el('div', 'dpie');
+    const s = svg('svg', { viewBox: '-1.1 -1.1 2.2 2.2', role: 'img' });
+    let a = -Math.PI / 2;
+    fields.forEach((fd, i) => {
+      const da = (fd.value / (total || 1)) * Math.PI * 2;
+      const col = seriesColour(fd.c, i, fd.value, 0, total);
+      if (da >= Math.PI * 2 - 1e-9) s.appendChild(svg('circle', { cx: 0, cy: 0, r: 1, fill: col }));
+      else s.appendChild(svg('path', { d: 'M0 0 L' + Math.cos(a) + ' ' + Math.sin(a) + ' A1 1 0 ' + (da > Math.PI ? 1 : 0) + ' 1 ' + Math.cos(a + da) + ' ' + Math.sin(a + da) + ' Z', fill: col }));
+      a += da;
+    });
+    wrap.appendChild(s);
+    const ul = el('ul', 'dpie-legend');
+    fields.forEach((fd, i) => {
+      const li = el('li', '', fd.name + ': ' + fmtValue(fd.c, fd.value));
+      li.style.borderLeftColor = seriesColour(fd.c, i, fd.value, 0, total);
+      ul.appendChild(li);
+    });
+    wrap.appendChild(ul);
+    body.appendChild(wrap);
+  }
+
+  document.querySelectorAll('.dpanel').forEach(observe);
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => plots.forEach((p) => fit(p.plot, p.body)), 150);
+  });
+  // For tests and benchmarks: how many panels are still waiting or loading.
+  window.__dashPending = () => document.querySelectorAll('.dash-section:not(.collapsed) .dpanel[data-state=idle], .dpanel[data-state=loading]').length;
+})();

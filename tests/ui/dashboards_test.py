@@ -1,0 +1,307 @@
+"""Grafana dashboards in a real browser (issue 23), driven by tests/dashboards_browser.rs.
+
+Sightline holds data from its own samplers (host; GPUs on the stub NVML library) and from a
+real node-exporter it scrapes; a real Prometheus 2.42 scrapes the same exporter, and Sightline's
+GPU series through /federate. Headless Chromium (Debian's, through Playwright):
+
+- imports Node Exporter Full through the UI (a file chosen in the import form) and a
+  grafana.com-style export of the DCGM dashboard (`__inputs`, `${DS_PROMETHEUS}`) pasted in;
+  the DCGM dashboard as published is provisioned from a folder;
+- opens each with every row expanded and waits for every panel: none may show an error or be
+  unsupported; every panel whose queries have data in Prometheus for the same expressions and
+  range must show data;
+- checks each variable's options against Sightline's /api/v1/label/<name>/values answers (what
+  Grafana would list), with "All" first where the variable includes it;
+- bad input: a 20 MB dashboard and malformed JSON get clear errors; 500 panels render; a text
+  panel's <script> and javascript: link do not run; a variable of 100,000 values is bounded;
+- writes full-page screenshots and a timing report to --shots.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+FAILS = []
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    FAILS.append(msg)
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def has_data(result):
+    for s in result:
+        vals = s.get("values") or ([s["value"]] if "value" in s else [])
+        if any(v[1] not in ("NaN",) for v in vals):
+            return True
+    return False
+
+
+def prom_has_data(prom, t):
+    q = {"query": t["expr"]}
+    if t["instant"]:
+        q["time"] = str(t["time"] / 1000)
+        path = "/api/v1/query"
+    else:
+        q.update(start=str(t["start"] / 1000), end=str(t["end"] / 1000), step=str(t["step"] / 1000))
+        path = "/api/v1/query_range"
+    try:
+        j = get_json(prom + path + "?" + urllib.parse.urlencode(q))
+    except Exception as e:  # Prometheus refusing a query is not Sightline's failure.
+        return False, str(e)
+    d = j["data"]
+    if d["resultType"] == "scalar":
+        return True, ""
+    return has_data(d["result"]), ""
+
+
+def wait_until(page, expr, timeout=120):
+    """Polls `expr` in the page (wait_for_function would eval, which the CSP forbids)."""
+    deadline = time.time() + timeout
+    while not page.evaluate(expr):
+        if time.time() > deadline:
+            raise TimeoutError(f"{expr} still false after {timeout} s")
+        page.wait_for_timeout(50)
+
+
+def open_all(page, url):
+    t0 = time.time()
+    page.goto(url)
+    for b in page.query_selector_all(".dash-section.collapsed .dash-row-toggle"):
+        b.click()
+    height = page.evaluate("document.body.scrollHeight")
+    for y in range(0, height + 1200, 700):
+        page.evaluate(f"window.scrollTo(0, {y})")
+        page.wait_for_timeout(20)
+    wait_until(page, "window.__dashPending && window.__dashPending() === 0", 120)
+    took = time.time() - t0
+    page.evaluate("window.scrollTo(0, 0)")
+    panels = page.evaluate(
+        """Array.from(document.querySelectorAll('.dpanel')).map(p => ({
+            title: p.querySelector('.dpanel-title').textContent,
+            state: p.dataset.state,
+            msg: (p.querySelector('.dpanel-msg') || {}).textContent || '',
+            spec: JSON.parse(p.dataset.spec)}))"""
+    )
+    return panels, took
+
+
+def check_panels(name, panels, prom):
+    checked = with_prom = 0
+    for p in panels:
+        if p["state"] in ("error", "unsupported", "idle", "loading"):
+            fail(f"{name}: panel {p['title']!r} is {p['state']}: {p['msg']}")
+            continue
+        if p["state"] == "text":
+            continue
+        checked += 1
+        prom_data = False
+        for t in p["spec"]["targets"]:
+            ok, _ = prom_has_data(prom, t)
+            prom_data = prom_data or ok
+        if prom_data:
+            with_prom += 1
+            if p["state"] != "data":
+                exprs = [t["expr"] for t in p["spec"]["targets"]]
+                fail(f"{name}: panel {p['title']!r} shows {p['state']} but Prometheus has data for {exprs}")
+    print(f"{name}: {len(panels)} panels, {checked} with queries, {with_prom} with data in Prometheus, "
+          f"{sum(p['state'] == 'data' for p in panels)} drawn with data", flush=True)
+    return with_prom
+
+
+def var_options(page, var):
+    return page.evaluate(
+        f"""Array.from(document.querySelectorAll('select[data-var="{var}"] option')).map(o => o.value)"""
+    )
+
+
+def check_var(page, ui, var, label, match, span, include_all):
+    q = {"start": str(span[0] / 1000), "end": str(span[1] / 1000)}
+    if match:
+        q["match[]"] = match
+    want = get_json(ui + f"/api/v1/label/{label}/values?" + urllib.parse.urlencode(q))["data"]
+    want = sorted(want)
+    if include_all:
+        want = ["$__all"] + want
+    got = var_options(page, var)
+    if got != want:
+        fail(f"variable {var}: options {got} but Sightline's API answers {want}")
+    return got
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ui", required=True)
+    ap.add_argument("--prom", required=True)
+    ap.add_argument("--exporter", required=True, help="the scraped node-exporter's instance label")
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--shots", required=True)
+    args = ap.parse_args()
+    ui, prom = args.ui.rstrip("/"), args.prom.rstrip("/")
+    nef_path = os.path.join(args.fixtures, "node-exporter-full.json")
+    dcgm = json.load(open(os.path.join(args.fixtures, "dcgm-exporter-dashboard.json")))
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.add_init_script("window.__xss = []")
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+        # --- import through the UI: a file, and a grafana.com export pasted in
+        page.goto(ui + "/ui/dashboards")
+        page.set_input_files("#dash-file", nef_path)
+        wait_until(page, "document.getElementById('dash-json').value.length > 100000", 30)
+        page.click("#dash-import-submit")
+        page.wait_for_selector("#dash-imported")
+        export = json.loads(json.dumps(dcgm).replace('"$datasource"', '"${DS_PROMETHEUS}"'))
+        export["__inputs"] = [{"name": "DS_PROMETHEUS", "label": "Prometheus", "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}]
+        export["templating"]["list"] = [v for v in export["templating"]["list"] if v["type"] != "datasource"]
+        export["uid"] = "dcgm-export"
+        export["title"] = "DCGM (grafana.com export)"
+        page.fill("#dash-json", json.dumps(export))
+        page.click("#dash-import-submit")
+        page.wait_for_selector("#dash-imported")
+        listed = page.evaluate("Array.from(document.querySelectorAll('#dash-list tbody tr td:first-child')).map(t => t.textContent)")
+        for want in ("Node Exporter Full", "NVIDIA DCGM Exporter Dashboard", "DCGM (grafana.com export)"):
+            if want not in listed:
+                fail(f"dashboard list lacks {want!r}: {listed}")
+
+        # --- Node Exporter Full against the scraped exporter
+        host = get_json(ui + "/api/v1/query?" + urllib.parse.urlencode({"query": f'node_uname_info{{instance="{args.exporter}"}}'}))["data"]["result"]
+        if not host:
+            fail("no node_uname_info from the scraped exporter")
+            nodename = ""
+        else:
+            nodename = host[0]["metric"]["nodename"]
+        qs = urllib.parse.urlencode({"var-job": "node", "var-nodename": nodename, "var-node": args.exporter, "from": "now-5m", "to": "now"})
+        page.goto(ui + "/ui/dashboards/rYdddlPWk?" + qs)
+        span = (int(page.get_attribute("#dash", "data-from")), int(page.get_attribute("#dash", "data-to")))
+        check_var(page, ui, "job", "job", "node_uname_info", span, False)
+        check_var(page, ui, "nodename", "nodename", 'node_uname_info{job="node"}', span, False)
+        inst = check_var(page, ui, "node", "instance", f'node_uname_info{{job="node", nodename="{nodename}"}}', span, False)
+        if args.exporter not in inst:
+            fail(f"the exporter {args.exporter} is not among the instances {inst}")
+        panels, took = open_all(page, ui + "/ui/dashboards/rYdddlPWk?" + qs)
+        if len(panels) < 100:
+            fail(f"Node Exporter Full drew {len(panels)} panels")
+        nef_with = check_panels("Node Exporter Full", panels, prom)
+        if nef_with < 60:
+            fail(f"only {nef_with} Node Exporter Full panels have data in Prometheus: the comparison proves little")
+        page.screenshot(path=os.path.join(args.shots, "dashboard-node-exporter-full.png"), full_page=True)
+        print(f"Node Exporter Full, all rows expanded: {took:.2f} s to the last panel", flush=True)
+
+        # --- DCGM, provisioned and imported as an export
+        for uid, label in (("Oxed_c6Wz", "DCGM (provisioned)"), ("dcgm-export", "DCGM (export)")):
+            page.goto(ui + f"/ui/dashboards/{uid}?from=now-5m&to=now")
+            span = (int(page.get_attribute("#dash", "data-from")), int(page.get_attribute("#dash", "data-to")))
+            check_var(page, ui, "instance", "instance", "DCGM_FI_DEV_GPU_TEMP", span, True)
+            gpus = check_var(page, ui, "gpu", "gpu", "DCGM_FI_DEV_GPU_TEMP", span, True)
+            if len(gpus) < 2:
+                fail(f"{label}: no GPUs listed")
+            panels, _ = open_all(page, ui + f"/ui/dashboards/{uid}?from=now-5m&to=now")
+            with_prom = check_panels(label, panels, prom)
+            print(f"{label}: without data in Prometheus: {[p['title'] for p in panels if p['state'] != 'data']}", flush=True)
+            if with_prom < len(panels) - 1:
+                fail(f"{label}: only {with_prom} of {len(panels)} panels have data in Prometheus")
+            if uid == "Oxed_c6Wz":
+                page.screenshot(path=os.path.join(args.shots, "dashboard-dcgm.png"), full_page=True)
+        # One GPU chosen in the URL narrows every query to it.
+        page.goto(ui + "/ui/dashboards/Oxed_c6Wz?var-gpu=1&from=now-5m")
+        sel = page.evaluate("""Array.from(document.querySelectorAll('select[data-var="gpu"] option')).filter(o => o.selected).map(o => o.value)""")
+        if sel != ["1"]:
+            fail(f"var-gpu=1 in the URL selected {sel}")
+        exprs = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).map(p => JSON.parse(p.dataset.spec).targets.map(t => t.expr)).flat()")
+        if not exprs or not all('gpu=~"1"' in e for e in exprs):
+            fail(f"queries do not select gpu 1: {exprs[:3]}")
+
+        # --- bad input
+        page.goto(ui + "/ui/dashboards")
+        big = '{"title":"big","panels":[],"description":"' + "x" * (20 << 20) + '"}'
+        page.evaluate("t => { document.getElementById('dash-json').value = t }", big)
+        page.click("#dash-import-submit")
+        page.wait_for_selector("#dash-error")
+        msg = page.text_content("#dash-error")
+        if "limit is 10485760 bytes" not in msg:
+            fail(f"20 MB dashboard: {msg!r}")
+        page.fill("#dash-json", '{"title": "broken", "panels": [')
+        page.click("#dash-import-submit")
+        page.wait_for_selector("#dash-error")
+        msg = page.text_content("#dash-error")
+        if "not valid JSON" not in msg:
+            fail(f"malformed JSON: {msg!r}")
+        many = {"uid": "many", "title": "500 panels", "panels": [
+            {"id": i, "type": "stat", "title": f"p{i}", "gridPos": {"x": (i % 8) * 3, "y": (i // 8) * 3, "w": 3, "h": 3},
+             "targets": [{"expr": f"vector({i})", "refId": "A", "instant": True}]} for i in range(500)],
+            "templating": {"list": [{"name": "many", "type": "custom", "multi": True, "includeAll": True,
+                                     "query": ",".join(f"v{i}" for i in range(100000))}]}}
+        hostile = {"uid": "hostile", "title": "hostile text", "panels": [
+            {"id": 1, "type": "text", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 6}, "options": {"mode": "markdown", "content":
+                "# Notes\n<script>window.__xss.push('script')</script>\n[click](javascript:window.__xss.push('link'))\n"
+                "<img src=x onerror=\"window.__xss.push('img')\">\n![i](javascript:alert(1))"}},
+            {"id": 2, "type": "text", "gridPos": {"x": 0, "y": 6, "w": 24, "h": 4}, "mode": "html",
+             "content": "<iframe src=\"javascript:window.__xss.push('iframe')\"></iframe><b onclick=x()>bold</b>"}]}
+        for d in (many, hostile):
+            page.fill("#dash-json", json.dumps(d))
+            page.click("#dash-import-submit")
+            page.wait_for_selector("#dash-imported")
+        t0 = time.time()
+        panels, _ = open_all(page, ui + "/ui/dashboards/many")
+        n = len(panels)
+        if any(p["state"] != "data" for p in panels):
+            fail("500-panel dashboard: panels without data: " + str([p["title"] for p in panels if p["state"] != "data"][:5]))
+        note = page.text_content(".dash-var-note") or ""
+        opts = len(var_options(page, "many"))
+        if n != 500:
+            fail(f"500-panel dashboard drew {n} panels")
+        if "first 10000 of 100000 values" not in note or opts != 10001:
+            fail(f"100,000-value variable: note {note!r}, {opts} options")
+        print(f"500 panels and a 100,000-value variable: {time.time() - t0:.2f} s", flush=True)
+        page.goto(ui + "/ui/dashboards/hostile")
+        page.wait_for_timeout(500)
+        xss = page.evaluate("window.__xss")
+        hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')).filter(h => /^\\s*javascript:/i.test(h))")
+        scripts = page.evaluate("document.querySelectorAll('.dpanel script, .dpanel img, .dpanel iframe').length")
+        if xss or hrefs or scripts:
+            fail(f"text panel ran or kept active content: xss={xss} hrefs={hrefs} elements={scripts}")
+        if "<script>" not in page.text_content(".dpanel .markdown"):
+            fail("the text panel does not show the raw HTML as text")
+        csp = urllib.request.urlopen(ui + "/ui/dashboards/hostile").headers.get("content-security-policy", "")
+        if "unsafe-inline" in csp or "script-src 'self'" not in csp:
+            fail(f"CSP: {csp}")
+
+        # --- a narrow window: one column, nothing wider than the window
+        page.set_viewport_size({"width": 600, "height": 900})
+        narrow, _ = open_all(page, ui + "/ui/dashboards/Oxed_c6Wz?from=now-5m")
+        if sum(p["state"] == "data" for p in narrow) < 7:
+            fail(f"narrow window: {[(p['title'], p['state']) for p in narrow]}")
+        widths = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).map(p => p.getBoundingClientRect().width)")
+        if min(widths) < 500:
+            fail(f"narrow window: panels are not one per line: widths {widths}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if overflow > 0:
+            fail(f"narrow window: the page is {overflow}px wider than the window")
+        page.screenshot(path=os.path.join(args.shots, "dashboard-dcgm-narrow.png"), full_page=True)
+        if errors:
+            fail(f"browser errors: {errors[:5]}")
+        browser.close()
+    if FAILS:
+        print(f"{len(FAILS)} failures", flush=True)
+        sys.exit(1)
+    print("dashboards in the browser: all checks passed", flush=True)
+
+
+if __name__ == "__main__":
+    main()
