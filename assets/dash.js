@@ -268,13 +268,17 @@
       }
     }, { rootMargin: '300px' })
     : null;
+  // Up to this many panels, every panel of an open row loads at once; a larger dashboard loads
+  // panels as they come into view.
+  const EAGER = document.querySelectorAll('.dpanel').length <= 150;
   function observe(p) {
     if (p.dataset.state !== 'idle') return;
     if (p.closest('.dash-section.collapsed')) return;
-    if (observer) observer.observe(p); else load(p);
+    if (observer && !EAGER) observer.observe(p); else load(p);
   }
   function message(p, state, text) {
     p.dataset.state = state;
+    p.dataset.doneAt = String(Math.round(performance.now()));
     const b = p.querySelector('.dpanel-body');
     b.textContent = '';
     b.appendChild(el('p', 'dpanel-msg' + (state === 'error' ? ' bad' : ''), text));
@@ -311,6 +315,7 @@
       if (!draw) { message(p, 'unsupported', 'panel type ' + spec.type + ' is not drawn by Sightline'); return; }
       draw(body, spec, frames);
       p.dataset.state = 'data';
+      p.dataset.doneAt = String(Math.round(performance.now()));
       p.dataset.series = String(frames.length);
     } catch (e) {
       message(p, 'error', 'could not draw: ' + String(e.message || e));
@@ -360,7 +365,7 @@
     const dc = spec.field || {};
     const unit = percent ? 'percent' : dc.unit;
     const w = Math.max(120, body.clientWidth);
-    const h = Math.max(60, body.clientHeight);
+    const h = Math.max(60, body.clientHeight - 26);
     const legendOn = !(spec.options && spec.options.legend && spec.options.legend.showLegend === false) && fields.length <= 50;
     const series = [{ value: (u, v) => (v === null ? '' : fmtDate(v)) }].concat(fields.map((fd, i) => {
       const col = seriesColour(fd.c, i);
@@ -392,7 +397,7 @@
       series,
       axes: [
         { stroke: axisColour(), grid: { stroke: gridColour() } },
-        { stroke: axisColour(), grid: { stroke: gridColour() }, size: (u, vals) => (vals ? Math.max(40, 14 + 7 * Math.max(...vals.map((v) => String(v).length))) : 50), values: (u, splits) => splits.map((v) => U.format(unit, v, dc.decimals)) },
+        { stroke: axisColour(), grid: { stroke: gridColour() }, size: (u, vals) => (vals && vals.length ? Math.max(40, 14 + 7 * Math.max(...vals.map((v) => String(v).length))) : 50), values: (u, splits) => splits.map((v) => U.format(unit, v, dc.decimals)) },
       ],
     };
     // Stacked series fill down to the series below them in their group, not to zero.
@@ -412,20 +417,26 @@
   function fit(plot, body) {
     const legend = body.querySelector('.u-legend');
     if (legend) legend.style.maxHeight = Math.max(24, Math.round(body.clientHeight * 0.4)) + 'px';
-    const size = () => {
-      const lh = legend ? legend.offsetHeight : 0;
-      plot.setSize({ width: Math.max(120, body.clientWidth), height: Math.max(50, body.clientHeight - lh - 4) });
-    };
-    size();
-    // The legend reflows at the new size; measure once more after layout.
-    requestAnimationFrame(size);
+    const lh = legend ? legend.offsetHeight : 0;
+    const width = Math.max(120, body.clientWidth);
+    const height = Math.max(50, body.clientHeight - lh - 4);
+    // One redraw at most: only when the legend took room the first guess did not leave.
+    if (Math.abs(plot.width - width) > 1 || Math.abs(plot.height - height) > 1) plot.setSize({ width, height });
   }
   function fmtDate(sec) {
     const d = new Date(sec * 1000);
     return UTC ? d.toISOString().replace('T', ' ').slice(0, 19) : d.toLocaleString();
   }
-  function axisColour() { return getComputedStyle(document.body).getPropertyValue('--muted').trim() || '#888'; }
-  function gridColour() { return getComputedStyle(document.body).getPropertyValue('--grid').trim() || '#eee'; }
+  let colours = null;
+  function themeColours() {
+    if (!colours) {
+      const cs = getComputedStyle(document.body);
+      colours = { axis: cs.getPropertyValue('--muted').trim() || '#888', grid: cs.getPropertyValue('--grid').trim() || '#eee' };
+    }
+    return colours;
+  }
+  function axisColour() { return themeColours().axis; }
+  function gridColour() { return themeColours().grid; }
 
   function reduced(spec, frames) {
     const calc = ((spec.options && spec.options.reduceOptions && spec.options.reduceOptions.calcs) || ['lastNotNull'])[0];
@@ -629,6 +640,19 @@
   }
 
   document.querySelectorAll('.dpanel').forEach(observe);
+  // A second way in, should an observer callback be missed: after scrolling stops, any waiting
+  // panel near the window loads.
+  let scrollTimer = null;
+  window.addEventListener('scroll', () => {
+    clearTimeout(scrollTimer);
+    scrollTimer = setTimeout(() => {
+      const h = window.innerHeight;
+      document.querySelectorAll('.dash-section:not(.collapsed) .dpanel[data-state=idle]').forEach((p) => {
+        const r = p.getBoundingClientRect();
+        if (r.bottom > -300 && r.top < h + 300) { if (observer) observer.unobserve(p); load(p); }
+      });
+    }, 120);
+  }, { passive: true });
   let resizeTimer = null;
   window.addEventListener('resize', () => {
     clearTimeout(resizeTimer);

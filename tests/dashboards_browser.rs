@@ -125,4 +125,25 @@ fn grafana_dashboards_in_chromium() {
         .status()
         .expect("python3 with Playwright must be installed (scripts/test installs it)");
     assert!(status.success(), "dashboard browser test failed");
+
+    // Uploads were acknowledged: they survive kill -9.
+    let data = dir.path().join("data");
+    sl.kill9();
+    let again = common::Child::spawn_with(&data, &[("SIGHTLINE_CONFIG", toml.to_str().unwrap())]);
+    let list = reqwest::blocking::get(again.api("/ui/dashboards"))
+        .unwrap()
+        .text()
+        .unwrap();
+    for title in [
+        "Node Exporter Full",
+        "DCGM (grafana.com export)",
+        "Every panel type",
+        "500 panels",
+    ] {
+        assert!(list.contains(title), "{title} lost after kill -9");
+    }
+    assert!(
+        !list.contains("Grafana 4 rows"),
+        "a deleted dashboard came back"
+    );
 }

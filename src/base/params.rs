@@ -25,6 +25,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `key` is present at all, empty or not (`refresh=` means "off").
+    pub fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
     pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
         self.0
             .iter()

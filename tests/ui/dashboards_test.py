@@ -84,7 +84,11 @@ def open_all(page, url):
     for y in range(0, height + 1200, 700):
         page.evaluate(f"window.scrollTo(0, {y})")
         page.wait_for_timeout(20)
-    wait_until(page, "window.__dashPending && window.__dashPending() === 0", 120)
+    try:
+        wait_until(page, "window.__dashPending && window.__dashPending() === 0", 60)
+    except TimeoutError:
+        stuck = page.evaluate("Array.from(document.querySelectorAll('.dpanel[data-state=idle], .dpanel[data-state=loading]')).map(p => [p.querySelector('.dpanel-title').textContent, p.dataset.state, p.getBoundingClientRect().top, window.scrollY])")
+        fail(f"{url}: panels never finished: {stuck}")
     took = time.time() - t0
     page.evaluate("window.scrollTo(0, 0)")
     panels = page.evaluate(
@@ -226,6 +230,89 @@ def main():
         exprs = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).map(p => JSON.parse(p.dataset.spec).targets.map(t => t.expr)).flat()")
         if not exprs or not all('gpu=~"1"' in e for e in exprs):
             fail(f"queries do not select gpu 1: {exprs[:3]}")
+
+
+        # --- every panel type, legacy panels, repeats, a collapsed row, an unanswerable source
+        kitchen = {"uid": "kitchen", "title": "Every panel type", "schemaVersion": 39,
+            "templating": {"list": [{"name": "mode", "type": "custom", "query": "idle,user,system", "multi": True,
+                                     "current": {"value": ["idle", "user"]}}]},
+            "panels": [
+                {"id": 1, "type": "timeseries", "title": "stacked percent", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 6},
+                 "fieldConfig": {"defaults": {"unit": "percent", "custom": {"stacking": {"mode": "percent"}, "fillOpacity": 30}}, "overrides": []},
+                 "targets": [{"expr": 'sum by (mode) (rate(node_cpu_seconds_total{job="node"}[1m]))', "legendFormat": "{{mode}}", "refId": "A"}]},
+                {"id": 2, "type": "graph", "title": "legacy graph", "gridPos": {"x": 12, "y": 0, "w": 12, "h": 6},
+                 "yaxes": [{"format": "bytes"}, {"format": "short"}], "stack": True, "fill": 2,
+                 "seriesOverrides": [{"alias": "/Tx/", "transform": "negative-Y"}],
+                 "targets": [{"expr": 'sum(rate(node_network_receive_bytes_total{job="node"}[1m]))', "legendFormat": "Rx", "refId": "A"},
+                             {"expr": 'sum(rate(node_network_transmit_bytes_total{job="node"}[1m]))', "legendFormat": "Tx", "refId": "B"}]},
+                {"id": 3, "type": "singlestat", "title": "legacy singlestat", "gridPos": {"x": 0, "y": 6, "w": 4, "h": 4},
+                 "format": "percentunit", "valueName": "current", "thresholds": "0.5,0.8", "colorValue": True,
+                 "targets": [{"expr": "vector(0.9)", "refId": "A"}]},
+                {"id": 4, "type": "bargauge", "title": "bar gauge", "gridPos": {"x": 4, "y": 6, "w": 8, "h": 4},
+                 "fieldConfig": {"defaults": {"unit": "bytes", "min": 0}, "overrides": []},
+                 "targets": [{"expr": 'node_filesystem_size_bytes{job="node", fstype!~"tmpfs|overlay"}', "legendFormat": "{{mountpoint}}", "refId": "A", "instant": True}]},
+                {"id": 5, "type": "table", "title": "table", "gridPos": {"x": 12, "y": 6, "w": 12, "h": 4},
+                 "targets": [{"expr": "node_uname_info", "format": "table", "instant": True, "refId": "A"}]},
+                {"id": 6, "type": "heatmap", "title": "heatmap", "gridPos": {"x": 0, "y": 10, "w": 12, "h": 5},
+                 "targets": [{"expr": 'label_replace(vector(1), "le", "0.1", "", "") or label_replace(vector(3), "le", "1", "", "") or label_replace(vector(4), "le", "+Inf", "", "")', "format": "heatmap", "refId": "A"}]},
+                {"id": 7, "type": "piechart", "title": "pie", "gridPos": {"x": 12, "y": 10, "w": 12, "h": 5},
+                 "targets": [{"expr": 'sum by (mode) (node_cpu_seconds_total{job="node", mode=~"$mode"})', "legendFormat": "{{mode}}", "refId": "A", "instant": True}]},
+                {"id": 8, "type": "stat", "title": "cpu $mode", "repeat": "mode", "repeatDirection": "h", "gridPos": {"x": 0, "y": 15, "w": 6, "h": 3},
+                 "targets": [{"expr": 'sum(node_cpu_seconds_total{job="node", mode="$mode"})', "refId": "A", "instant": True}]},
+                {"id": 9, "type": "timeseries", "title": "from Loki", "datasource": {"type": "loki", "uid": "logs"}, "gridPos": {"x": 0, "y": 18, "w": 12, "h": 4},
+                 "targets": [{"expr": 'rate({job="x"}[1m])', "refId": "A"}]},
+                {"id": 10, "type": "row", "title": "folded", "collapsed": True, "gridPos": {"x": 0, "y": 22, "w": 24, "h": 1},
+                 "panels": [{"id": 11, "type": "gauge", "title": "inside a folded row", "gridPos": {"x": 0, "y": 23, "w": 6, "h": 5},
+                             "targets": [{"expr": "vector(42)", "refId": "A"}]}]},
+            ]}
+        legacy = {"uid": "legacy", "title": "Grafana 4 rows", "schemaVersion": 14, "rows": [
+            {"title": "first", "height": "200px", "panels": [
+                {"id": 1, "type": "graph", "span": 6, "title": "load", "targets": [{"expr": 'node_load1{job="node"}', "refId": "A"}]},
+                {"id": 2, "type": "singlestat", "span": 6, "title": "up", "targets": [{"expr": "vector(1)", "refId": "A"}]}]}]}
+        for d in (kitchen, legacy):
+            page.goto(ui + "/ui/dashboards")
+            page.fill("#dash-json", json.dumps(d))
+            page.click("#dash-import-submit")
+            page.wait_for_selector("#dash-imported")
+        panels, _ = open_all(page, ui + "/ui/dashboards/kitchen?from=now-5m")
+        states = {p["title"]: p["state"] for p in panels}
+        want = {"stacked percent": "data", "legacy graph": "data", "legacy singlestat": "data", "bar gauge": "data",
+                "table": "data", "heatmap": "data", "pie": "data", "cpu idle": "data", "cpu user": "data",
+                "from Loki": "unsupported", "inside a folded row": "data"}
+        for t, st in want.items():
+            if states.get(t) != st:
+                fail(f"kitchen: panel {t!r} is {states.get(t)}, want {st}")
+        if "cpu system" in states:
+            fail("kitchen: repeat drew an unselected value")
+        drawn = page.evaluate("""({
+            heat: document.querySelectorAll('.dpanel-heatmap canvas').length,
+            rows: document.querySelectorAll('.dpanel-table tbody tr').length,
+            slices: document.querySelectorAll('.dpanel-piechart path, .dpanel-piechart circle').length,
+            single: (document.querySelector('.dpanel-stat .dstat-value') || {}).textContent,
+            neg: null})""")
+        if not drawn["heat"] or drawn["rows"] < 1 or drawn["slices"] < 2:
+            fail(f"kitchen: drawn {drawn}")
+        single = [p for p in panels if p["title"] == "legacy singlestat"]
+        text = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).filter(p => p.querySelector('.dpanel-title').textContent === 'legacy singlestat').map(p => p.querySelector('.dstat-value').textContent)")
+        if text != ["90%"]:
+            fail(f"legacy singlestat shows {text}, want 90% (percentunit, current)")
+        loki = [p for p in panels if p["title"] == "from Loki"]
+        if not loki or "Loki" not in loki[0]["msg"]:
+            fail(f"the Loki panel does not say why: {loki}")
+        page.screenshot(path=os.path.join(args.shots, "dashboard-panel-types.png"), full_page=True)
+        panels, _ = open_all(page, ui + "/ui/dashboards/legacy?from=now-5m")
+        if [p["state"] for p in panels] != ["data", "data"]:
+            fail(f"Grafana 4 rows: {[(p['title'], p['state'], p['msg']) for p in panels]}")
+
+        # --- export gives the stored JSON back; delete removes an upload
+        exported = get_json(ui + "/ui/dashboards/kitchen/export")
+        if exported.get("uid") != "kitchen" or len(exported.get("panels", [])) != len(kitchen["panels"]):
+            fail("export does not give the dashboard back")
+        page.goto(ui + "/ui/dashboards")
+        page.click("#dash-list tr:has(a:text-is('Grafana 4 rows')) button")
+        page.wait_for_load_state()
+        if "Grafana 4 rows" in page.text_content("#dash-list"):
+            fail("delete left the dashboard listed")
 
         # --- bad input
         page.goto(ui + "/ui/dashboards")

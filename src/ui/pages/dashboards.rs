@@ -260,16 +260,16 @@ pub async fn dashboard(
             (now - 6 * 3_600_000, now)
         }
     };
-    let refresh = p
-        .get("refresh")
-        .map(str::to_string)
-        .or_else(|| {
-            d.get("refresh")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        })
-        .filter(|r| time::parse_interval(r).is_some())
-        .unwrap_or_default();
+    // `refresh=` (empty) in the URL turns the dashboard's own refresh off.
+    let refresh = if p.has("refresh") {
+        p.get("refresh").map(str::to_string)
+    } else {
+        d.get("refresh")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    }
+    .filter(|r| time::parse_interval(r).is_some())
+    .unwrap_or_default();
     let timezone = match p
         .get("timezone")
         .or_else(|| d.get("timezone").and_then(serde_json::Value::as_str))
