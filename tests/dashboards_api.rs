@@ -78,14 +78,19 @@ async fn import_variables_bounds_and_provisioning() {
             vec![(now - 1_000, i as f64)],
         ));
     }
-    load_sightline(
-        &Dataset {
-            series,
-            start: now - 60_000,
-            end: now,
-        },
-        dir.path(),
-    );
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        load_sightline(
+            &Dataset {
+                series,
+                start: now - 60_000,
+                end: now,
+            },
+            &path,
+        )
+    })
+    .await
+    .unwrap();
     let prov = dir.path().join("provisioned");
     std::fs::create_dir_all(&prov).unwrap();
     let prov2 = prov.clone();

@@ -51,9 +51,8 @@ pub fn parse(bytes: &[u8]) -> Result<Value, DashboardError> {
         d.insert("title".into(), json!("Untitled dashboard"));
     }
     if d.contains_key("rows")
-        && !d
-            .get("panels")
-            .is_some_and(|p| p.as_array().is_some_and(|a| !a.is_empty()))
+        && d.get("panels")
+            .is_none_or(|p| p.as_array().is_none_or(|a| a.is_empty()))
     {
         migrate_rows(&mut d)?;
     }

@@ -202,7 +202,7 @@ pub fn parse_interval(text: &str) -> Option<i64> {
         return None;
     }
     if let Ok(n) = t.parse::<f64>() {
-        return (n.is_finite() && n > 0.0).then(|| (n * 1000.0) as i64);
+        return (n.is_finite() && n > 0.0).then_some((n * 1000.0) as i64);
     }
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     let n: i64 = t[..digits].parse().ok()?;

@@ -508,7 +508,7 @@ fn sort(opts: &mut [(String, String)], how: u64) {
         7 | 8 => opts.sort_by(|a, b| natural(&a.0, &b.0)),
         _ => return,
     }
-    if how % 2 == 0 {
+    if how.is_multiple_of(2) {
         opts.reverse();
     }
 }

@@ -25,16 +25,16 @@ pub struct ListView {
     pub error: String,
 }
 
-fn store_or_404(st: &UiState) -> Result<&crate::dashboards::DashboardStore, Response> {
-    st.dashboards
-        .as_ref()
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "dashboards are not enabled\n").into_response())
+fn store_or_404(st: &UiState) -> Result<&crate::dashboards::DashboardStore, Box<Response>> {
+    st.dashboards.as_ref().ok_or_else(|| {
+        Box::new((StatusCode::NOT_FOUND, "dashboards are not enabled\n").into_response())
+    })
 }
 
 pub async fn list(State(st): State<UiState>, RawQuery(q): RawQuery) -> Response {
     let store = match store_or_404(&st) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let p = Params::parse(q.as_deref());
     let r = Range::from(&p);
@@ -75,7 +75,7 @@ pub async fn import(
 ) -> Response {
     let store = match store_or_404(&st) {
         Ok(s) => s.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let is_json = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -137,7 +137,7 @@ pub async fn import(
 pub async fn delete(State(st): State<UiState>, body: axum::body::Bytes) -> Response {
     let store = match store_or_404(&st) {
         Ok(s) => s.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let uid = form_urlencoded::parse(&body)
         .find(|(k, _)| k == "uid")
@@ -157,7 +157,7 @@ pub async fn delete(State(st): State<UiState>, body: axum::body::Bytes) -> Respo
 pub async fn export(State(st): State<UiState>, Path(uid): Path<String>) -> Response {
     let store = match store_or_404(&st) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match store.get(&uid) {
         Some(e) => (
@@ -221,7 +221,7 @@ pub async fn dashboard(
 ) -> Response {
     let store = match store_or_404(&st) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(entry) = store.get(&uid) else {
         return (
