@@ -21,7 +21,10 @@
   if (!root) return;
   const BASE = document.body.dataset.base || '';
   const U = window.SightlineUnits;
-  const UTC = root.dataset.tz === 'utc';
+  // The dashboard's zone: the browser's, UTC, or an IANA name.
+  const TZ = root.dataset.tz === 'utc' ? 'Etc/UTC' : (root.dataset.tz !== 'browser' ? root.dataset.tz : '');
+  let zoneOk = !!TZ;
+  try { if (TZ) new Intl.DateTimeFormat('en', { timeZone: TZ }); } catch (e) { zoneOk = false; }
   const SYNC = root.dataset.sync === 'true' && window.uPlot ? uPlot.sync('dash') : null;
   const MAX_TABLE_ROWS = 1000;
   const MAX_SERIES = 200;
@@ -409,7 +412,7 @@
       lastOf[fd.stackGroup] = i;
     });
     if (bands.length) opts.bands = bands;
-    if (UTC) opts.tzDate = (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
+    if (zoneOk) opts.tzDate = (ts) => uPlot.tzDate(new Date(ts * 1e3), TZ);
     const plot = new uPlot(opts, [xs].concat(cols), body);
     plots.push({ plot, body });
     fit(plot, body);
@@ -425,7 +428,7 @@
   }
   function fmtDate(sec) {
     const d = new Date(sec * 1000);
-    return UTC ? d.toISOString().replace('T', ' ').slice(0, 19) : d.toLocaleString();
+    return zoneOk ? d.toLocaleString('sv-SE', { timeZone: TZ }) : d.toLocaleString();
   }
   let colours = null;
   function themeColours() {

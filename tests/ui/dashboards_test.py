@@ -300,6 +300,17 @@ def main():
         if not loki or "Loki" not in loki[0]["msg"]:
             fail(f"the Loki panel does not say why: {loki}")
         page.screenshot(path=os.path.join(args.shots, "dashboard-panel-types.png"), full_page=True)
+        # Time zones: the table's time in UTC and in Tokyo are nine hours apart.
+        stamps = {}
+        for tz in ("utc", "Asia/Tokyo"):
+            open_all(page, ui + "/ui/dashboards/kitchen?from=now-5m&timezone=" + urllib.parse.quote(tz))
+            stamps[tz] = page.text_content(".dpanel-table tbody tr td")
+        try:
+            hours = [int(stamps[tz].split(" ")[1].split(":")[0]) for tz in ("utc", "Asia/Tokyo")]
+            if (hours[1] - hours[0]) % 24 != 9:
+                fail(f"time zones: {stamps}")
+        except (IndexError, ValueError):
+            fail(f"time zones: unreadable times {stamps}")
         panels, _ = open_all(page, ui + "/ui/dashboards/legacy?from=now-5m")
         if [p["state"] for p in panels] != ["data", "data"]:
             fail(f"Grafana 4 rows: {[(p['title'], p['state'], p['msg']) for p in panels]}")

@@ -270,14 +270,22 @@ pub async fn dashboard(
     }
     .filter(|r| time::parse_interval(r).is_some())
     .unwrap_or_default();
+    // "browser", "utc", or an IANA zone name as Grafana allows ("Europe/Berlin").
     let timezone = match p
         .get("timezone")
         .or_else(|| d.get("timezone").and_then(serde_json::Value::as_str))
     {
-        Some("utc") => "utc",
-        _ => "browser",
-    }
-    .to_string();
+        Some("utc") => "utc".to_string(),
+        Some(z)
+            if z.len() <= 64
+                && z.contains('/')
+                && z.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b)) =>
+        {
+            z.to_string()
+        }
+        _ => "browser".to_string(),
+    };
     let list = d
         .get("templating")
         .and_then(|t| t.get("list"))
