@@ -11,6 +11,9 @@
 #[path = "../tests/common/promdiff.rs"]
 mod promdiff;
 
+#[path = "../tests/common/dashspec.rs"]
+mod dashspec;
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -137,21 +140,10 @@ fn main() {
     // The server's share: every panel query of the page, one after another, over HTTP.
     let html = reqwest::blocking::get(&page).unwrap().text().unwrap();
     let client = reqwest::blocking::Client::new();
-    let mut queries = Vec::new();
-    for raw in html.split("data-spec=\"").skip(1) {
-        let raw = &raw[..raw.find('"').unwrap()];
-        let json = raw
-            .replace("&quot;", "\"")
-            .replace("&#34;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&");
-        let spec: serde_json::Value = serde_json::from_str(&json).unwrap();
-        for t in spec["targets"].as_array().into_iter().flatten() {
-            queries.push(t.clone());
-        }
-    }
+    let queries: Vec<serde_json::Value> = dashspec::specs(&html)
+        .iter()
+        .flat_map(|spec| spec["targets"].as_array().cloned().unwrap_or_default())
+        .collect();
     let mut times = Vec::new();
     let mut bytes = 0usize;
     for _ in 0..3 {

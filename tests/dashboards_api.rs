@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::dashspec::specs;
 use common::promdiff::{Dataset, load_sightline};
 use serde_json::{Value, json};
 
@@ -30,24 +31,6 @@ async fn page(s: &Server, path: &str) -> String {
         .text()
         .await
         .unwrap()
-}
-
-/// The `data-spec` JSON of every panel on a dashboard page.
-fn specs(html: &str) -> Vec<Value> {
-    html.split("data-spec=\"")
-        .skip(1)
-        .map(|rest| {
-            let raw = &rest[..rest.find('"').unwrap()];
-            let unescaped = raw
-                .replace("&quot;", "\"")
-                .replace("&#34;", "\"")
-                .replace("&#39;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
-            serde_json::from_str(&unescaped).unwrap()
-        })
-        .collect()
 }
 
 fn labels(name: &str, pairs: &[(&str, String)]) -> Vec<(String, String)> {

@@ -12,25 +12,6 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-struct Proc(std::process::Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &str, args: &[String]) -> Proc {
-    Proc(
-        std::process::Command::new(cmd)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd} must be installed (scripts/test installs it): {e}")),
-    )
-}
-
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -44,7 +25,7 @@ fn grafana_dashboards_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboards");
     let ne_port = common::free_port();
-    let _ne = spawn(
+    let _ne = common::spawn_proc(
         "prometheus-node-exporter",
         &[format!("--web.listen-address=127.0.0.1:{ne_port}")],
     );
@@ -97,7 +78,7 @@ fn grafana_dashboards_in_chromium() {
         ),
     )
     .unwrap();
-    let _prom = spawn(
+    let _prom = common::spawn_proc(
         "prometheus",
         &[
             format!("--config.file={}", prom_cfg.display()),

@@ -13,25 +13,6 @@ use std::time::{Duration, Instant};
 use common::{Server, export, free_port};
 use serde_json::Value;
 
-struct Proc(std::process::Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &str, args: &[String]) -> Proc {
-    Proc(
-        std::process::Command::new(cmd)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd} must be installed (apt-get install prometheus prometheus-node-exporter): {e}")),
-    )
-}
-
 async fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -70,7 +51,7 @@ fn enc(s: &str) -> String {
 async fn node_exporter_same_as_prometheus() {
     let tmp = tempfile::tempdir().unwrap();
     let ne_port = free_port();
-    let _ne = spawn(
+    let _ne = common::spawn_proc(
         "prometheus-node-exporter",
         &[format!("--web.listen-address=127.0.0.1:{ne_port}")],
     );
@@ -84,7 +65,7 @@ async fn node_exporter_same_as_prometheus() {
         format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{target}']\n"),
     )
     .unwrap();
-    let _prom = spawn(
+    let _prom = common::spawn_proc(
         "prometheus",
         &[
             format!("--config.file={}", prom_cfg.display()),

@@ -418,21 +418,10 @@ fn selector(s: &str) -> Result<Vec<crate::tsdb::Matcher>, String> {
     crate::promql::parse_selector(s).map_err(|e| format!("{s}: {e}"))
 }
 
-/// `name{a="1", b="2"}` as Grafana writes a series in `query_result` answers.
+/// `name{a="1", b="2"}` as Grafana writes a series in `query_result` answers (Prometheus's
+/// own form of a label set).
 fn series_text(l: &crate::tsdb::Labels) -> String {
-    let name = l.get("__name__").unwrap_or_default();
-    let pairs: Vec<String> = l
-        .iter()
-        .filter(|l| l.name != "__name__")
-        .map(|l| {
-            format!(
-                "{}={}",
-                l.name,
-                crate::base::gofmt::quote(&l.value, crate::base::gofmt::QuoteStyle::Go)
-            )
-        })
-        .collect();
-    format!("{name}{{{}}}", pairs.join(", "))
+    l.to_string()
 }
 
 /// Grafana's `regex` option: `/pattern/flags` or a bare pattern, matched anywhere; a value

@@ -202,6 +202,29 @@ impl Drop for Child {
     }
 }
 
+/// A helper process (node-exporter, Prometheus), killed on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` quietly; a missing binary fails the test with what to install.
+pub fn spawn_proc(cmd: &str, args: &[String]) -> Proc {
+    Proc(
+        std::process::Command::new(cmd)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd} must be installed (scripts/test installs it): {e}")),
+    )
+}
+
+pub mod dashspec;
 pub mod promdiff;
 pub mod sdk;
 
