@@ -84,6 +84,10 @@ pub fn router(
         Some(am) => api::alertmanager::router(am),
         None => Router::new(),
     };
+    let grafana_api = match ui.dashboards.clone() {
+        Some(d) => api::grafana::router(d, base_path),
+        None => Router::new(),
+    };
     let inner = Router::new()
         .route("/", get(root_redirect))
         .route("/ui", get(root_redirect))
@@ -101,6 +105,7 @@ pub fn router(
         .merge(api::query::router(query))
         .merge(rules_api)
         .merge(am_api)
+        .merge(grafana_api)
         .merge(federate)
         .merge(ingest::remote_write::router(ingest.clone()))
         .merge(ingest::loki::router(ingest.clone()))

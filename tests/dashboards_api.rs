@@ -175,6 +175,66 @@ async fn import_variables_bounds_and_provisioning() {
             .contains("job=\"db\"")
     );
 
+    // Grafana's dashboard API, as tools that push and back up dashboards call it.
+    let c = reqwest::Client::new();
+    let r = c
+        .post(s.api("/api/dashboards/db"))
+        .json(&json!({"dashboard": {"uid": "via-api", "title": "Via the API", "tags": ["gpu"], "panels": []}, "overwrite": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["uid"].as_str(), v["slug"].as_str()),
+        (Some("success"), Some("via-api"), Some("via-the-api"))
+    );
+    assert_eq!(v["url"], "/ui/dashboards/via-api");
+    let found: Value = reqwest::get(s.api("/api/search?query=via&tag=gpu"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["type"], "dash-db");
+    let got: Value = reqwest::get(s.api("/api/dashboards/uid/via-api"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["dashboard"]["title"], "Via the API");
+    assert_eq!(got["meta"]["provisioned"], false);
+    let r = c
+        .post(s.api("/api/dashboards/db"))
+        .json(&json!({"dashboard": {"uid": "via-api", "title": "again", "panels": []}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "name-exists");
+    let r = c
+        .post(s.api("/api/dashboards/db"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .delete(s.api("/api/dashboards/uid/via-api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        reqwest::get(s.api("/api/dashboards/uid/via-api"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
     // Provisioning: a file dropped into the folder appears within the watch interval.
     std::fs::write(
         prov.join("new.json"),

@@ -1,7 +1,8 @@
 //! Query APIs on the main listener: the Jaeger-compatible trace API (`jaeger.rs`) and its
 //! Monitor-tab metrics (`spm.rs`), Sightline's log search (`logs.rs`), GPU use beside a trace
 //! (`gpu.rs`), and the Prometheus API (`prom.rs` for series, labels and metadata, `query.rs` for
-//! PromQL, `rules.rs` for rules, alerts and reload, `alertmanager.rs` for Alertmanager's API v2, `prom_params.rs` for the parameters both take), and Loki's query API over LogQL (`loki.rs`). Each protocol has its own router;
+//! PromQL, `rules.rs` for rules, alerts and reload, `alertmanager.rs` for Alertmanager's API v2, `prom_params.rs` for the parameters both take), and Loki's query API over LogQL (`loki.rs`), and the dashboard part of Grafana's HTTP API
+//! (`grafana.rs`). Each protocol has its own router;
 //! every failure becomes an answer in `edge.rs`, the one place that knows Prometheus's and
 //! Jaeger's error envelopes and their status codes. PromQL runs through
 //! [`crate::promql::QueryService`].
@@ -10,6 +11,7 @@ pub mod alertmanager;
 pub mod edge;
 pub mod federate;
 pub mod gpu;
+pub mod grafana;
 pub mod jaeger;
 pub mod logs;
 pub mod loki;

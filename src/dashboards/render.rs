@@ -102,11 +102,10 @@ pub fn sections(d: &Value, r: &Resolved, frame: Frame) -> (Vec<Section>, Option<
         ds_vars: &r.datasource_types,
         count: 0,
     };
-    let empty = Vec::new();
-    let panels = d.get("panels").and_then(Value::as_array).unwrap_or(&empty);
+    let panels = with_library_panels(d);
     // Split at rows: (row panel or none, its panels).
     let mut groups: Vec<(Option<&Value>, Vec<&Value>)> = vec![(None, Vec::new())];
-    for p in panels {
+    for p in &panels {
         if p.get("type").and_then(Value::as_str) == Some("row") {
             let mut inner: Vec<&Value> = Vec::new();
             if let Some(nested) = p.get("panels").and_then(Value::as_array) {
@@ -158,6 +157,48 @@ pub fn sections(d: &Value, r: &Resolved, frame: Frame) -> (Vec<Section>, Option<
         }
     }
     (out, truncated)
+}
+
+/// The dashboard's panels with library panels filled in from `__elements` (where a dashboard
+/// exported for sharing carries their models), keeping each use's position and id.
+fn with_library_panels(d: &Value) -> Vec<Value> {
+    let elements = d.get("__elements").and_then(Value::as_object);
+    let fill = |p: &Value| -> Value {
+        let model = p
+            .get("libraryPanel")
+            .and_then(|l| l.get("uid"))
+            .and_then(Value::as_str)
+            .and_then(|u| elements?.get(u))
+            .and_then(|e| e.get("model"))
+            .and_then(Value::as_object);
+        match (model, p.as_object()) {
+            (Some(m), Some(own)) if !own.contains_key("type") || !own.contains_key("targets") => {
+                let mut merged = m.clone();
+                for k in ["gridPos", "id", "libraryPanel"] {
+                    if let Some(v) = own.get(k) {
+                        merged.insert(k.into(), v.clone());
+                    }
+                }
+                Value::Object(merged)
+            }
+            _ => p.clone(),
+        }
+    };
+    d.get("panels")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let mut p = fill(p);
+                    if let Some(nested) = p.get("panels").and_then(Value::as_array) {
+                        let inner: Vec<Value> = nested.iter().map(fill).collect();
+                        p["panels"] = Value::Array(inner);
+                    }
+                    p
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A panel's or row's `repeat` variable and the values to repeat over.
@@ -626,7 +667,16 @@ fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> Pa
         Default::Text,
     );
     let mut unsupported = String::new();
-    if !SUPPORTED.contains(&kind.as_str()) {
+    if let Some(lib) = p.get("libraryPanel").filter(|_| p.get("type").is_none()) {
+        let name = lib
+            .get("name")
+            .or_else(|| lib.get("uid"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        unsupported = format!(
+            "library panel {name:?}: its definition lives in the Grafana it came from; export the dashboard with \"Export for sharing externally\" to include it"
+        );
+    } else if !SUPPORTED.contains(&kind.as_str()) {
         unsupported = format!("panel type {kind:?} is not drawn by Sightline");
     } else if let Err(e) = datasource(p.get("datasource"), ctx) {
         unsupported = format!("this panel's data source is {e}");
@@ -871,6 +921,30 @@ mod tests {
         assert!(!logs[3].html.contains("<script"), "{}", logs[3].html);
         // Positions are relative to the section.
         assert_eq!((logs[1].y, logs[3].y), (8, 24));
+    }
+
+    #[test]
+    fn library_panels_from_elements() {
+        let d = json!({
+            "__elements": {"lib1": {"uid": "lib1", "name": "Shared CPU", "kind": 1,
+                "model": {"type": "stat", "title": "Shared CPU", "targets": [{"expr": "up", "refId": "A"}], "gridPos": {"x": 9, "y": 9, "w": 1, "h": 1}}}},
+            "panels": [
+                {"id": 7, "gridPos": {"x": 0, "y": 0, "w": 6, "h": 4}, "libraryPanel": {"uid": "lib1", "name": "Shared CPU"}},
+                {"id": 8, "gridPos": {"x": 6, "y": 0, "w": 6, "h": 4}, "libraryPanel": {"uid": "missing", "name": "Gone"}},
+            ]
+        });
+        let (secs, _) = sections(&d, &resolved(&[]), FRAME);
+        let p = &secs[0].panels;
+        assert_eq!(
+            (p[0].kind.as_str(), p[0].title.as_str(), p[0].w),
+            ("stat", "Shared CPU", 6)
+        );
+        assert!(p[0].unsupported.is_empty());
+        assert!(
+            p[1].unsupported.contains("library panel \"Gone\""),
+            "{}",
+            p[1].unsupported
+        );
     }
 
     #[test]

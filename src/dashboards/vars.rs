@@ -63,9 +63,10 @@ fn flag(v: &Value, k: &str) -> bool {
     v.get(k).and_then(Value::as_bool).unwrap_or(false)
 }
 
-/// A query variable's query: a string, or `{"query": ...}` as Grafana 9+ saves it.
+/// A query variable's query: a string, or `{"query": ...}` as Grafana 9+ saves it; Grafana's
+/// `definition` (the query as shown in its editor) where neither is set.
 fn query_text(v: &Value) -> String {
-    match v.get("query") {
+    let q = match v.get("query") {
         Some(Value::String(q)) => q.clone(),
         Some(Value::Object(o)) => o
             .get("query")
@@ -74,7 +75,15 @@ fn query_text(v: &Value) -> String {
             .to_string(),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
+    };
+    if q.is_empty() {
+        return v
+            .get("definition")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
     }
+    q
 }
 
 pub async fn resolve(list: &[Value], p: &Params, q: &QueryService, span: Span) -> Resolved {
