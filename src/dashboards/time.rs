@@ -48,6 +48,10 @@ fn date_math(mut rest: &str, now_ms: i64, round_up: bool) -> Option<i64> {
     let mut t = now_ms;
     while !rest.is_empty() {
         let op = rest.as_bytes()[0];
+        // Only ASCII operators go on: slicing after anything else could split a character.
+        if !matches!(op, b'/' | b'+' | b'-') {
+            return None;
+        }
         rest = &rest[1..];
         match op {
             b'/' => {
@@ -263,7 +267,12 @@ mod tests {
         for (text, up, want) in cases {
             assert_eq!(parse(text, NOW, *up), Some(*want), "{text} (round up {up})");
         }
+        // The fuzz target found the first: a multi-byte character where an operator goes.
         for bad in [
+            "now€",
+            "now-6h€",
+            "now-€",
+            "now/€",
             "",
             "yesterday",
             "now-",
