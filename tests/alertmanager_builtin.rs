@@ -511,7 +511,10 @@ fn notifies_as_alertmanager_0_25_does() {
             } else {
                 y.at - x.at
             };
-            assert!(gap <= Duration::from_secs(6), "{p} {k}: {gap:?} apart");
+            // `/flaky` is reached only after three refused posts, each retried after a randomised
+            // exponential backoff on both sides, so its delivery may drift a little further.
+            let bound = if p == "/flaky" { 9 } else { 6 };
+            assert!(gap <= Duration::from_secs(bound), "{p} {k}: {gap:?} apart");
         }
     }
     // The scenario produced what it was built to show.
