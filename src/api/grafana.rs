@@ -16,7 +16,6 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -44,23 +43,23 @@ pub fn router(store: DashboardStore, base_path: &str) -> Router {
 }
 
 fn refuse(e: DashboardError) -> Response {
-    let (code, status) = match &e {
-        DashboardError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
-        DashboardError::Exists(_) => (StatusCode::PRECONDITION_FAILED, "name-exists"),
-        DashboardError::Provisioned(..) => (StatusCode::PRECONDITION_FAILED, "provisioned"),
-        DashboardError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+    let status = match &e {
+        DashboardError::TooLarge(_) => "too-large",
+        DashboardError::Exists(_) => "name-exists",
+        DashboardError::Provisioned(..) => "provisioned",
+        DashboardError::NotFound(_) => "not-found",
         DashboardError::Io(err) => {
             tracing::error!(error = %err, "dashboard storage failed");
             return (
-                StatusCode::INTERNAL_SERVER_ERROR,
+                e.http_status(),
                 Json(json!({"message": "dashboard storage failed; see the server log", "status": "error"})),
             )
                 .into_response();
         }
-        _ => (StatusCode::BAD_REQUEST, "bad-request"),
+        _ => "bad-request",
     };
     (
-        code,
+        e.http_status(),
         Json(json!({"message": e.to_string(), "status": status})),
     )
         .into_response()
@@ -84,12 +83,8 @@ fn id_of(uid: &str) -> u64 {
 }
 
 async fn save(State(st): State<St>, body: axum::body::Bytes) -> Response {
-    let overwrite = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("overwrite").and_then(Value::as_bool))
-        .unwrap_or(false);
     let store = st.store.clone();
-    let res = tokio::task::spawn_blocking(move || store.import(&body, overwrite))
+    let res = tokio::task::spawn_blocking(move || store.import(&body, None))
         .await
         .unwrap_or_else(|e| Err(DashboardError::Io(std::io::Error::other(e.to_string()))));
     match res {

@@ -45,3 +45,23 @@ pub enum DashboardError {
     #[error("dashboard storage: {0}")]
     Io(#[from] std::io::Error),
 }
+
+impl DashboardError {
+    /// The one mapping to HTTP status codes, for the Dashboards page and Grafana's API alike:
+    /// 413 past the size limit, 412 for a uid that exists (without overwrite) or is provisioned,
+    /// 404 unknown, 500 for storage failures, 400 for everything wrong with the file.
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            DashboardError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            DashboardError::Exists(_) | DashboardError::Provisioned(..) => {
+                StatusCode::PRECONDITION_FAILED
+            }
+            DashboardError::NotFound(_) => StatusCode::NOT_FOUND,
+            DashboardError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DashboardError::Json(_)
+            | DashboardError::Shape(_)
+            | DashboardError::TooManyPanels(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}

@@ -20,14 +20,24 @@ const CELL_PX: f64 = 38.0;
 
 /// Reads a dashboard file: the dashboard object, ready to store and render.
 pub fn parse(bytes: &[u8]) -> Result<Value, DashboardError> {
+    parse_request(bytes).map(|(d, _)| d)
+}
+
+/// As [`parse`], also giving the `overwrite` flag of Grafana's API envelope (false without one),
+/// from the one reading of the JSON.
+pub fn parse_request(bytes: &[u8]) -> Result<(Value, bool), DashboardError> {
     if bytes.len() > MAX_BYTES {
         return Err(DashboardError::TooLarge(bytes.len()));
     }
     let v: Value =
         serde_json::from_slice(bytes).map_err(|e| DashboardError::Json(e.to_string()))?;
+    let mut overwrite = false;
     let mut d = match v {
         Value::Object(mut m) => match m.remove("dashboard") {
-            Some(Value::Object(inner)) => inner,
+            Some(Value::Object(inner)) => {
+                overwrite = m.get("overwrite").and_then(Value::as_bool) == Some(true);
+                inner
+            }
             Some(_) => {
                 return Err(DashboardError::Shape(
                     "\"dashboard\" must be an object".into(),
@@ -71,7 +81,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, DashboardError> {
             "\"templating.list\" must be a list".into(),
         ));
     }
-    Ok(Value::Object(d))
+    Ok((Value::Object(d), overwrite))
 }
 
 fn count_panels(panels: &[Value]) -> usize {

@@ -126,9 +126,11 @@ impl DashboardStore {
         self.inner.read().errors.clone()
     }
 
-    /// Stores an uploaded dashboard durably; the uid it is stored under.
-    pub fn import(&self, bytes: &[u8], overwrite: bool) -> Result<String, DashboardError> {
-        let d = model::parse(bytes)?;
+    /// Stores an uploaded dashboard durably; the uid it is stored under. `overwrite`: whether an
+    /// upload with the same uid is replaced; `None` takes the flag of Grafana's API envelope.
+    pub fn import(&self, bytes: &[u8], overwrite: Option<bool>) -> Result<String, DashboardError> {
+        let (d, in_body) = model::parse_request(bytes)?;
+        let overwrite = overwrite.unwrap_or(in_body);
         let e = entry(d, Origin::Uploaded);
         if let Some(Origin::Provisioned(p)) = self.get(&e.uid).map(|x| x.origin) {
             return Err(DashboardError::Provisioned(e.uid, p));
@@ -288,17 +290,17 @@ mod tests {
         assert_eq!(s.list().len(), 1);
         assert_eq!(s.errors().len(), 1);
         let uid = s
-            .import(br#"{"uid":"b","title":"B","panels":[]}"#, false)
+            .import(br#"{"uid":"b","title":"B","panels":[]}"#, Some(false))
             .unwrap();
         assert_eq!(uid, "b");
         assert!(matches!(
-            s.import(br#"{"uid":"b","title":"B2","panels":[]}"#, false),
+            s.import(br#"{"uid":"b","title":"B2","panels":[]}"#, Some(false)),
             Err(DashboardError::Exists(_))
         ));
-        s.import(br#"{"uid":"b","title":"B2","panels":[]}"#, true)
+        s.import(br#"{"uid":"b","title":"B2","panels":[]}"#, Some(true))
             .unwrap();
         assert!(matches!(
-            s.import(br#"{"uid":"a","title":"A","panels":[]}"#, true),
+            s.import(br#"{"uid":"a","title":"A","panels":[]}"#, Some(true)),
             Err(DashboardError::Provisioned(..))
         ));
         assert!(matches!(

@@ -81,12 +81,9 @@ pub async fn import(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/json"));
-    let (json, overwrite, from_form) = if is_json {
-        let overwrite = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("overwrite").and_then(serde_json::Value::as_bool))
-            .unwrap_or(false);
-        (body.to_vec(), overwrite, false)
+    // A JSON body carries its own `overwrite` (Grafana's envelope); the form has a checkbox.
+    let (json, overwrite) = if is_json {
+        (body.to_vec(), None)
     } else {
         let mut json = Vec::new();
         let mut overwrite = false;
@@ -97,33 +94,23 @@ pub async fn import(
                 _ => {}
             }
         }
-        (json, overwrite, true)
+        (json, Some(overwrite))
     };
     let res = tokio::task::spawn_blocking(move || store.import(&json, overwrite))
         .await
         .unwrap_or_else(|e| Err(DashboardError::Io(std::io::Error::other(e.to_string()))));
-    if !from_form {
+    if is_json {
         return match res {
             Ok(uid) => (
                 StatusCode::OK,
                 axum::Json(serde_json::json!({"status": "success", "uid": uid, "url": format!("{}/ui/dashboards/{uid}", st.base)})),
             )
                 .into_response(),
-            Err(e) => {
-                let code = match e {
-                    DashboardError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                    DashboardError::Exists(_) | DashboardError::Provisioned(..) => {
-                        StatusCode::PRECONDITION_FAILED
-                    }
-                    DashboardError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                (
-                    code,
-                    axum::Json(serde_json::json!({"status": "error", "message": e.to_string()})),
-                )
-                    .into_response()
-            }
+            Err(e) => (
+                e.http_status(),
+                axum::Json(serde_json::json!({"status": "error", "message": e.to_string()})),
+            )
+                .into_response(),
         };
     }
     let q = match res {
