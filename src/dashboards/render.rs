@@ -471,7 +471,6 @@ fn normalise(p: &Value) -> (String, Map<String, Value>, Value, Map<String, Value
         "table-old" => "table".into(),
         "grafana-piechart-panel" => "piechart".into(),
         "graph2" | "trend" | "xychart" => "timeseries".into(),
-        "grafana-polystat-panel" | "status-history" | "state-timeline" => kind,
         _ => kind,
     };
     (kind, defaults, overrides, options)

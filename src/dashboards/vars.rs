@@ -144,7 +144,7 @@ pub async fn resolve(list: &[Value], p: &Params, q: &QueryService, span: Span) -
             _ => {
                 let opts = match kind.as_str() {
                     "custom" => Ok(custom_options(&query_text(v))),
-                    "interval" => Ok(interval_options(v, span)),
+                    "interval" => Ok(interval_options(v)),
                     "datasource" => {
                         let t = query_text(v);
                         r.datasource_types.push((name.clone(), t.clone()));
@@ -317,7 +317,7 @@ fn custom_options(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn interval_options(v: &Value, _span: Span) -> Vec<(String, String)> {
+fn interval_options(v: &Value) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     if flag(v, "auto") {
         out.push(("auto".into(), "auto".into()));
