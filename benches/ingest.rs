@@ -1,6 +1,6 @@
 //! Ingest and query benchmark (not a test): `cargo bench --bench ingest -- [--seconds N]
-//! [--concurrency N] [--spans N] [--queries N]`; `-- --spanmetrics-ratio` and `-- --forward-ratio`
-//! compare local ingest with span metrics (or forwarding upstream) on and off.
+//! [--concurrency N] [--spans N] [--queries N] [--rate SPANS_PER_S]`; `-- --spanmetrics-ratio`
+//! and `-- --forward-ratio` compare local ingest with span metrics (or forwarding upstream) on and off.
 //!
 //! Starts Sightline on a temp directory (or `--data-dir DIR`, kept for query-only reruns) and
 //! posts OTLP/HTTP protobuf exports of 512 spans in production shape (issue 25): fresh trace and
@@ -430,6 +430,10 @@ fn retry_after(r: &reqwest::Response) -> Duration {
     Duration::from_secs_f64(secs.min(30.0))
 }
 
+/// Sends exports from `concurrency` connections until `deadline` or `span_target`; with a
+/// `rate` (spans/s over all connections), export `k` is not sent before `k * 512 / rate`
+/// seconds from the start (an offered load, as from many services), otherwise as fast as the
+/// answers come.
 async fn drive(
     url: String,
     concurrency: u64,
@@ -437,7 +441,10 @@ async fn drive(
     span_target: u64,
     load: Arc<Load>,
     seed: u64,
+    rate: Option<f64>,
 ) {
+    let issued = Arc::new(AtomicU64::new(0));
+    let paced_from = Instant::now();
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
     // 16 distinct exports per connection (attribute values, services and routes vary), each
@@ -451,6 +458,7 @@ async fn drive(
     for c in 0..concurrency {
         let (client, url, load) = (client.clone(), url.clone(), load.clone());
         let templates = templates.clone();
+        let issued = issued.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed * 1000 + c + 1));
             let mut n = c as usize;
@@ -459,6 +467,11 @@ async fn drive(
                     || load.spans.load(Ordering::Relaxed) >= span_target
                 {
                     break;
+                }
+                if let Some(rate) = rate {
+                    let k = issued.fetch_add(1, Ordering::Relaxed);
+                    let due = paced_from + Duration::from_secs_f64(k as f64 * BATCH as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 n = (n + concurrency as usize) % templates.len();
                 let (body, sample) = templates[n].fresh(&mut rng);
@@ -514,6 +527,8 @@ async fn main() {
     let concurrency = arg("--concurrency", 4);
     let query_spans = arg("--spans", 1_000_000);
     let queries = arg("--queries", 200);
+    // An offered rate in spans/s for the timed run (0: as fast as answers come).
+    let rate = Some(arg("--rate", 0) as f64).filter(|r| *r > 0.0);
     let tmp = tempfile::tempdir().unwrap();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--spanmetrics-ratio") {
@@ -561,7 +576,10 @@ async fn main() {
     let (watch_stop, watch) = server.watch_rss();
     let url = format!("http://{}/v1/traces", server.otlp_http);
     println!(
-        "# sightline ingest benchmark: {seconds}s, {concurrency} clients, batches of {BATCH} spans"
+        "# sightline ingest benchmark: {seconds}s, {concurrency} clients, batches of {BATCH} spans, {}",
+        rate.map_or("as fast as answered".to_string(), |r| format!(
+            "offered {r:.0} spans/s"
+        ))
     );
 
     let load = Load::new();
@@ -573,6 +591,7 @@ async fn main() {
         u64::MAX,
         load.clone(),
         1,
+        rate,
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -620,7 +639,16 @@ async fn main() {
     // Reach the query size if needed (not timed).
     if spans < query_spans {
         println!("# ingesting up to {query_spans} spans for the query measurements ...");
-        drive(url.clone(), concurrency, None, query_spans, load.clone(), 2).await;
+        drive(
+            url.clone(),
+            concurrency,
+            None,
+            query_spans,
+            load.clone(),
+            2,
+            None,
+        )
+        .await;
     }
     let stored = load.spans.load(Ordering::Relaxed);
     println!("peak_rss_mb_server_after_fill {:.0}", server.peak_rss_mb());
@@ -734,6 +762,7 @@ async fn spanmetrics_ratio(seconds: u64, concurrency: u64) {
             u64::MAX,
             load.clone(),
             1,
+            None,
         )
         .await;
         let rate = load.spans.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
@@ -837,6 +866,7 @@ async fn forward_ratio(seconds: u64, concurrency: u64, sink: bool) {
             u64::MAX,
             load.clone(),
             7 + i as u64,
+            None,
         )
         .await;
         let acked = load.spans.load(Ordering::Relaxed);

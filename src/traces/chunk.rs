@@ -73,11 +73,21 @@ fn decode(signal: Signal, data: &[u8]) -> Result<Vec<u8>, ChunkError> {
 }
 
 pub fn encode_spans(data: &TracesData) -> Vec<u8> {
-    encode(Signal::Spans, &data.encode_to_vec())
+    encode_spans_raw(&data.encode_to_vec())
+}
+
+/// A chunk of spans from the protobuf encoding of its `TracesData`.
+pub fn encode_spans_raw(traces_data: &[u8]) -> Vec<u8> {
+    encode(Signal::Spans, traces_data)
 }
 
 pub fn decode_spans(data: &[u8]) -> Result<TracesData, ChunkError> {
-    Ok(TracesData::decode(decode(Signal::Spans, data)?.as_slice())?)
+    Ok(TracesData::decode(inflate_spans(data)?.as_slice())?)
+}
+
+/// The protobuf encoding of a span chunk's `TracesData`, to be read in place (`traces::wire`).
+pub fn inflate_spans(data: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    decode(Signal::Spans, data)
 }
 
 pub fn encode_logs(data: &LogsData) -> Vec<u8> {

@@ -1,23 +1,34 @@
-//! Decoded chunks handed from the writer to the indexer (issue 25): the writer has each chunk's
-//! spans or records decoded already, so the indexer takes them from here instead of reading the
-//! chunk back from SQLite, inflating and decoding it again. Best effort and bounded: a chunk
-//! not found here (the indexer ran ahead of the hand-off, the map was full, a restart) is read
-//! from SQLite as before, which stays the source of truth.
+//! Chunks handed from the writer to the indexer (issue 25): the writer has each chunk's spans
+//! encoded (before compressing them) and its log records decoded, so the indexer takes them
+//! from here instead of reading the chunk back from SQLite and inflating it. Best effort and
+//! bounded by memory: a chunk not found here (the indexer ran ahead of the hand-off, the map was
+//! full, a restart) is read from SQLite as before, which stays the source of truth.
 
 use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::logs::v1::LogsData;
-use opentelemetry_proto::tonic::trace::v1::TracesData;
 use parking_lot::Mutex;
 
-/// Spans and records held at most (decoded, a span with its attributes takes a few KiB): past
-/// it, chunks go through SQLite.
-const MAX_ITEMS: usize = 12_288;
+/// Bytes held at most: past it, chunks go through SQLite. About 100 chunks of 512 spans of the
+/// production shape (600 bytes each encoded), so a commit's pause does not push chunks out.
+const MAX_BYTES: usize = 32 << 20;
+/// What a decoded log record is counted as (with its attributes it takes a few KiB).
+const LOG_RECORD_BYTES: usize = 2048;
 
-/// A chunk's content, decoded.
+/// A chunk's content: spans as the protobuf encoding of their `TracesData`, records decoded.
 pub enum Decoded {
-    Spans(TracesData),
+    Spans(Vec<u8>),
     Logs(LogsData),
+}
+
+impl Decoded {
+    /// The bytes it is counted as, given the number of spans or records.
+    pub fn weight(&self, items: usize) -> usize {
+        match self {
+            Decoded::Spans(raw) => raw.len(),
+            Decoded::Logs(_) => items * LOG_RECORD_BYTES,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -26,16 +37,17 @@ pub struct Handoff(Mutex<Held>);
 #[derive(Default)]
 struct Held {
     chunks: BTreeMap<i64, (Decoded, usize)>,
-    items: usize,
+    bytes: usize,
 }
 
 impl Handoff {
     /// Offers a committed chunk of `items` spans or records; dropped when it would not fit.
     pub fn offer(&self, id: i64, d: Decoded, items: usize) {
+        let weight = d.weight(items);
         let mut m = self.0.lock();
-        if m.items + items <= MAX_ITEMS {
-            m.items += items;
-            m.chunks.insert(id, (d, items));
+        if m.bytes + weight <= MAX_BYTES {
+            m.bytes += weight;
+            m.chunks.insert(id, (d, weight));
         }
     }
 
@@ -51,7 +63,7 @@ impl Handoff {
             }
             freed += entry.remove().1;
         }
-        m.items -= freed;
+        m.bytes -= freed;
         found.map(|f| f.0)
     }
 
@@ -71,14 +83,14 @@ mod tests {
     #[test]
     fn bounded_and_in_order() {
         let h = Handoff::default();
-        let per = MAX_ITEMS / 48;
+        let per = MAX_BYTES / 48;
         for id in 1..=100 {
-            h.offer(id, Decoded::Spans(TracesData::default()), per);
+            h.offer(id, Decoded::Spans(vec![0; per]), 0);
         }
         assert_eq!(h.len(), 48, "full: the rest go through SQLite");
         assert!(h.take(3).is_some());
         assert_eq!(h.len(), 45, "1 and 2 forgotten with 3 taken");
-        h.offer(101, Decoded::Spans(TracesData::default()), 3 * per);
+        h.offer(101, Decoded::Spans(vec![0; 3 * per]), 0);
         assert_eq!(h.len(), 46, "room again");
         assert!(h.take(2).is_none());
         assert!(h.take(1000).is_none());

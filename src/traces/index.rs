@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogsData;
-use opentelemetry_proto::tonic::trace::v1::TracesData;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use parking_lot::Mutex;
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{BytesColumn, Column};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
@@ -32,6 +32,7 @@ use tantivy::{
 
 use super::model::{self, TagValue};
 use super::tagquery::{Cmp, Match, TagFilter};
+use super::wire::{self, AnyRef, WireError};
 
 const KIND_SPAN: u64 = 1;
 const KIND_LOG: u64 = 2;
@@ -67,19 +68,23 @@ pub struct Fields {
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let fields = Fields {
-        kind: b.add_u64_field("kind", INDEXED | FAST),
+        kind: b.add_u64_field("kind", INDEXED),
         chunk: b.add_u64_field("chunk", INDEXED | FAST),
         ord: b.add_u64_field("ord", FAST),
-        trace_id: b.add_text_field("trace_id", STRING | FAST),
-        service: b.add_text_field("service", STRING | FAST),
+        // The id's 16 bytes, not its 32 hex digits: half the term bytes to hash and store.
+        trace_id: b.add_bytes_field("trace_id", INDEXED | FAST),
+        service: b.add_text_field("service", STRING),
         operation: b.add_text_field("operation", STRING),
         span_kind: b.add_u64_field("span_kind", INDEXED),
-        start: b.add_u64_field("start", INDEXED | FAST),
-        duration: b.add_u64_field("duration", INDEXED | FAST),
+        // Times, durations and severities are read from their columns only: a range query on a
+        // fast field scans the column (Tantivy prefers it even when the field is indexed too),
+        // so indexing them only added a near-unique term to every document (issue 25).
+        start: b.add_u64_field("start", FAST),
+        duration: b.add_u64_field("duration", FAST),
         tag: b.add_text_field("tag", STRING),
         num: b.add_text_field("num", STRING),
         text: b.add_text_field("text", TEXT),
-        severity: b.add_u64_field("severity", INDEXED | FAST),
+        severity: b.add_u64_field("severity", FAST),
         res: b.add_u64_field("res", INDEXED | FAST),
         rtag: b.add_text_field("rtag", STRING),
         rnum: b.add_text_field("rnum", STRING),
@@ -262,12 +267,9 @@ impl SearchIndex {
     pub fn chunks_for_trace(&self, trace: &[u8; 16]) -> Result<Vec<i64>, IndexError> {
         let q = BooleanQuery::new(vec![
             (Occur::Must, term_u64(self.fields.kind, KIND_SPAN)),
-            (
-                Occur::Must,
-                term_text(self.fields.trace_id, &hex::encode(trace)),
-            ),
+            (Occur::Must, term_bytes(self.fields.trace_id, trace)),
         ]);
-        let set = self.reader.searcher().search(&q, &ChunkSet)?;
+        let set = self.reader.searcher().search(&q, &U64Set("chunk"))?;
         let mut v: Vec<i64> = set.into_iter().map(|c| c as i64).collect();
         v.sort_unstable();
         Ok(v)
@@ -303,13 +305,14 @@ impl SearchIndex {
             )?;
             let mut seen = HashSet::new();
             let mut out = Vec::new();
-            let mut columns: HashMap<u32, Option<StrColumn>> = HashMap::new();
+            let mut columns: HashMap<u32, Option<BytesColumn>> = HashMap::new();
+            let mut bytes = Vec::with_capacity(16);
             for (_, addr) in &top {
                 let col = columns.entry(addr.segment_ord).or_insert_with(|| {
                     searcher
                         .segment_reader(addr.segment_ord)
                         .fast_fields()
-                        .str("trace_id")
+                        .bytes("trace_id")
                         .ok()
                         .flatten()
                 });
@@ -317,9 +320,9 @@ impl SearchIndex {
                 let Some(ord) = col.term_ords(addr.doc_id).next() else {
                     continue;
                 };
-                let mut hex_id = String::new();
-                if col.ord_to_str(ord, &mut hex_id).is_ok()
-                    && let Some(id) = model::parse_trace_id(&hex_id)
+                bytes.clear();
+                if col.ord_to_bytes(ord, &mut bytes).is_ok()
+                    && let Some(id) = padded_trace_id(&bytes)
                     && seen.insert(id)
                 {
                     out.push(id);
@@ -343,7 +346,7 @@ impl SearchIndex {
             clauses.push(term_text(f.service, svc));
         }
         if let Some(t) = &s.trace_id {
-            clauses.push(term_text(f.trace_id, &hex::encode(t)));
+            clauses.push(term_bytes(f.trace_id, t));
         }
         if let Some(r) = range_u64(f.severity, s.min_severity, None) {
             clauses.push(r);
@@ -499,6 +502,24 @@ fn term_u64(field: Field, v: u64) -> Box<dyn Query> {
     ))
 }
 
+fn term_bytes(field: Field, v: &[u8]) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_bytes(field, v),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// A 16-byte trace id from an indexed one; a shorter id is padded with leading zeros (as its
+/// hex form is by [`model::parse_trace_id`]), a longer one is not a trace id.
+fn padded_trace_id(bytes: &[u8]) -> Option<[u8; 16]> {
+    if bytes.is_empty() || bytes.len() > 16 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    out[16 - bytes.len()..].copy_from_slice(bytes);
+    Some(out)
+}
+
 fn term_text(field: Field, v: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(
         Term::from_field_text(field, v),
@@ -536,26 +557,15 @@ fn write_num_term(out: &mut String, key: &str, x: f64) {
     let _ = write!(out, "{key}{SEP}{sortable:016x}");
 }
 
-/// Lowercase hex of an id, written in `buf` when it is at most 16 bytes (trace ids are).
-fn hex_str<'a>(id: &[u8], buf: &'a mut [u8; 32]) -> std::borrow::Cow<'a, str> {
-    if id.len() > 16 {
-        return hex::encode(id).into();
-    }
-    let out = &mut buf[..id.len() * 2];
-    hex::encode_to_slice(id, out).expect("twice the length");
-    std::str::from_utf8(out).expect("hex is ASCII").into()
-}
-
-/// Collects the distinct `chunk` values of the matching documents.
 /// Collects the distinct values of a u64 fast field over the matching documents.
 struct U64Set(&'static str);
 
 impl Collector for U64Set {
     type Fruit = HashSet<u64>;
-    type Child = ChunkSetSegment;
+    type Child = U64SetSegment;
 
-    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<ChunkSetSegment> {
-        Ok(ChunkSetSegment {
+    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<U64SetSegment> {
+        Ok(U64SetSegment {
             column: segment.fast_fields().u64(self.0)?,
             out: HashSet::new(),
         })
@@ -570,34 +580,12 @@ impl Collector for U64Set {
     }
 }
 
-struct ChunkSet;
-
-struct ChunkSetSegment {
+struct U64SetSegment {
     column: Column<u64>,
     out: HashSet<u64>,
 }
 
-impl Collector for ChunkSet {
-    type Fruit = HashSet<u64>;
-    type Child = ChunkSetSegment;
-
-    fn for_segment(&self, _: u32, segment: &SegmentReader) -> tantivy::Result<ChunkSetSegment> {
-        Ok(ChunkSetSegment {
-            column: segment.fast_fields().u64("chunk")?,
-            out: HashSet::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<HashSet<u64>>) -> tantivy::Result<HashSet<u64>> {
-        Ok(fruits.into_iter().flatten().collect())
-    }
-}
-
-impl SegmentCollector for ChunkSetSegment {
+impl SegmentCollector for U64SetSegment {
     type Fruit = HashSet<u64>;
 
     fn collect(&mut self, doc: DocId, _: Score) {
@@ -700,14 +688,32 @@ impl SegmentCollector for VolumeSegment {
 pub struct DocBuilder {
     pub fields: Fields,
     pub max_value_len: usize,
-    /// Keys of the resource documents given to the current writer (a restart, or a new writer
-    /// after a failure, indexes each resource it meets once more; a duplicate resource document
-    /// matches exactly as the first).
-    pub resources: Mutex<HashSet<u64>>,
+    /// Keys of the resource documents given to the current writer, with the resource's service
+    /// name (a restart, or a new writer after a failure, indexes each resource it meets once
+    /// more; a duplicate resource document matches exactly as the first).
+    pub resources: Mutex<HashMap<u64, String>>,
+}
+
+/// Why a chunk's spans were not all indexed: the index failed, or the chunk is damaged.
+enum SpansError {
+    Index(tantivy::TantivyError),
+    Chunk(WireError),
+}
+
+impl From<tantivy::TantivyError> for SpansError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        SpansError::Index(e)
+    }
+}
+
+impl From<WireError> for SpansError {
+    fn from(e: WireError) -> Self {
+        SpansError::Chunk(e)
+    }
 }
 
 /// A resource's key: a hash of its attributes (its whole protobuf encoding).
-fn resource_key(r: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> u64 {
+fn resource_key(r: Option<&Resource>) -> u64 {
     use prost::Message as _;
     let bytes = r.map(|r| r.encode_to_vec()).unwrap_or_default();
     xxhash_rust::xxh3::xxh3_64(&bytes)
@@ -762,6 +768,27 @@ impl DocBuilder {
     /// One tag from its OTLP value, with the same text and number as [`model::tag_value`] gives.
     fn tag_any(&self, doc: &mut TantivyDocument, b: &mut TermBuf, k: &str, v: Option<&AnyValue>) {
         use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let r = match v.and_then(|v| v.value.as_ref()) {
+            None => AnyRef::None,
+            Some(Value::StringValue(s)) => AnyRef::Str(s),
+            Some(Value::BoolValue(x)) => AnyRef::Bool(*x),
+            Some(Value::IntValue(i)) => AnyRef::Int(*i),
+            Some(Value::DoubleValue(d)) => AnyRef::Double(*d),
+            Some(Value::BytesValue(x)) => AnyRef::Bytes(x),
+            Some(Value::StringValueStrindex(i)) => AnyRef::StrIndex(*i),
+            Some(Value::ArrayValue(_)) | Some(Value::KvlistValue(_)) => {
+                let json = v
+                    .map(|v| model::any_to_json(v).to_string())
+                    .unwrap_or_default();
+                self.tag_text(doc, b.fields.0, &mut b.term, k, &json);
+                return;
+            }
+        };
+        self.tag_ref(doc, b, k, r)
+    }
+
+    /// One tag from its value as the wire reader gives it.
+    fn tag_ref(&self, doc: &mut TantivyDocument, b: &mut TermBuf, k: &str, v: AnyRef<'_>) {
         use std::fmt::Write as _;
         let TermBuf {
             term,
@@ -770,41 +797,42 @@ impl DocBuilder {
         } = b;
         let (tag, num) = (*tag, *num);
         value.clear();
-        let number = match v.and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => {
+        let number = match v {
+            AnyRef::Str(s) => {
                 self.tag_text(doc, tag, term, k, s);
                 return;
             }
-            None => {
+            AnyRef::None => {
                 self.tag_text(doc, tag, term, k, "");
                 return;
             }
-            Some(Value::BoolValue(x)) => {
-                self.tag_text(doc, tag, term, k, if *x { "true" } else { "false" });
+            AnyRef::Bool(x) => {
+                self.tag_text(doc, tag, term, k, if x { "true" } else { "false" });
                 return;
             }
-            Some(Value::IntValue(i)) => {
+            AnyRef::Int(i) => {
                 let _ = write!(value, "{i}");
-                Some(*i as f64)
+                Some(i as f64)
             }
-            Some(Value::StringValueStrindex(i)) => {
+            AnyRef::StrIndex(i) => {
                 let _ = write!(value, "{i}");
-                Some(f64::from(*i))
+                Some(f64::from(i))
             }
-            Some(Value::DoubleValue(d)) => {
+            AnyRef::Double(d) => {
                 let _ = write!(value, "{d}");
-                Some(*d)
+                Some(d)
             }
-            Some(Value::BytesValue(bytes)) => {
+            AnyRef::Bytes(bytes) => {
                 for x in bytes {
                     let _ = write!(value, "{x:02x}");
                 }
                 None
             }
-            Some(Value::ArrayValue(_)) | Some(Value::KvlistValue(_)) => {
-                let json = v
-                    .map(|v| model::any_to_json(v).to_string())
-                    .unwrap_or_default();
+            AnyRef::Nested(any_value) => {
+                // A value the wire reader took apart decodes; if not, it has no terms.
+                let Ok(json) = AnyRef::nested_json(any_value) else {
+                    return;
+                };
                 value.push_str(&json);
                 None
             }
@@ -813,6 +841,24 @@ impl DocBuilder {
         if let Some(x) = number {
             self.tag_num(doc, num, term, k, x);
         }
+    }
+
+    /// A span's tags besides its attributes, with the terms [`Self::add_tags`] gives them.
+    fn add_extras(&self, doc: &mut TantivyDocument, b: &mut TermBuf, extras: &model::SpanExtras) {
+        use std::fmt::Write as _;
+        let tag = b.fields.0;
+        extras.for_each(|k, v| match v {
+            model::ExtraValue::Str(s) => self.tag_text(doc, tag, &mut b.term, k, s),
+            model::ExtraValue::Bool(x) => {
+                self.tag_text(doc, tag, &mut b.term, k, if x { "true" } else { "false" })
+            }
+            model::ExtraValue::I64(n) => {
+                b.value.clear();
+                let _ = write!(b.value, "{n}");
+                self.tag_text(doc, tag, &mut b.term, k, &b.value);
+                self.tag_num(doc, b.fields.1, &mut b.term, k, n as f64);
+            }
+        });
     }
 
     fn add_tags(&self, doc: &mut TantivyDocument, b: &mut TermBuf, tags: &[(String, TagValue)]) {
@@ -836,71 +882,104 @@ impl DocBuilder {
         }
     }
 
-    /// The key of a resource, indexing its document first if the writer has not had it.
-    fn resource(
+    /// Indexes a resource's document under `key` if the writer has not had it; returns its
+    /// service name.
+    fn resource_doc(
         &self,
         writer: &IndexWriter,
-        r: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
-    ) -> tantivy::Result<u64> {
+        key: u64,
+        r: Option<&Resource>,
+    ) -> tantivy::Result<String> {
+        let service = model::service_name(r);
+        let f = self.fields;
+        let mut doc = TantivyDocument::new();
+        doc.add_u64(f.kind, KIND_RESOURCE);
+        doc.add_u64(f.res, key);
+        let mut rb = TermBuf::new(f.rtag, f.rnum);
+        self.add_tags(&mut doc, &mut rb, &model::process_tags(r));
+        writer.add_document(doc)?;
+        self.resources.lock().insert(key, service.clone());
+        Ok(service)
+    }
+
+    /// The key of a resource, indexing its document first if the writer has not had it.
+    fn resource(&self, writer: &IndexWriter, r: Option<&Resource>) -> tantivy::Result<u64> {
         let key = resource_key(r);
-        if self.resources.lock().insert(key) {
-            let f = self.fields;
-            let mut doc = TantivyDocument::new();
-            doc.add_u64(f.kind, KIND_RESOURCE);
-            doc.add_u64(f.res, key);
-            let mut rb = TermBuf::new(f.rtag, f.rnum);
-            self.add_tags(&mut doc, &mut rb, &model::process_tags(r));
-            writer.add_document(doc)?;
+        if !self.resources.lock().contains_key(&key) {
+            self.resource_doc(writer, key, r)?;
         }
         Ok(key)
     }
 
+    /// The key and service name of a resource given as its encoding (`None`: no resource),
+    /// indexing its document first if the writer has not had it.
+    fn resource_raw(
+        &self,
+        writer: &IndexWriter,
+        raw: Option<&[u8]>,
+    ) -> Result<(u64, String), SpansError> {
+        use prost::Message as _;
+        let key = xxhash_rust::xxh3::xxh3_64(raw.unwrap_or_default());
+        if let Some(service) = self.resources.lock().get(&key) {
+            return Ok((key, service.clone()));
+        }
+        let r = raw
+            .map(Resource::decode)
+            .transpose()
+            .map_err(|_| WireError::new("undecodable resource"))?;
+        Ok((key, self.resource_doc(writer, key, r.as_ref())?))
+    }
+
+    /// Indexes a chunk's spans from the protobuf encoding of its `TracesData`, read in place.
+    /// The outer error is the index's (the writer is done for); the inner one says the chunk is
+    /// damaged (the spans before the damage are indexed).
     pub fn add_spans(
         &self,
         writer: &IndexWriter,
         chunk: i64,
-        data: &TracesData,
-    ) -> tantivy::Result<()> {
+        traces_data: &[u8],
+    ) -> tantivy::Result<Result<(), WireError>> {
         let f = self.fields;
         let mut ord = 0u64;
         let mut b = TermBuf::new(f.tag, f.num);
-        let mut hex_id = [0u8; 32];
-        for rs in &data.resource_spans {
-            let service = model::service_name(rs.resource.as_ref());
-            let res = self.resource(writer, rs.resource.as_ref())?;
-            for ss in &rs.scope_spans {
-                for span in &ss.spans {
-                    let mut doc = TantivyDocument::new();
-                    doc.add_u64(f.kind, KIND_SPAN);
-                    doc.add_u64(f.chunk, chunk as u64);
-                    doc.add_u64(f.ord, ord);
-                    ord += 1;
-                    doc.add_text(f.trace_id, hex_str(&span.trace_id, &mut hex_id));
-                    doc.add_text(f.service, &service);
-                    // The name is matched whole (`operation`); no search tokenises span names.
-                    doc.add_text(f.operation, &span.name);
-                    doc.add_u64(f.span_kind, span.kind.max(0) as u64);
-                    doc.add_u64(f.start, span.start_time_unix_nano / 1000);
-                    doc.add_u64(
-                        f.duration,
-                        span.end_time_unix_nano
-                            .saturating_sub(span.start_time_unix_nano),
-                    );
-                    self.add_attributes(&mut doc, &mut b, &span.attributes);
-                    self.add_tags(
-                        &mut doc,
-                        &mut b,
-                        &model::span_extra_tags(ss.scope.as_ref(), span),
-                    );
-                    doc.add_u64(f.res, res);
-                    for ev in &span.events {
-                        self.add_attributes(&mut doc, &mut b, &ev.attributes);
-                    }
-                    writer.add_document(doc)?;
-                }
+        let mut resource: Option<(usize, u64, String)> = None;
+        let walked = wire::for_each_span(traces_data, |place, raw| -> Result<(), SpansError> {
+            if resource.as_ref().is_none_or(|r| r.0 != place.resource_ord) {
+                let (key, service) = self.resource_raw(writer, place.resource)?;
+                resource = Some((place.resource_ord, key, service));
             }
+            let Some((_, res, service)) = &resource else {
+                unreachable!("set above")
+            };
+            let scope = place
+                .scope
+                .map(wire::scope_name_version)
+                .transpose()?
+                .unwrap_or(("", ""));
+            let span = wire::SpanRef::parse(raw)?;
+            let mut doc = TantivyDocument::new();
+            doc.add_u64(f.kind, KIND_SPAN);
+            doc.add_u64(f.chunk, chunk as u64);
+            doc.add_u64(f.ord, ord);
+            ord += 1;
+            doc.add_bytes(f.trace_id, span.trace_id);
+            doc.add_text(f.service, service);
+            // The name is matched whole (`operation`); no search tokenises span names.
+            doc.add_text(f.operation, span.name);
+            doc.add_u64(f.span_kind, span.kind.max(0) as u64);
+            doc.add_u64(f.start, span.start / 1000);
+            doc.add_u64(f.duration, span.end.saturating_sub(span.start));
+            span.attributes(|k, v| self.tag_ref(&mut doc, &mut b, k, v))?;
+            self.add_extras(&mut doc, &mut b, &span.extras(scope));
+            doc.add_u64(f.res, *res);
+            writer.add_document(doc)?;
+            Ok(())
+        });
+        match walked {
+            Ok(()) => Ok(Ok(())),
+            Err(SpansError::Chunk(e)) => Ok(Err(e)),
+            Err(SpansError::Index(e)) => Err(e),
         }
-        Ok(())
     }
 
     pub fn add_logs(
@@ -912,7 +991,6 @@ impl DocBuilder {
         let f = self.fields;
         let mut ord = 0u64;
         let mut b = TermBuf::new(f.tag, f.num);
-        let mut hex_id = [0u8; 32];
         for rl in &data.resource_logs {
             let service = model::service_name(rl.resource.as_ref());
             let res = self.resource(writer, rl.resource.as_ref())?;
@@ -924,7 +1002,7 @@ impl DocBuilder {
                     doc.add_u64(f.ord, ord);
                     ord += 1;
                     if !rec.trace_id.is_empty() {
-                        doc.add_text(f.trace_id, hex_str(&rec.trace_id, &mut hex_id));
+                        doc.add_bytes(f.trace_id, &rec.trace_id);
                     }
                     doc.add_text(f.service, &service);
                     let time = if rec.time_unix_nano != 0 {
@@ -972,6 +1050,162 @@ mod tests {
         let (search, _w) = SearchIndex::open(dir.path()).unwrap();
         assert_eq!(search.watermark(), 0, "indexed again from the start");
         assert!(search.index.schema().get_field("res").is_ok());
+    }
+
+    /// Every tag a span shows (its attributes, its events', the extras, its resource's) is found
+    /// by an exact search on its text, numbers by a range, and a wrong value finds nothing: the
+    /// terms taken from the encoding in place are those of the decoded values.
+    #[test]
+    fn every_tag_of_an_encoded_span_is_searchable() {
+        use opentelemetry_proto::tonic::common::v1::{
+            ArrayValue, InstrumentationScope, KeyValueList, any_value::Value,
+        };
+        use opentelemetry_proto::tonic::trace::v1::{
+            ResourceSpans, ScopeSpans, Span, Status, TracesData, span::Event,
+        };
+        use prost::Message as _;
+        let kv = |k: &str, v: Value| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
+        let resource = Resource {
+            attributes: vec![
+                kv("service.name", Value::StringValue("checkout".into())),
+                kv("host.name", Value::StringValue("gpu-7".into())),
+                kv("host.cores", Value::IntValue(64)),
+            ],
+            ..Default::default()
+        };
+        let scope = InstrumentationScope {
+            name: "lib".into(),
+            version: "2.1".into(),
+            ..Default::default()
+        };
+        let span = Span {
+            trace_id: vec![7; 16],
+            span_id: vec![1; 8],
+            name: "GET /cart".into(),
+            kind: 3,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_250_000_000,
+            trace_state: "vendor=x".into(),
+            attributes: vec![
+                kv("http.route", Value::StringValue("/cart/{id}".into())),
+                kv("http.status_code", Value::IntValue(503)),
+                kv("ratio", Value::DoubleValue(0.25)),
+                kv("cached", Value::BoolValue(false)),
+                kv("blob", Value::BytesValue(vec![0xde, 0xad])),
+                kv(
+                    "list",
+                    Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(Value::StringValue("a".into())),
+                        }],
+                    }),
+                ),
+                kv(
+                    "map",
+                    Value::KvlistValue(KeyValueList {
+                        values: vec![kv("k", Value::IntValue(1))],
+                    }),
+                ),
+                kv("idx", Value::StringValueStrindex(4)),
+                KeyValue {
+                    key: "empty".into(),
+                    value: None,
+                    ..Default::default()
+                },
+            ],
+            events: vec![Event {
+                name: "retry".into(),
+                attributes: vec![kv("attempt", Value::IntValue(2))],
+                ..Default::default()
+            }],
+            dropped_attributes_count: 5,
+            status: Some(Status {
+                code: 2,
+                message: "upstream reset".into(),
+            }),
+            ..Default::default()
+        };
+        let mut tags: Vec<(String, TagValue)> = model::attributes(&span.attributes)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        tags.extend(model::attributes(&span.events[0].attributes).map(|(k, v)| (k.to_string(), v)));
+        tags.extend(model::span_extra_tags(Some(&scope), &span));
+        tags.extend(model::process_tags(Some(&resource)));
+        assert_eq!(tags.len(), 9 + 1 + 8 + 2, "{tags:?}");
+        let data = TracesData {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(resource),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(scope),
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (search, mut writer) = SearchIndex::open(dir.path()).unwrap();
+        let builder = DocBuilder {
+            fields: search.fields(),
+            max_value_len: 4096,
+            resources: Mutex::new(HashMap::new()),
+        };
+        builder
+            .add_spans(&writer, 1, &data.encode_to_vec())
+            .unwrap()
+            .unwrap();
+        search.commit(&mut writer, 1, &Pending::default()).unwrap();
+        let find = |filter: TagFilter| {
+            search
+                .search_traces(&TraceSearch {
+                    service: Some("checkout".into()),
+                    operation: Some("GET /cart".into()),
+                    span_kind: Some(3),
+                    tags: vec![filter],
+                    min_duration_ns: Some(250_000_000),
+                    max_duration_ns: Some(250_000_000),
+                    limit: 5,
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let exact = |k: &str, v: String| TagFilter {
+            key: k.into(),
+            negated: false,
+            matcher: Match::Exact(v),
+        };
+        for (k, v) in &tags {
+            assert_eq!(find(exact(k, v.as_text())), vec![[7; 16]], "{k}={v:?}");
+            assert!(
+                find(exact(k, format!("{}~", v.as_text()))).is_empty(),
+                "{k}"
+            );
+            if let Some(x) = v.as_f64() {
+                let at_least = TagFilter {
+                    key: k.clone(),
+                    negated: false,
+                    matcher: Match::Number(Cmp::Ge, x),
+                };
+                assert_eq!(find(at_least), vec![[7; 16]], "{k} >= {x}");
+                let above = TagFilter {
+                    key: k.clone(),
+                    negated: false,
+                    matcher: Match::Number(Cmp::Gt, x),
+                };
+                assert!(find(above).is_empty(), "{k} > {x}");
+            }
+        }
+        assert_eq!(search.chunks_for_trace(&[7; 16]).unwrap(), vec![1]);
+        // A damaged chunk: the error says so, and the spans before the damage are indexed.
+        let raw = data.encode_to_vec();
+        let damaged = builder
+            .add_spans(&writer, 2, &raw[..raw.len() - 3])
+            .unwrap();
+        assert!(damaged.is_err());
     }
 
     #[test]

@@ -17,9 +17,11 @@ pub mod logscan;
 pub mod model;
 pub mod params;
 pub mod tagquery;
+pub mod wire;
 pub mod writer;
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -29,6 +31,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use prost::Message as _;
 use tokio::sync::oneshot;
 
 use crate::config::TracesConfig;
@@ -558,6 +561,21 @@ impl TraceStore {
     }
 }
 
+/// A damaged chunk met while reading a trace back.
+struct ReadError(String);
+
+impl From<wire::WireError> for ReadError {
+    fn from(e: wire::WireError) -> Self {
+        ReadError(e.to_string())
+    }
+}
+
+impl From<prost::DecodeError> for ReadError {
+    fn from(e: prost::DecodeError) -> Self {
+        ReadError(format!("chunk protobuf decode failed: {e}"))
+    }
+}
+
 fn read_err(e: rusqlite::Error) -> StoreError {
     StoreError::Read(e.to_string())
 }
@@ -610,26 +628,42 @@ impl Inner {
         let mut out: Vec<Vec<StoredSpan>> = vec![Vec::new(); ids.len()];
         let mut seen: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); ids.len()];
         for (_, blob) in self.load_chunks(&chunks)? {
-            let data = chunk::decode_spans(&blob).map_err(|e| StoreError::Read(e.to_string()))?;
-            for rs in data.resource_spans {
-                let resource = Arc::new(rs.resource);
-                for ss in rs.scope_spans {
-                    let scope = Arc::new(ss.scope);
-                    for span in ss.spans {
-                        let Some(&i) = slot.get(span.trace_id.as_slice()) else {
-                            continue;
-                        };
-                        // A retried export may store a span twice; show it once.
-                        if seen[i].insert(span.span_id.clone()) {
-                            out[i].push(StoredSpan {
-                                resource: resource.clone(),
-                                scope: scope.clone(),
-                                span,
-                            });
-                        }
-                    }
+            let raw = chunk::inflate_spans(&blob).map_err(|e| StoreError::Read(e.to_string()))?;
+            // Only the spans of the wanted traces are decoded (issue 25: a chunk holds 512
+            // spans of many traces), with their resource and scope decoded once per chunk.
+            let mut resources: HashMap<usize, Arc<Option<Resource>>> = HashMap::new();
+            let mut scopes: HashMap<usize, Arc<Option<InstrumentationScope>>> = HashMap::new();
+            wire::for_each_span(&raw, |place, raw_span| -> Result<(), ReadError> {
+                let Some(&i) = slot.get(wire::trace_id(raw_span)?) else {
+                    return Ok(());
+                };
+                let span = Span::decode(raw_span)?;
+                // A retried export may store a span twice; show it once.
+                if !seen[i].insert(span.span_id.clone()) {
+                    return Ok(());
                 }
-            }
+                let resource = match resources.entry(place.resource_ord) {
+                    Entry::Occupied(e) => e.get().clone(),
+                    Entry::Vacant(e) => e
+                        .insert(Arc::new(place.resource.map(Resource::decode).transpose()?))
+                        .clone(),
+                };
+                let scope = match scopes.entry(place.scope_ord) {
+                    Entry::Occupied(e) => e.get().clone(),
+                    Entry::Vacant(e) => e
+                        .insert(Arc::new(
+                            place.scope.map(InstrumentationScope::decode).transpose()?,
+                        ))
+                        .clone(),
+                };
+                out[i].push(StoredSpan {
+                    resource,
+                    scope,
+                    span,
+                });
+                Ok(())
+            })
+            .map_err(|e| StoreError::Read(e.0))?;
         }
         Ok(out)
     }
@@ -659,8 +693,10 @@ fn index_new_chunks(
         for (id, signal) in rows {
             // The writer's decoded copy when it is still there; SQLite otherwise.
             match handoff.take(id) {
-                Some(handoff::Decoded::Spans(d)) => {
-                    builder.add_spans(writer, id, &d)?;
+                Some(handoff::Decoded::Spans(raw)) => {
+                    if let Err(e) = builder.add_spans(writer, id, &raw)? {
+                        tracing::error!(chunk = id, error = %e, "damaged span chunk not fully indexed");
+                    }
                     after = id;
                     continue;
                 }
@@ -678,8 +714,12 @@ fn index_new_chunks(
                 continue;
             };
             match chunk::Signal::from_i64(signal) {
-                Some(chunk::Signal::Spans) => match chunk::decode_spans(&blob) {
-                    Ok(d) => builder.add_spans(writer, id, &d)?,
+                Some(chunk::Signal::Spans) => match chunk::inflate_spans(&blob) {
+                    Ok(raw) => {
+                        if let Err(e) = builder.add_spans(writer, id, &raw)? {
+                            tracing::error!(chunk = id, error = %e, "damaged span chunk not fully indexed");
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(chunk = id, error = %e, "unreadable span chunk not indexed")
                     }

@@ -165,63 +165,103 @@ pub fn span_tags(scope: Option<&InstrumentationScope>, span: &Span) -> Vec<(Stri
     tags
 }
 
-/// The tags of a span besides its attributes: scope, kind, status, trace state, dropped counts.
+/// What a span's tags besides its attributes are made of, borrowed from a decoded span
+/// ([`SpanExtras::of`]) or from its encoding (`wire::SpanRef::extras`).
+#[derive(Debug, Clone, Copy)]
+pub struct SpanExtras<'a> {
+    pub scope_name: &'a str,
+    pub scope_version: &'a str,
+    pub kind: i32,
+    pub status_code: i32,
+    pub status_message: &'a str,
+    pub trace_state: &'a str,
+    /// Dropped attributes, events and links.
+    pub dropped: [u32; 3],
+}
+
+/// One of those tags' values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExtraValue<'a> {
+    Str(&'a str),
+    Bool(bool),
+    I64(i64),
+}
+
+impl<'a> SpanExtras<'a> {
+    pub fn of(scope: Option<&'a InstrumentationScope>, span: &'a Span) -> SpanExtras<'a> {
+        let status = span.status.as_ref();
+        SpanExtras {
+            scope_name: scope.map_or("", |s| s.name.as_str()),
+            scope_version: scope.map_or("", |s| s.version.as_str()),
+            kind: span.kind,
+            status_code: status.map_or(0, |s| s.code),
+            status_message: status.map_or("", |s| s.message.as_str()),
+            trace_state: &span.trace_state,
+            dropped: [
+                span.dropped_attributes_count,
+                span.dropped_events_count,
+                span.dropped_links_count,
+            ],
+        }
+    }
+
+    /// Calls `f` with each tag: the scope's name and version, `span.kind`, the status (`error`,
+    /// `otel.status_code`, `otel.status_description`), `w3c.tracestate`, and the dropped counts
+    /// that are not zero.
+    pub fn for_each(&self, mut f: impl FnMut(&'static str, ExtraValue<'a>)) {
+        if !self.scope_name.is_empty() {
+            f("otel.scope.name", ExtraValue::Str(self.scope_name));
+        }
+        if !self.scope_version.is_empty() {
+            f("otel.scope.version", ExtraValue::Str(self.scope_version));
+        }
+        if let Some(kind) = kind_name(self.kind) {
+            f("span.kind", ExtraValue::Str(kind));
+        }
+        match StatusCode::try_from(self.status_code).unwrap_or(StatusCode::Unset) {
+            StatusCode::Error => {
+                f("error", ExtraValue::Bool(true));
+                f("otel.status_code", ExtraValue::Str("ERROR"));
+                if !self.status_message.is_empty() {
+                    f(
+                        "otel.status_description",
+                        ExtraValue::Str(self.status_message),
+                    );
+                }
+            }
+            StatusCode::Ok => f("otel.status_code", ExtraValue::Str("OK")),
+            StatusCode::Unset => {}
+        }
+        if !self.trace_state.is_empty() {
+            f("w3c.tracestate", ExtraValue::Str(self.trace_state));
+        }
+        let names = [
+            "otel.dropped_attributes_count",
+            "otel.dropped_events_count",
+            "otel.dropped_links_count",
+        ];
+        for (k, n) in names.into_iter().zip(self.dropped) {
+            if n > 0 {
+                f(k, ExtraValue::I64(i64::from(n)));
+            }
+        }
+    }
+}
+
+/// A span's tags besides its attributes (see [`SpanExtras::for_each`]), as Jaeger shows them.
 pub fn span_extra_tags(
     scope: Option<&InstrumentationScope>,
     span: &Span,
 ) -> Vec<(String, TagValue)> {
-    let mut tags: Vec<(String, TagValue)> = Vec::new();
-    if let Some(scope) = scope {
-        if !scope.name.is_empty() {
-            tags.push(("otel.scope.name".into(), TagValue::Str(scope.name.clone())));
-        }
-        if !scope.version.is_empty() {
-            tags.push((
-                "otel.scope.version".into(),
-                TagValue::Str(scope.version.clone()),
-            ));
-        }
-    }
-    if let Some(kind) = kind_name(span.kind) {
-        tags.push(("span.kind".into(), TagValue::Str(kind.into())));
-    }
-    if let Some(status) = &span.status {
-        match StatusCode::try_from(status.code).unwrap_or(StatusCode::Unset) {
-            StatusCode::Error => {
-                tags.push(("error".into(), TagValue::Bool(true)));
-                tags.push(("otel.status_code".into(), TagValue::Str("ERROR".into())));
-                if !status.message.is_empty() {
-                    tags.push((
-                        "otel.status_description".into(),
-                        TagValue::Str(status.message.clone()),
-                    ));
-                }
-            }
-            StatusCode::Ok => {
-                tags.push(("otel.status_code".into(), TagValue::Str("OK".into())));
-            }
-            StatusCode::Unset => {}
-        }
-    }
-    if !span.trace_state.is_empty() {
-        tags.push((
-            "w3c.tracestate".into(),
-            TagValue::Str(span.trace_state.clone()),
-        ));
-    }
-    let dropped = [
-        (
-            "otel.dropped_attributes_count",
-            span.dropped_attributes_count,
-        ),
-        ("otel.dropped_events_count", span.dropped_events_count),
-        ("otel.dropped_links_count", span.dropped_links_count),
-    ];
-    for (k, n) in dropped {
-        if n > 0 {
-            tags.push((k.into(), TagValue::I64(i64::from(n))));
-        }
-    }
+    let mut tags = Vec::new();
+    SpanExtras::of(scope, span).for_each(|k, v| {
+        let v = match v {
+            ExtraValue::Str(s) => TagValue::Str(s.to_string()),
+            ExtraValue::Bool(b) => TagValue::Bool(b),
+            ExtraValue::I64(n) => TagValue::I64(n),
+        };
+        tags.push((k.to_string(), v));
+    });
     tags
 }
 

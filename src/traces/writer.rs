@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::logs::v1::{LogsData, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
+use prost::Message as _;
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
@@ -264,8 +265,8 @@ impl Writer {
                 }
             }
         }
-        let data = TracesData { resource_spans };
-        let blob = chunk::encode_spans(&data);
+        let raw = TracesData { resource_spans }.encode_to_vec();
+        let blob = chunk::encode_spans_raw(&raw);
         NewChunk {
             signal: chunk::Signal::Spans,
             min_time: if items == 0 { 0 } else { min_time },
@@ -273,7 +274,7 @@ impl Writer {
             items,
             blob,
             traces,
-            decoded: super::handoff::Decoded::Spans(data),
+            decoded: super::handoff::Decoded::Spans(raw),
         }
     }
 
