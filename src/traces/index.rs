@@ -24,7 +24,9 @@ use tantivy::query::{
     AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery,
     TermSetQuery,
 };
-use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
+use tantivy::schema::{
+    BytesOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
+};
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, SegmentReader,
     TantivyDocument, Term,
@@ -66,28 +68,48 @@ pub struct Fields {
 }
 
 fn schema() -> (Schema, Fields) {
+    // No field norms anywhere: nothing is ranked by relevance (results are ordered by time), and
+    // a norm costs a byte per document for every indexed field, 11 bytes a span (issue 25).
+    let u64_indexed = NumericOptions::default().set_indexed();
+    let u64_indexed_fast = u64_indexed.clone().set_fast();
+    let u64_fast = NumericOptions::default().set_fast();
+    let whole = |record| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(record)
+                .set_fieldnorms(false),
+        )
+    };
+    let term = whole(IndexRecordOption::Basic);
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_fieldnorms(false),
+    );
     let mut b = Schema::builder();
     let fields = Fields {
-        kind: b.add_u64_field("kind", INDEXED),
-        chunk: b.add_u64_field("chunk", INDEXED | FAST),
-        ord: b.add_u64_field("ord", FAST),
+        kind: b.add_u64_field("kind", u64_indexed.clone()),
+        chunk: b.add_u64_field("chunk", u64_indexed_fast.clone()),
+        ord: b.add_u64_field("ord", u64_fast.clone()),
         // The id's 16 bytes, not its 32 hex digits: half the term bytes to hash and store.
-        trace_id: b.add_bytes_field("trace_id", INDEXED | FAST),
-        service: b.add_text_field("service", STRING),
-        operation: b.add_text_field("operation", STRING),
-        span_kind: b.add_u64_field("span_kind", INDEXED),
+        trace_id: b.add_bytes_field("trace_id", BytesOptions::default().set_indexed().set_fast()),
+        service: b.add_text_field("service", term.clone()),
+        operation: b.add_text_field("operation", term.clone()),
+        span_kind: b.add_u64_field("span_kind", u64_indexed.clone()),
         // Times, durations and severities are read from their columns only: a range query on a
         // fast field scans the column (Tantivy prefers it even when the field is indexed too),
         // so indexing them only added a near-unique term to every document (issue 25).
-        start: b.add_u64_field("start", FAST),
-        duration: b.add_u64_field("duration", FAST),
-        tag: b.add_text_field("tag", STRING),
-        num: b.add_text_field("num", STRING),
-        text: b.add_text_field("text", TEXT),
-        severity: b.add_u64_field("severity", FAST),
-        res: b.add_u64_field("res", INDEXED | FAST),
-        rtag: b.add_text_field("rtag", STRING),
-        rnum: b.add_text_field("rnum", STRING),
+        start: b.add_u64_field("start", u64_fast.clone()),
+        duration: b.add_u64_field("duration", u64_fast.clone()),
+        tag: b.add_text_field("tag", term.clone()),
+        num: b.add_text_field("num", term.clone()),
+        text: b.add_text_field("text", words),
+        severity: b.add_u64_field("severity", u64_fast),
+        res: b.add_u64_field("res", u64_indexed_fast),
+        rtag: b.add_text_field("rtag", term.clone()),
+        rnum: b.add_text_field("rnum", term),
     };
     (b.build(), fields)
 }
@@ -1042,7 +1064,7 @@ mod tests {
         {
             // The layout before resource documents: no `res` field.
             let mut b = Schema::builder();
-            b.add_u64_field("kind", INDEXED | FAST);
+            b.add_u64_field("kind", tantivy::schema::INDEXED | tantivy::schema::FAST);
             let index = Index::create_in_dir(dir.path(), b.build()).unwrap();
             let mut w: IndexWriter = index.writer_with_num_threads(1, 15 << 20).unwrap();
             w.commit().unwrap();
