@@ -691,7 +691,8 @@ fn index_new_chunks(
             return Ok(after);
         }
         for (id, signal) in rows {
-            // The writer's decoded copy when it is still there; SQLite otherwise.
+            // The writer's copy (spans encoded, records decoded) when it is still there; SQLite
+            // otherwise.
             match handoff.take(id) {
                 Some(handoff::Decoded::Spans(raw)) => {
                     if let Err(e) = builder.add_spans(writer, id, &raw)? {
