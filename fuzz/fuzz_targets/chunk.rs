@@ -12,9 +12,6 @@ fn walk(traces_data: &[u8]) {
         if let Some(scope) = place.scope {
             let _ = wire::scope_name_version(scope)?;
         }
-        if let Some(resource) = place.resource {
-            wire::resource_attributes(resource, |_, _| {})?;
-        }
         let s = wire::SpanRef::parse(span)?;
         s.attributes(|_, v| {
             if let wire::AnyRef::Nested(raw) = v {

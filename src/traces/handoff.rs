@@ -17,17 +17,17 @@ const MAX_BYTES: usize = 16 << 20;
 const LOG_RECORD_BYTES: usize = 2048;
 
 /// A chunk's content: spans as the protobuf encoding of their `TracesData`, records decoded.
-pub enum Decoded {
+pub enum Handed {
     Spans(Vec<u8>),
     Logs(LogsData),
 }
 
-impl Decoded {
+impl Handed {
     /// The bytes it is counted as, given the number of spans or records.
     pub fn weight(&self, items: usize) -> usize {
         match self {
-            Decoded::Spans(raw) => raw.len(),
-            Decoded::Logs(_) => items * LOG_RECORD_BYTES,
+            Handed::Spans(raw) => raw.len(),
+            Handed::Logs(_) => items * LOG_RECORD_BYTES,
         }
     }
 }
@@ -37,13 +37,13 @@ pub struct Handoff(Mutex<Held>);
 
 #[derive(Default)]
 struct Held {
-    chunks: BTreeMap<i64, (Decoded, usize)>,
+    chunks: BTreeMap<i64, (Handed, usize)>,
     bytes: usize,
 }
 
 impl Handoff {
     /// Offers a committed chunk of `items` spans or records; dropped when it would not fit.
-    pub fn offer(&self, id: i64, d: Decoded, items: usize) {
+    pub fn offer(&self, id: i64, d: Handed, items: usize) {
         let weight = d.weight(items);
         let mut m = self.0.lock();
         if m.bytes + weight <= MAX_BYTES {
@@ -54,7 +54,7 @@ impl Handoff {
 
     /// Takes chunk `id` if it is here, and forgets every older one (the indexer goes in id
     /// order, so those are done or will be read from SQLite).
-    pub fn take(&self, id: i64) -> Option<Decoded> {
+    pub fn take(&self, id: i64) -> Option<Handed> {
         let mut m = self.0.lock();
         let found = m.chunks.remove(&id);
         let mut freed = found.as_ref().map_or(0, |f| f.1);
@@ -86,12 +86,12 @@ mod tests {
         let h = Handoff::default();
         let per = MAX_BYTES / 48;
         for id in 1..=100 {
-            h.offer(id, Decoded::Spans(vec![0; per]), 0);
+            h.offer(id, Handed::Spans(vec![0; per]), 0);
         }
         assert_eq!(h.len(), 48, "full: the rest go through SQLite");
         assert!(h.take(3).is_some());
         assert_eq!(h.len(), 45, "1 and 2 forgotten with 3 taken");
-        h.offer(101, Decoded::Spans(vec![0; 3 * per]), 0);
+        h.offer(101, Handed::Spans(vec![0; 3 * per]), 0);
         assert_eq!(h.len(), 46, "room again");
         assert!(h.take(2).is_none());
         assert!(h.take(1000).is_none());

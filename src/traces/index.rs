@@ -73,15 +73,12 @@ fn schema() -> (Schema, Fields) {
     let u64_indexed = NumericOptions::default().set_indexed();
     let u64_indexed_fast = u64_indexed.clone().set_fast();
     let u64_fast = NumericOptions::default().set_fast();
-    let whole = |record| {
-        TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("raw")
-                .set_index_option(record)
-                .set_fieldnorms(false),
-        )
-    };
-    let term = whole(IndexRecordOption::Basic);
+    let term = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    );
     let words = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer("default")
@@ -867,19 +864,13 @@ impl DocBuilder {
 
     /// A span's tags besides its attributes, with the terms [`Self::add_tags`] gives them.
     fn add_extras(&self, doc: &mut TantivyDocument, b: &mut TermBuf, extras: &model::SpanExtras) {
-        use std::fmt::Write as _;
-        let tag = b.fields.0;
-        extras.for_each(|k, v| match v {
-            model::ExtraValue::Str(s) => self.tag_text(doc, tag, &mut b.term, k, s),
-            model::ExtraValue::Bool(x) => {
-                self.tag_text(doc, tag, &mut b.term, k, if x { "true" } else { "false" })
-            }
-            model::ExtraValue::I64(n) => {
-                b.value.clear();
-                let _ = write!(b.value, "{n}");
-                self.tag_text(doc, tag, &mut b.term, k, &b.value);
-                self.tag_num(doc, b.fields.1, &mut b.term, k, n as f64);
-            }
+        extras.for_each(|k, v| {
+            let v = match v {
+                model::ExtraValue::Str(s) => AnyRef::Str(s),
+                model::ExtraValue::Bool(x) => AnyRef::Bool(x),
+                model::ExtraValue::I64(n) => AnyRef::Int(n),
+            };
+            self.tag_ref(doc, b, k, v)
         });
     }
 

@@ -694,14 +694,14 @@ fn index_new_chunks(
             // The writer's copy (spans encoded, records decoded) when it is still there; SQLite
             // otherwise.
             match handoff.take(id) {
-                Some(handoff::Decoded::Spans(raw)) => {
+                Some(handoff::Handed::Spans(raw)) => {
                     if let Err(e) = builder.add_spans(writer, id, &raw)? {
                         tracing::error!(chunk = id, error = %e, "damaged span chunk not fully indexed");
                     }
                     after = id;
                     continue;
                 }
-                Some(handoff::Decoded::Logs(d)) => {
+                Some(handoff::Handed::Logs(d)) => {
                     builder.add_logs(writer, id, &d)?;
                     after = id;
                     continue;

@@ -127,22 +127,12 @@ pub fn for_each_span<'a, E: From<WireError>>(
         let (1, Value::Bytes(rs)) = field? else {
             continue;
         };
-        let mut resource = None;
-        for field in Fields::new(rs) {
-            if let (1, Value::Bytes(r)) = field? {
-                resource = Some(r);
-            }
-        }
+        let resource = last_bytes(rs, 1)?;
         for field in Fields::new(rs) {
             let (2, Value::Bytes(ss)) = field? else {
                 continue;
             };
-            let mut scope = None;
-            for field in Fields::new(ss) {
-                if let (1, Value::Bytes(s)) = field? {
-                    scope = Some(s);
-                }
-            }
+            let scope = last_bytes(ss, 1)?;
             let place = Place {
                 resource,
                 scope,
@@ -161,15 +151,22 @@ pub fn for_each_span<'a, E: From<WireError>>(
     Ok(())
 }
 
-/// A span's trace id (empty when it has none), read without the rest of the span.
-pub fn trace_id(span: &[u8]) -> Result<&[u8], WireError> {
-    let mut id: &[u8] = &[];
-    for field in Fields::new(span) {
-        if let (1, Value::Bytes(b)) = field? {
-            id = b;
+/// The last length-delimited field `number` of a message (`None` when it has none).
+fn last_bytes(message: &[u8], number: u32) -> Result<Option<&[u8]>, WireError> {
+    let mut last = None;
+    for field in Fields::new(message) {
+        if let (n, Value::Bytes(b)) = field?
+            && n == number
+        {
+            last = Some(b);
         }
     }
-    Ok(id)
+    Ok(last)
+}
+
+/// A span's trace id (empty when it has none), read without the rest of the span.
+pub fn trace_id(span: &[u8]) -> Result<&[u8], WireError> {
+    Ok(last_bytes(span, 1)?.unwrap_or_default())
 }
 
 /// An attribute value as encoded (`AnyValue`).
@@ -227,8 +224,8 @@ fn key_value(kv: &[u8]) -> Result<(&str, AnyRef<'_>), WireError> {
     Ok((key, value))
 }
 
-/// The attributes of a message whose attributes are field `number` (a resource's and a scope's
-/// are 1 and 3, a span's 9, an event's 3).
+/// The attributes of a message whose attributes are field `number` (a span's are 9, an
+/// event's 3).
 fn attributes<'a>(
     message: &'a [u8],
     number: u32,
@@ -334,14 +331,6 @@ impl<'a> SpanRef<'a> {
             ],
         }
     }
-}
-
-/// A resource's attributes.
-pub fn resource_attributes<'a>(
-    resource: &'a [u8],
-    mut f: impl FnMut(&'a str, AnyRef<'a>),
-) -> Result<(), WireError> {
-    attributes(resource, 1, &mut f)
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub struct Writer {
     pub rx: Receiver<WriteOp>,
     pub index_tx: Sender<IndexOp>,
     pub pending: Arc<Pending>,
-    /// Committed chunks, decoded, for the indexer.
+    /// Committed chunks handed to the indexer (spans encoded, records decoded).
     pub handoff: Arc<super::handoff::Handoff>,
     pub metrics: Arc<Metrics>,
     pub retention: RetentionPolicy,
@@ -130,7 +130,7 @@ struct NewChunk {
     items: usize,
     blob: Vec<u8>,
     traces: HashSet<[u8; 16]>,
-    decoded: super::handoff::Decoded,
+    handed: super::handoff::Handed,
 }
 
 impl Writer {
@@ -202,7 +202,7 @@ impl Writer {
             Ok(ids) => {
                 for (id, c) in ids.into_iter().zip(chunks) {
                     self.pending.add(id, Arc::new(c.traces));
-                    self.handoff.offer(id, c.decoded, c.items);
+                    self.handoff.offer(id, c.handed, c.items);
                 }
                 self.metrics.observe_commit(started.elapsed().as_secs_f64());
                 if let Some(deliver) = after_commit {
@@ -274,7 +274,7 @@ impl Writer {
             items,
             blob,
             traces,
-            decoded: super::handoff::Decoded::Spans(raw),
+            handed: super::handoff::Handed::Spans(raw),
         }
     }
 
@@ -459,7 +459,7 @@ fn log_chunk(resource_logs: Vec<ResourceLogs>) -> NewChunk {
         items,
         blob: chunk::encode_logs(&data),
         traces: HashSet::new(),
-        decoded: super::handoff::Decoded::Logs(data),
+        handed: super::handoff::Handed::Logs(data),
     }
 }
 
