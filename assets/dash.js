@@ -380,7 +380,7 @@
         width: cu.lineWidth !== undefined ? cu.lineWidth : 1,
         fill: fill > 0 ? withAlpha(col, fill) : undefined,
         spanGaps: cu.spanNulls === true,
-        points: { show: cu.drawStyle === 'points' || cu.showPoints === 'always' },
+        points: pointsOf(cu),
         value: (u, v) => (v === null || v === undefined ? '–' : U.format(fd.c.unit || unit, v, fd.c.decimals)),
       };
       if (cu.drawStyle === 'bars' && uPlot.paths && uPlot.paths.bars) s.paths = uPlot.paths.bars({ size: [0.8, 40] });
@@ -391,16 +391,18 @@
     if (typeof dc.min === 'number' || typeof dc.max === 'number') {
       yscale.range = (u, lo, hi) => [typeof dc.min === 'number' && !percent ? dc.min : Math.min(lo, 0), typeof dc.max === 'number' && !percent ? dc.max : hi];
     }
+    // The x axis spans the panel's time range, as Grafana's does, not just the data in it.
+    const range = Array.isArray(spec.range) && spec.range.length === 2 ? [spec.range[0] / 1000, spec.range[1] / 1000] : null;
     const opts = {
       width: w,
       height: h,
       legend: { show: legendOn, live: true },
       cursor: SYNC ? { sync: { key: SYNC.key } } : {},
-      scales: { x: { time: true }, y: yscale },
+      scales: { x: range ? { time: true, range: () => range } : { time: true }, y: yscale },
       series,
       axes: [
-        { stroke: axisColour(), grid: { stroke: gridColour() } },
-        { stroke: axisColour(), grid: { stroke: gridColour() }, size: (u, vals) => (vals && vals.length ? Math.max(40, 14 + 7 * Math.max(...vals.map((v) => String(v).length))) : 50), values: (u, splits) => splits.map((v) => U.format(unit, v, dc.decimals)) },
+        { stroke: axisColour(), grid: { stroke: gridColour() }, values: timeTicks, space: timeSpace },
+        { stroke: axisColour(), grid: { stroke: gridColour() }, size: axisWidth, values: (u, splits) => splits.map((v) => U.format(unit, v, dc.decimals)) },
       ],
     };
     // Stacked series fill down to the series below them in their group, not to zero.
@@ -413,9 +415,75 @@
     });
     if (bands.length) opts.bands = bands;
     if (zoneOk) opts.tzDate = (ts) => uPlot.tzDate(new Date(ts * 1e3), TZ);
+    // What the chart spans once its x scale is set, and how many values it draws there, for
+    // tests to read.
+    const panel = body.closest('.dpanel');
+    opts.hooks = { setScale: [(u, key) => {
+      if (key !== 'x' || !panel) return;
+      const lo = u.scales.x.min, hi = u.scales.x.max;
+      let visible = 0;
+      for (let i = 1; i < u.data.length; i++) {
+        if (u.series[i].show === false) continue;
+        u.data[i].forEach((v, k) => { if (v !== null && u.data[0][k] >= lo && u.data[0][k] <= hi) visible++; });
+      }
+      panel.dataset.xrange = lo + ',' + hi;
+      panel.dataset.visible = String(visible);
+    }] };
     const plot = new uPlot(opts, [xs].concat(cols), body);
     plots.push({ plot, body });
-    fit(plot, body);
+    // Fitted once the plot has committed its first layout: before that its legend is not laid
+    // out at its final width and measures taller than it will be.
+    requestAnimationFrame(() => fit(plot, body));
+  }
+  // Points: always (or a points draw style), never, or auto (uPlot's: when there is room for
+  // them). Where points are not drawn, a value with no neighbour is still drawn as a point, as
+  // Grafana draws it, so a series of isolated samples is not an empty chart.
+  function pointsOf(cu) {
+    const mode = cu.drawStyle === 'points' ? 'always' : (cu.showPoints || 'auto');
+    const p = { filter: isolated };
+    if (mode === 'always') p.show = true;
+    else if (mode === 'never') p.show = false;
+    if (cu.pointSize) p.size = cu.pointSize;
+    return p;
+  }
+  function isolated(u, si, show) {
+    if (show || u.series[si].spanGaps) return null;
+    const ys = u.data[si];
+    const out = [];
+    for (let i = 0; i < ys.length; i++) {
+      if (ys[i] !== null && (i === 0 || ys[i - 1] === null) && (i === ys.length - 1 || ys[i + 1] === null)) out.push(i);
+    }
+    return out.length ? out : null;
+  }
+  // Time ticks in Grafana's 24-hour forms, chosen by the tick step and the range shown: year,
+  // year-month, month/day, month/day hours:minutes (ranges over a day), hours:minutes, seconds.
+  const FMT = {};
+  function stamp(fmt, sec) {
+    const f = FMT[fmt] || (FMT[fmt] = uPlot.fmtDate(fmt));
+    const d = new Date(sec * 1000);
+    return f(zoneOk ? uPlot.tzDate(d, TZ) : d);
+  }
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    const span = u.scales.x.max - u.scales.x.min;
+    const fmt = incr >= 365 * 86400 ? '{YYYY}' : incr >= 28 * 86400 ? '{YYYY}-{MM}' : incr >= 86400 ? '{MM}/{DD}'
+      : span > 86400 ? '{MM}/{DD} {HH}:{mm}' : incr >= 60 ? '{HH}:{mm}' : incr >= 1 ? '{HH}:{mm}:{ss}' : '{HH}:{mm}:{ss}.{fff}';
+    return splits.map((v) => stamp(fmt, v));
+  }
+  // Room per time tick, for the widest of those labels the range can give.
+  function timeSpace(u, axisIdx, min, max) {
+    const span = max - min;
+    return span > 86400 ? 100 : span <= 1800 ? 90 : 70;
+  }
+  // The y axis as wide as its widest label (measured in the axis font), so no label is cut.
+  let measure = null;
+  function axisWidth(u, vals, axisIdx) {
+    if (!vals || !vals.length) return 50;
+    if (!measure) measure = document.createElement('canvas').getContext('2d');
+    const ax = u.axes[axisIdx];
+    measure.font = Array.isArray(ax.font) ? ax.font[0] : '12px sans-serif';
+    const widest = Math.max(...vals.map((v) => measure.measureText(String(v)).width));
+    const ticks = ax.ticks && ax.ticks.show !== false ? (ax.ticks.size || 10) : 0;
+    return Math.ceil(widest + ticks + (ax.gap || 5) + 8);
   }
   function fit(plot, body) {
     const legend = body.querySelector('.u-legend');
@@ -486,9 +554,9 @@
       const max = typeof c.max === 'number' ? c.max : 100;
       const frac = fd.value === null ? 0 : Math.max(0, Math.min(1, (fd.value - min) / ((max - min) || 1)));
       const box = el('div', 'dgauge');
-      const s = svg('svg', { viewBox: '0 0 200 130', role: 'img' });
+      const s = svg('svg', { viewBox: '0 0 200 162', role: 'img' });
       const arc = (a0, a1, r) => {
-        const p = (a) => [100 + r * Math.cos(a), 110 + r * Math.sin(a)];
+        const p = (a) => [100 + r * Math.cos(a), 100 + r * Math.sin(a)];
         const [x0, y0] = p(a0), [x1, y1] = p(a1);
         return 'M' + x0 + ' ' + y0 + ' A' + r + ' ' + r + ' 0 ' + (a1 - a0 > Math.PI ? 1 : 0) + ' 1 ' + x1 + ' ' + y1;
       };
@@ -505,7 +573,7 @@
           if (f1 > f0) s.appendChild(svg('path', { d: arc(A0 + (A1 - A0) * f0, A0 + (A1 - A0) * f1, 96), fill: 'none', stroke: colour(steps[i].color) || '#888', 'stroke-width': 4 }));
         }
       }
-      const t = svg('text', { x: 100, y: 118, 'text-anchor': 'middle', class: 'dgauge-value', fill: col });
+      const t = svg('text', { x: 100, y: 110, 'text-anchor': 'middle', class: 'dgauge-value', fill: col });
       t.textContent = fmtValue(c, fd.value);
       s.appendChild(t);
       box.appendChild(s);

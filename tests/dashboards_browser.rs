@@ -103,6 +103,7 @@ fn grafana_dashboards_in_chromium() {
         .args(["--exporter", &exporter])
         .args(["--fixtures", fixtures.to_str().unwrap()])
         .args(["--shots", shots.to_str().unwrap()])
+        .args(["--provision", prov.to_str().unwrap()])
         .status()
         .expect("python3 with Playwright must be installed (scripts/test installs it)");
     assert!(status.success(), "dashboard browser test failed");

@@ -700,12 +700,14 @@ fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> Pa
         Vec::new()
     };
     let id = p.get("id").map(|v| v.to_string()).unwrap_or_default();
+    let (from, to) = panel_range(p, vars, ctx);
     let spec = json!({
         "type": kind,
         "field": defaults,
         "overrides": overrides,
         "options": options,
         "targets": targets,
+        "range": [from, to],
         "timezone": "",
     });
     PanelView {
@@ -723,8 +725,9 @@ fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> Pa
     }
 }
 
-/// The panel's queries, interpolated, with Grafana's step and time range.
-fn queries(p: &Value, vars: &Vars, w: i64, ctx: &Ctx) -> Vec<Value> {
+/// The panel's time range in ms: the dashboard's, moved by the panel's relative time
+/// (`timeFrom`) and time shift (`timeShift`) as Grafana moves it. Charts span it whole.
+fn panel_range(p: &Value, vars: &Vars, ctx: &Ctx) -> (i64, i64) {
     let mut from = ctx.frame.from_ms;
     let mut to = ctx.frame.to_ms;
     // Relative time and time shift of the panel.
@@ -739,6 +742,12 @@ fn queries(p: &Value, vars: &Vars, w: i64, ctx: &Ctx) -> Vec<Value> {
         from -= ms;
         to -= ms;
     }
+    (from, to)
+}
+
+/// The panel's queries, interpolated, with Grafana's step and time range.
+fn queries(p: &Value, vars: &Vars, w: i64, ctx: &Ctx) -> Vec<Value> {
+    let (from, to) = panel_range(p, vars, ctx);
     let range = (to - from).max(1);
     let resolution = num(p.get("maxDataPoints"))
         .map(|v| v as i64)

@@ -4,12 +4,14 @@ Sightline holds data from its own samplers (host; GPUs on the stub NVML library)
 real node-exporter it scrapes; a real Prometheus 2.42 scrapes the same exporter, and Sightline's
 GPU series through /federate. Headless Chromium (Debian's, through Playwright):
 
-- imports Node Exporter Full through the UI (a file chosen in the import form) and a
-  grafana.com-style export of the DCGM dashboard (`__inputs`, `${DS_PROMETHEUS}`) pasted in;
-  the DCGM dashboard as published is provisioned from a folder;
+- imports Node Exporter Full through the UI (a file chosen in the import form), then deletes it
+  and drops it into the provisioning folder; imports a grafana.com-style export of the DCGM
+  dashboard (`__inputs`, `${DS_PROMETHEUS}`) pasted in; the DCGM dashboard as published is
+  provisioned from a folder;
 - opens each with every row expanded and waits for every panel: none may show an error or be
   unsupported; every panel whose queries have data in Prometheus for the same expressions and
-  range must show data;
+  range must show data; every chart spans its panel's time range and draws a value in it;
+- checks the shared crosshair (Node Exporter Full's graphTooltip 1) and its absence (DCGM's 0);
 - checks each variable's options against Sightline's /api/v1/label/<name>/values answers (what
   Grafana would list), with "All" first where the variable includes it;
 - bad input: a 20 MB dashboard and malformed JSON get clear errors; 500 panels render; a text
@@ -20,6 +22,7 @@ GPU series through /federate. Headless Chromium (Debian's, through Playwright):
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import urllib.parse
@@ -33,6 +36,11 @@ FAILS = []
 def fail(msg):
     print("FAIL: " + msg, flush=True)
     FAILS.append(msg)
+
+
+def get_text(url):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read().decode()
 
 
 def get_json(url):
@@ -124,6 +132,48 @@ def check_panels(name, panels, prom):
     return with_prom
 
 
+def check_charts(page, name):
+    """Every time series drawn spans its panel's time range (as Grafana's x axis does), draws at
+    least one value inside it, and with its legend fills its panel's height. Returns how many
+    charts were checked."""
+    rows = page.evaluate("""Array.from(document.querySelectorAll('.dpanel[data-state=data]'))
+        .filter(p => JSON.parse(p.dataset.spec).type === 'timeseries').map(p => ({
+        title: p.querySelector('.dpanel-title').textContent,
+        xrange: (p.dataset.xrange || 'NaN,NaN').split(',').map(Number),
+        visible: +p.dataset.visible,
+        fill: ((p.querySelector('.uplot') || {}).offsetHeight || 0) / p.querySelector('.dpanel-body').clientHeight,
+        range: JSON.parse(p.dataset.spec).range}))""")
+    for r in rows:
+        lo, hi = r["xrange"]
+        want = [v / 1000 for v in r["range"]]
+        if not (abs(lo - want[0]) <= 1 and abs(hi - want[1]) <= 1):
+            fail(f"{name}: chart {r['title']!r} spans {r['xrange']}, not its time range {want}")
+        if r["visible"] < 1:
+            fail(f"{name}: chart {r['title']!r} draws no value inside its time range")
+        if not 0.85 <= r["fill"] <= 1.01:
+            fail(f"{name}: chart {r['title']!r} with its legend fills {r['fill']:.2f} of its panel's height")
+    return len(rows)
+
+
+def check_crosshair(page, name, shared):
+    """Hovering one chart: with a shared crosshair (graphTooltip 1 or 2) every other chart in
+    view shows the cursor too; without, only the hovered one."""
+    overs = page.query_selector_all(".dpanel[data-state=data] .u-over")
+    if len(overs) < 2:
+        fail(f"{name}: fewer than two charts to check the crosshair on")
+        return
+    overs[0].scroll_into_view_if_needed()
+    box = overs[0].bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(100)
+    shown = page.evaluate("document.querySelectorAll('.dpanel .u-cursor-x:not(.u-off)').length")
+    page.mouse.move(0, 0)
+    if shared and shown < 2:
+        fail(f"{name}: shared crosshair shows the cursor on {shown} chart(s)")
+    if not shared and shown != 1:
+        fail(f"{name}: crosshair not shared, yet the cursor shows on {shown} charts")
+
+
 def var_options(page, var):
     return page.evaluate(
         f"""Array.from(document.querySelectorAll('select[data-var="{var}"] option')).map(o => o.value)"""
@@ -151,6 +201,7 @@ def main():
     ap.add_argument("--exporter", required=True, help="the scraped node-exporter's instance label")
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--shots", required=True)
+    ap.add_argument("--provision", required=True, help="the folder Sightline provisions dashboards from")
     args = ap.parse_args()
     ui, prom = args.ui.rstrip("/"), args.prom.rstrip("/")
     nef_path = os.path.join(args.fixtures, "node-exporter-full.json")
@@ -202,10 +253,32 @@ def main():
         if len(panels) < 100:
             fail(f"Node Exporter Full drew {len(panels)} panels")
         nef_with = check_panels("Node Exporter Full", panels, prom)
+        if check_charts(page, "Node Exporter Full") < 50:
+            fail("Node Exporter Full: fewer than 50 time series charts drawn")
+        check_crosshair(page, "Node Exporter Full", True)
         if nef_with < 60:
             fail(f"only {nef_with} Node Exporter Full panels have data in Prometheus: the comparison proves little")
         page.screenshot(path=os.path.join(args.shots, "dashboard-node-exporter-full.png"), full_page=True)
         print(f"Node Exporter Full, all rows expanded: {took:.2f} s to the last panel", flush=True)
+
+        # --- Node Exporter Full through provisioning too: the upload deleted in the UI, the
+        # published file dropped into the watched folder, the same checks again.
+        page.goto(ui + "/ui/dashboards")
+        page.click("#dash-list tr:has(a:text-is('Node Exporter Full')) button")
+        page.wait_for_load_state()
+        if "Node Exporter Full" in page.text_content("#dash-list"):
+            fail("deleting the uploaded Node Exporter Full left it listed")
+        shutil.copy(nef_path, os.path.join(args.provision, "node-exporter-full.json"))
+        deadline = time.time() + 30
+        while "Node Exporter Full" not in get_text(ui + "/ui/dashboards"):
+            if time.time() > deadline:
+                fail("Node Exporter Full dropped into the provisioning folder never appeared")
+                break
+            time.sleep(0.5)
+        panels, _ = open_all(page, ui + "/ui/dashboards/rYdddlPWk?" + qs)
+        if check_panels("Node Exporter Full (provisioned)", panels, prom) != nef_with:
+            fail("Node Exporter Full provisioned shows data in other panels than uploaded")
+        check_charts(page, "Node Exporter Full (provisioned)")
 
         # --- DCGM, provisioned and imported as an export
         for uid, label in (("Oxed_c6Wz", "DCGM (provisioned)"), ("dcgm-export", "DCGM (export)")):
@@ -217,6 +290,9 @@ def main():
                 fail(f"{label}: no GPUs listed")
             panels, _ = open_all(page, ui + f"/ui/dashboards/{uid}?from=now-5m&to=now")
             with_prom = check_panels(label, panels, prom)
+            if check_charts(page, label) < 4:
+                fail(f"{label}: fewer than 4 time series charts drawn")
+            check_crosshair(page, label, False)
             print(f"{label}: without data in Prometheus: {[p['title'] for p in panels if p['state'] != 'data']}", flush=True)
             if with_prom < len(panels) - 1:
                 fail(f"{label}: only {with_prom} of {len(panels)} panels have data in Prometheus")
