@@ -369,7 +369,8 @@
     const unit = percent ? 'percent' : dc.unit;
     const w = Math.max(120, body.clientWidth);
     const h = Math.max(60, body.clientHeight - 26);
-    const legendOn = !(spec.options && spec.options.legend && spec.options.legend.showLegend === false) && fields.length <= 50;
+    const lg = (spec.options && spec.options.legend) || {};
+    const legendOn = lg.showLegend !== false && lg.displayMode !== 'hidden';
     const series = [{ value: (u, v) => (v === null ? '' : fmtDate(v)) }].concat(fields.map((fd, i) => {
       const col = seriesColour(fd.c, i);
       const cu = fd.c.custom || {};
@@ -387,16 +388,26 @@
       if (cu.hideFrom && cu.hideFrom.viz) s.show = false;
       return s;
     }));
-    const yscale = { auto: true };
-    if (typeof dc.min === 'number' || typeof dc.max === 'number') {
-      yscale.range = (u, lo, hi) => [typeof dc.min === 'number' && !percent ? dc.min : Math.min(lo, 0), typeof dc.max === 'number' && !percent ? dc.max : hi];
-    }
+    // The y range: the field's min and max where set, else the data's, padded; all values
+    // zero gives 0 to 1 as Grafana draws it (uPlot's own is 0 to 100), and a range that would be
+    // empty (min 0 over zeros) is one unit tall.
+    const yscale = {
+      auto: true,
+      range: (u, lo, hi) => {
+        let [a, b] = lo === 0 && hi === 0 ? [0, 1] : uPlot.rangeNum(lo, hi, 0.1, true);
+        if (typeof dc.min === 'number' && !percent) a = dc.min;
+        if (typeof dc.max === 'number' && !percent) b = dc.max;
+        if (percent) [a, b] = [Math.min(0, lo), Math.max(100, hi)];
+        if (!(b > a)) b = a + 1;
+        return [a, b];
+      },
+    };
     // The x axis spans the panel's time range, as Grafana's does, not just the data in it.
     const range = Array.isArray(spec.range) && spec.range.length === 2 ? [spec.range[0] / 1000, spec.range[1] / 1000] : null;
     const opts = {
       width: w,
       height: h,
-      legend: { show: legendOn, live: true },
+      legend: { show: false },
       cursor: SYNC ? { sync: { key: SYNC.key } } : {},
       scales: { x: range ? { time: true, range: () => range } : { time: true }, y: yscale },
       series,
@@ -419,6 +430,7 @@
     // tests to read.
     const panel = body.closest('.dpanel');
     opts.hooks = { setScale: [(u, key) => {
+      if (key === 'y' && panel) panel.dataset.yrange = u.scales.y.min + ',' + u.scales.y.max;
       if (key !== 'x' || !panel) return;
       const lo = u.scales.x.min, hi = u.scales.x.max;
       let visible = 0;
@@ -429,11 +441,96 @@
       panel.dataset.xrange = lo + ',' + hi;
       panel.dataset.visible = String(visible);
     }] };
+    const tipMode = (spec.options && spec.options.tooltip && spec.options.tooltip.mode) || 'single';
+    if (tipMode !== 'none') opts.hooks.setCursor = [(u) => tooltip(u, body, fields, unit, tipMode)];
     const plot = new uPlot(opts, [xs].concat(cols), body);
     plots.push({ plot, body });
+    if (legendOn) body.appendChild(legendOf(plot, fields, unit, lg, series));
     // Fitted once the plot has committed its first layout: before that its legend is not laid
     // out at its final width and measures taller than it will be.
     requestAnimationFrame(() => fit(plot, body));
+  }
+  // The legend as Grafana's: a list (or a table) of the series with their colours and the
+  // legend's calculations (min, mean, max, last ...) of each series' own values, in its unit.
+  // A click shows that series alone; a second click, or a click with Ctrl/Shift, toggles back.
+  const CALC_NAMES = { min: 'Min', max: 'Max', mean: 'Mean', last: 'Last', lastNotNull: 'Last *', first: 'First',
+    firstNotNull: 'First *', sum: 'Total', count: 'Count', range: 'Range', delta: 'Delta', diff: 'Difference' };
+  function legendOf(plot, fields, unit, lg, series) {
+    const calcs = (Array.isArray(lg.calcs) ? lg.calcs : []).filter((c) => typeof c === 'string').slice(0, 8);
+    const table = lg.displayMode === 'table';
+    const box = el('div', 'dlegend' + (table ? ' table' : ''));
+    const shown = fields.filter((fd) => !(fd.c.custom && fd.c.custom.hideFrom && fd.c.custom.hideFrom.legend));
+    const rows = table ? el('table') : box;
+    if (table) {
+      const head = el('tr');
+      head.appendChild(el('th', 'name', ''));
+      for (const c of calcs) head.appendChild(el('th', null, CALC_NAMES[c] || c));
+      rows.appendChild(el('thead')).appendChild(head);
+      rows.appendChild(el('tbody'));
+      box.appendChild(rows);
+    }
+    const items = [];
+    for (const fd of shown.slice(0, 200)) {
+      const si = fd.i + 1;
+      const item = el(table ? 'tr' : 'span', 'dlegend-item');
+      const name = el(table ? 'td' : 'span', 'name');
+      const mark = el('i', 'dlegend-mark');
+      mark.style.background = series[si].stroke;
+      name.appendChild(mark);
+      name.appendChild(document.createTextNode(fd.name));
+      item.appendChild(name);
+      const raw = fd.f.values.map((v) => (v === null || !isFinite(v) ? null : v));
+      for (const c of calcs) {
+        const v = fmtLegend(fd.c, unit, reduce(c, raw));
+        item.appendChild(table ? el('td', null, v) : el('span', 'calc', (CALC_NAMES[c] || c) + ': ' + v));
+      }
+      item.addEventListener('click', (e) => {
+        const alone = plot.series.every((s, k) => k === 0 || (k === si) === s.show);
+        plot.series.forEach((s, k) => {
+          if (k === 0) return;
+          const show = e.ctrlKey || e.metaKey || e.shiftKey ? (k === si ? !s.show : s.show) : (alone ? true : k === si);
+          if (s.show !== show) plot.setSeries(k, { show });
+        });
+        items.forEach(([k, it]) => it.classList.toggle('off', !plot.series[k].show));
+      });
+      items.push([si, item]);
+      (table ? rows.querySelector('tbody') : box).appendChild(item);
+    }
+    return box;
+  }
+  function fmtLegend(c, unit, v) {
+    return v === null || v === undefined ? '-' : U.format(c.unit || unit, v, c.decimals);
+  }
+  // The hover tooltip: the time under the cursor and the series' values there (all of them, or
+  // in "single" mode the one nearest the cursor). Only on the chart the pointer is over.
+  function tooltip(u, body, fields, unit, mode) {
+    let tip = body.querySelector('.dtip');
+    const idx = u.cursor.idx;
+    if (idx === null || idx === undefined || !u.cursor.event || u.cursor.left < 0) { if (tip) tip.hidden = true; return; }
+    if (!tip) { tip = el('div', 'dtip'); body.appendChild(tip); }
+    tip.textContent = '';
+    tip.appendChild(el('div', 'dtip-time', fmtDate(u.data[0][idx])));
+    let rows = fields.map((fd, i) => [fd, i + 1]).filter(([, si]) => u.series[si].show && u.data[si][idx] !== null && u.data[si][idx] !== undefined);
+    if (mode === 'single' && rows.length) {
+      const y = u.posToVal(u.cursor.top, 'y');
+      rows = [rows.reduce((a, b) => (Math.abs(u.data[b[1]][idx] - y) < Math.abs(u.data[a[1]][idx] - y) ? b : a))];
+    }
+    for (const [fd, si] of rows.slice(0, 30)) {
+      const r = el('div', 'dtip-row');
+      const mark = el('i', 'dlegend-mark');
+      mark.style.background = u.series[si].stroke();
+      r.appendChild(mark);
+      r.appendChild(el('span', 'name', fd.name));
+      const j = fd.f.times.indexOf(u.data[0][idx]);
+      r.appendChild(el('b', null, fmtLegend(fd.c, unit, j < 0 ? null : fd.f.values[j])));
+      tip.appendChild(r);
+    }
+    tip.hidden = false;
+    const over = u.over.getBoundingClientRect(), own = body.getBoundingClientRect();
+    const x = over.left - own.left + u.cursor.left, yPx = over.top - own.top + u.cursor.top;
+    const left = x + 12 + tip.offsetWidth > body.clientWidth ? Math.max(0, x - 12 - tip.offsetWidth) : x + 12;
+    tip.style.left = left + 'px';
+    tip.style.top = Math.max(0, Math.min(body.clientHeight - tip.offsetHeight, yPx + 12)) + 'px';
   }
   // Points: always (or a points draw style), never, or auto (uPlot's: when there is room for
   // them). Where points are not drawn, a value with no neighbour is still drawn as a point, as
@@ -486,7 +583,7 @@
     return Math.ceil(widest + ticks + (ax.gap || 5) + 8);
   }
   function fit(plot, body) {
-    const legend = body.querySelector('.u-legend');
+    const legend = body.querySelector('.dlegend');
     if (legend) legend.style.maxHeight = Math.max(24, Math.round(body.clientHeight * 0.4)) + 'px';
     const lh = legend ? legend.offsetHeight : 0;
     const width = Math.max(120, body.clientWidth);

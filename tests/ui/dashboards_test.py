@@ -133,21 +133,26 @@ def check_panels(name, panels, prom):
 
 
 def check_charts(page, name):
-    """Every time series drawn spans its panel's time range (as Grafana's x axis does), draws at
-    least one value inside it, and with its legend fills its panel's height. Returns how many
+    """Every time series drawn spans its panel's time range (as Grafana's x axis does), has a
+    y axis that is not empty, draws at least one value inside it, and with its legend fills its
+    panel's height. Returns how many
     charts were checked."""
     rows = page.evaluate("""Array.from(document.querySelectorAll('.dpanel[data-state=data]'))
         .filter(p => JSON.parse(p.dataset.spec).type === 'timeseries').map(p => ({
         title: p.querySelector('.dpanel-title').textContent,
         xrange: (p.dataset.xrange || 'NaN,NaN').split(',').map(Number),
         visible: +p.dataset.visible,
-        fill: ((p.querySelector('.uplot') || {}).offsetHeight || 0) / p.querySelector('.dpanel-body').clientHeight,
+        yrange: (p.dataset.yrange || 'NaN,NaN').split(',').map(Number),
+        fill: (((p.querySelector('.uplot') || {}).offsetHeight || 0) + ((p.querySelector('.dlegend') || {}).offsetHeight || 0))
+            / p.querySelector('.dpanel-body').clientHeight,
         range: JSON.parse(p.dataset.spec).range}))""")
     for r in rows:
         lo, hi = r["xrange"]
         want = [v / 1000 for v in r["range"]]
         if not (abs(lo - want[0]) <= 1 and abs(hi - want[1]) <= 1):
             fail(f"{name}: chart {r['title']!r} spans {r['xrange']}, not its time range {want}")
+        if not r["yrange"][1] > r["yrange"][0]:
+            fail(f"{name}: chart {r['title']!r} has an empty y axis {r['yrange']}")
         if r["visible"] < 1:
             fail(f"{name}: chart {r['title']!r} draws no value inside its time range")
         if not 0.85 <= r["fill"] <= 1.01:
@@ -167,7 +172,11 @@ def check_crosshair(page, name, shared):
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_timeout(100)
     shown = page.evaluate("document.querySelectorAll('.dpanel .u-cursor-x:not(.u-off)').length")
+    tips = page.evaluate("""Array.from(document.querySelectorAll('.dpanel .dtip:not([hidden])')).map(t => ({
+        time: (t.querySelector('.dtip-time') || {}).textContent || '', rows: t.querySelectorAll('.dtip-row').length}))""")
     page.mouse.move(0, 0)
+    if len(tips) != 1 or not tips[0]["time"] or tips[0]["rows"] < 1:
+        fail(f"{name}: hovering one chart shows tooltips {tips}, want one with a time and a value")
     if shared and shown < 2:
         fail(f"{name}: shared crosshair shows the cursor on {shown} chart(s)")
     if not shared and shown != 1:
@@ -256,6 +265,14 @@ def main():
         if check_charts(page, "Node Exporter Full") < 50:
             fail("Node Exporter Full: fewer than 50 time series charts drawn")
         check_crosshair(page, "Node Exporter Full", True)
+        # A table legend with the panel's calculations (Min, Mean, Max), in the panel's unit.
+        legend = page.evaluate("""(() => { const p = Array.from(document.querySelectorAll('.dpanel')).find(p => p.querySelector('.dpanel-title').textContent === 'Network Traffic');
+            if (!p) return null;
+            return {head: Array.from(p.querySelectorAll('.dlegend thead th')).map(t => t.textContent),
+                    rows: Array.from(p.querySelectorAll('.dlegend tbody tr')).map(r => Array.from(r.children).map(c => c.textContent))}; })()""")
+        if not legend or legend["head"][1:] != ["Min", "Mean", "Max"] or not legend["rows"] \
+                or any(c == "-" or not c.endswith("b/s") for r in legend["rows"] for c in r[1:]):
+            fail(f"Network Traffic legend: {legend}")
         if nef_with < 60:
             fail(f"only {nef_with} Node Exporter Full panels have data in Prometheus: the comparison proves little")
         page.screenshot(path=os.path.join(args.shots, "dashboard-node-exporter-full.png"), full_page=True)
