@@ -412,7 +412,7 @@
       scales: { x: range ? { time: true, range: () => range } : { time: true }, y: yscale },
       series,
       axes: [
-        { stroke: axisColour(), grid: { stroke: gridColour() }, values: timeTicks, space: timeSpace },
+        { stroke: axisColour(), grid: { stroke: gridColour() }, values: timeTicks, space: timeSpace, incrs: TIME_INCRS },
         { stroke: axisColour(), grid: { stroke: gridColour() }, size: axisWidth, values: (u, splits) => splits.map((v) => U.format(unit, v, dc.decimals)) },
       ],
     };
@@ -445,7 +445,11 @@
     if (tipMode !== 'none') opts.hooks.setCursor = [(u) => tooltip(u, body, fields, unit, tipMode)];
     const plot = new uPlot(opts, [xs].concat(cols), body);
     plots.push({ plot, body });
-    if (legendOn) body.appendChild(legendOf(plot, fields, unit, lg, series));
+    if (legendOn) {
+      // A legend on the right (Grafana's placement "right") where the panel is wide enough.
+      if (lg.placement === 'right' && body.clientWidth >= 400) body.classList.add('legend-right');
+      body.appendChild(legendOf(plot, fields, unit, lg, series));
+    }
     // Fitted once the plot has committed its first layout: before that its legend is not laid
     // out at its final width and measures taller than it will be.
     requestAnimationFrame(() => fit(plot, body));
@@ -566,6 +570,10 @@
       : span > 86400 ? '{MM}/{DD} {HH}:{mm}' : incr >= 60 ? '{HH}:{mm}' : incr >= 1 ? '{HH}:{mm}:{ss}' : '{HH}:{mm}:{ss}.{fff}';
     return splits.map((v) => stamp(fmt, v));
   }
+  // Tick steps in seconds (uPlot's own jump from 1 to 5 minutes leaves narrow charts one tick).
+  const TIME_INCRS = [0.001, 0.01, 0.1, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+    43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400, 180 * 86400, 365 * 86400, 2 * 365 * 86400,
+    5 * 365 * 86400, 10 * 365 * 86400];
   // Room per time tick, for the widest of those labels the range can give.
   function timeSpace(u, axisIdx, min, max) {
     const span = max - min;
@@ -584,16 +592,20 @@
   }
   function fit(plot, body) {
     const legend = body.querySelector('.dlegend');
-    if (legend) legend.style.maxHeight = Math.max(24, Math.round(body.clientHeight * 0.4)) + 'px';
-    const lh = legend ? legend.offsetHeight : 0;
-    const width = Math.max(120, body.clientWidth);
+    const right = body.classList.contains('legend-right');
+    if (legend && right) legend.style.maxWidth = Math.round(body.clientWidth * 0.4) + 'px';
+    else if (legend) legend.style.maxHeight = Math.max(24, Math.round(body.clientHeight * 0.4)) + 'px';
+    const lh = legend && !right ? legend.offsetHeight : 0;
+    const lw = legend && right ? legend.offsetWidth + 4 : 0;
+    const width = Math.max(120, body.clientWidth - lw);
     const height = Math.max(50, body.clientHeight - lh - 4);
     // One redraw at most: only when the legend took room the first guess did not leave.
     if (Math.abs(plot.width - width) > 1 || Math.abs(plot.height - height) > 1) plot.setSize({ width, height });
   }
   function fmtDate(sec) {
     const d = new Date(sec * 1000);
-    return zoneOk ? d.toLocaleString('sv-SE', { timeZone: TZ }) : d.toLocaleString();
+    // Grafana's "YYYY-MM-DD HH:mm:ss" in the dashboard's zone (the browser's by default).
+    return d.toLocaleString('sv-SE', zoneOk ? { timeZone: TZ } : {});
   }
   let colours = null;
   function themeColours() {

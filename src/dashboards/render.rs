@@ -519,14 +519,48 @@ fn legacy_graph(
     );
     d.entry("color")
         .or_insert(json!({"mode": "palette-classic"}));
-    let legend_show = p
-        .get("legend")
-        .and_then(|l| l.get("show"))
+    // The legend and tooltip as Grafana's graph-to-time-series migration sets them: the legend's
+    // values (min, max, avg, current, total) become calculations, "as table" a table legend,
+    // "right side" a legend on the right; a shared tooltip lists every series.
+    let legend = p.get("legend").cloned().unwrap_or(Value::Null);
+    let lflag = |k: &str| legend.get(k).and_then(Value::as_bool);
+    // In the order the legend object lists them, as Grafana's migration reads its keys.
+    let mut calcs = Vec::new();
+    if lflag("values") == Some(true)
+        && let Some(m) = legend.as_object()
+    {
+        for (k, v) in m {
+            let calc = match k.as_str() {
+                "min" => "min",
+                "max" => "max",
+                "avg" => "mean",
+                "current" => "lastNotNull",
+                "total" => "sum",
+                _ => continue,
+            };
+            if v.as_bool() == Some(true) {
+                calcs.push(calc);
+            }
+        }
+    }
+    let table = lflag("alignAsTable") == Some(true);
+    o.insert(
+        "legend".into(),
+        json!({
+            "showLegend": lflag("show").unwrap_or(true),
+            "displayMode": if table { "table" } else { "list" },
+            "placement": if lflag("rightSide") == Some(true) { "right" } else { "bottom" },
+            "calcs": calcs,
+        }),
+    );
+    let shared = p
+        .get("tooltip")
+        .and_then(|t| t.get("shared"))
         .and_then(Value::as_bool)
         .unwrap_or(true);
     o.insert(
-        "legend".into(),
-        json!({"showLegend": legend_show, "displayMode": "list", "placement": "bottom"}),
+        "tooltip".into(),
+        json!({"mode": if shared { "multi" } else { "single" }}),
     );
     let mut list = overrides.as_array().cloned().unwrap_or_default();
     for so in p
@@ -869,6 +903,8 @@ mod tests {
                 {"type": "graph", "id": 2, "title": "temp", "gridPos": {"x":0,"y":5,"w":12,"h":8},
                  "datasource": "$datasource", "yaxes": [{"format": "celsius"}, {"format": "short"}],
                  "seriesOverrides": [{"alias": "/rx/", "transform": "negative-Y"}],
+                 "legend": {"show": true, "values": true, "alignAsTable": true, "min": true, "avg": true, "current": true, "max": false},
+                 "tooltip": {"shared": false}, "timeShift": "1h",
                  "targets": [{"expr": "t{gpu=~\"$gpu\"}", "legendFormat": "GPU {{gpu}}", "refId": "A"}, {"expr": "hidden", "hide": true}]},
                 {"type": "row", "title": "logs", "collapsed": true, "gridPos": {"x":0,"y":13,"w":24,"h":1},
                  "panels": [{"type": "logs", "id": 3, "gridPos": {"x":0,"y":14,"w":24,"h":8}},
@@ -909,6 +945,18 @@ mod tests {
         );
         assert_eq!(g["targets"][0]["expr"], "t{gpu=~\"0\"}");
         assert_eq!(g["targets"][0]["legend"], "GPU {{gpu}}");
+        // The legacy legend's values as calculations, in the legend's key order; an unshared
+        // tooltip is a single one; the chart spans the shifted range.
+        assert_eq!(
+            g["options"]["legend"],
+            json!({"showLegend": true, "displayMode": "table", "placement": "bottom", "calcs": ["mean", "lastNotNull", "min"]})
+        );
+        assert_eq!(g["options"]["tooltip"]["mode"], "single");
+        assert_eq!(
+            g["range"],
+            json!([FRAME.from_ms - 3_600_000, FRAME.to_ms - 3_600_000])
+        );
+        assert_eq!(stat["range"], json!([FRAME.from_ms, FRAME.to_ms]));
         let logs = &secs[3].panels;
         assert!(
             logs[0].unsupported.contains("\"logs\""),

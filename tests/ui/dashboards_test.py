@@ -143,8 +143,8 @@ def check_charts(page, name):
         xrange: (p.dataset.xrange || 'NaN,NaN').split(',').map(Number),
         visible: +p.dataset.visible,
         yrange: (p.dataset.yrange || 'NaN,NaN').split(',').map(Number),
-        fill: (((p.querySelector('.uplot') || {}).offsetHeight || 0) + ((p.querySelector('.dlegend') || {}).offsetHeight || 0))
-            / p.querySelector('.dpanel-body').clientHeight,
+        fill: (() => { const parts = ['.uplot', '.dlegend'].map(s => p.querySelector(s)).filter(e => e).map(e => e.getBoundingClientRect());
+            return parts.length ? (Math.max(...parts.map(r => r.bottom)) - Math.min(...parts.map(r => r.top))) / p.querySelector('.dpanel-body').clientHeight : 0; })(),
         range: JSON.parse(p.dataset.spec).range}))""")
     for r in rows:
         lo, hi = r["xrange"]
@@ -310,6 +310,14 @@ def main():
             if check_charts(page, label) < 4:
                 fail(f"{label}: fewer than 4 time series charts drawn")
             check_crosshair(page, label, False)
+            # The legacy graphs' legend: a table on the right with max, avg and current, every
+            # series named and its name readable (not squeezed to nothing).
+            leg = page.evaluate("""Array.from(document.querySelectorAll('.dpanel-body.legend-right .dlegend.table')).map(l => ({
+                head: Array.from(l.querySelectorAll('thead th')).map(t => t.textContent),
+                names: Array.from(l.querySelectorAll('tbody td.name')).map(t => [t.textContent, t.getBoundingClientRect().width])}))""")
+            if len(leg) < 5 or any(l["head"][1:] != ["Mean", "Last *", "Max"] or not l["names"]
+                                   or any(not n.startswith("GPU ") or w < 40 for n, w in l["names"]) for l in leg):
+                fail(f"{label}: right-hand table legends {leg}")
             print(f"{label}: without data in Prometheus: {[p['title'] for p in panels if p['state'] != 'data']}", flush=True)
             if with_prom < len(panels) - 1:
                 fail(f"{label}: only {with_prom} of {len(panels)} panels have data in Prometheus")
@@ -332,6 +340,7 @@ def main():
             "panels": [
                 {"id": 1, "type": "timeseries", "title": "stacked percent", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 6},
                  "fieldConfig": {"defaults": {"unit": "percent", "custom": {"stacking": {"mode": "percent"}, "fillOpacity": 30}}, "overrides": []},
+                 "options": {"legend": {"showLegend": True, "displayMode": "list", "placement": "right", "calcs": ["lastNotNull"]}},
                  "targets": [{"expr": 'sum by (mode) (rate(node_cpu_seconds_total{job="node"}[1m]))', "legendFormat": "{{mode}}", "refId": "A"}]},
                 {"id": 2, "type": "graph", "title": "legacy graph", "gridPos": {"x": 12, "y": 0, "w": 12, "h": 6},
                  "yaxes": [{"format": "bytes"}, {"format": "short"}], "stack": True, "fill": 2,
@@ -385,6 +394,13 @@ def main():
             neg: null})""")
         if not drawn["heat"] or drawn["rows"] < 1 or drawn["slices"] < 2:
             fail(f"kitchen: drawn {drawn}")
+        # A legend placed on the right, with its calculation, beside the chart.
+        right = page.evaluate("""(() => { const p = Array.from(document.querySelectorAll('.dpanel')).find(p => p.querySelector('.dpanel-title').textContent === 'stacked percent');
+            const l = p.querySelector('.dlegend'), c = p.querySelector('.uplot');
+            return {beside: l.getBoundingClientRect().left >= c.getBoundingClientRect().right - 1,
+                    items: Array.from(l.querySelectorAll('.dlegend-item')).map(i => i.textContent)}; })()""")
+        if not right["beside"] or not right["items"] or not all("Last *: " in t for t in right["items"]):
+            fail(f"kitchen: right-hand legend {right}")
         single = [p for p in panels if p["title"] == "legacy singlestat"]
         text = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).filter(p => p.querySelector('.dpanel-title').textContent === 'legacy singlestat').map(p => p.querySelector('.dstat-value').textContent)")
         if text != ["90%"]:
