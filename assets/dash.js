@@ -367,11 +367,9 @@
     });
     const dc = spec.field || {};
     const unit = percent ? 'percent' : dc.unit;
-    const w = Math.max(120, body.clientWidth);
-    const h = Math.max(60, body.clientHeight - 26);
     const lg = (spec.options && spec.options.legend) || {};
     const legendOn = lg.showLegend !== false && lg.displayMode !== 'hidden';
-    const series = [{ value: (u, v) => (v === null ? '' : fmtDate(v)) }].concat(fields.map((fd, i) => {
+    const series = [{}].concat(fields.map((fd, i) => {
       const col = seriesColour(fd.c, i);
       const cu = fd.c.custom || {};
       const fill = cu.fillOpacity !== undefined ? cu.fillOpacity / 100 : 0;
@@ -382,7 +380,6 @@
         fill: fill > 0 ? withAlpha(col, fill) : undefined,
         spanGaps: cu.spanNulls === true,
         points: pointsOf(cu),
-        value: (u, v) => (v === null || v === undefined ? '–' : U.format(fd.c.unit || unit, v, fd.c.decimals)),
       };
       if (cu.drawStyle === 'bars' && uPlot.paths && uPlot.paths.bars) s.paths = uPlot.paths.bars({ size: [0.8, 40] });
       if (cu.hideFrom && cu.hideFrom.viz) s.show = false;
@@ -405,8 +402,6 @@
     // The x axis spans the panel's time range, as Grafana's does, not just the data in it.
     const range = Array.isArray(spec.range) && spec.range.length === 2 ? [spec.range[0] / 1000, spec.range[1] / 1000] : null;
     const opts = {
-      width: w,
-      height: h,
       legend: { show: false },
       cursor: SYNC ? { sync: { key: SYNC.key } } : {},
       scales: { x: range ? { time: true, range: () => range } : { time: true }, y: yscale },
@@ -443,23 +438,25 @@
     }] };
     const tipMode = (spec.options && spec.options.tooltip && spec.options.tooltip.mode) || 'single';
     if (tipMode !== 'none') opts.hooks.setCursor = [(u) => tooltip(u, body, fields, unit, tipMode)];
-    const plot = new uPlot(opts, [xs].concat(cols), body);
-    plots.push({ plot, body });
+    // The legend first, so the chart is sized once to the room it leaves (a second size would
+    // draw every chart twice). A legend on the right (Grafana's placement "right") where the
+    // panel is wide enough.
+    let plot = null;
+    let legend = null;
     if (legendOn) {
-      // A legend on the right (Grafana's placement "right") where the panel is wide enough.
       if (lg.placement === 'right' && body.clientWidth >= 400) body.classList.add('legend-right');
-      body.appendChild(legendOf(plot, fields, unit, lg, series));
+      legend = body.appendChild(legendOf(() => plot, fields, unit, lg, series));
     }
-    // Fitted once the plot has committed its first layout: before that its legend is not laid
-    // out at its final width and measures taller than it will be.
-    requestAnimationFrame(() => fit(plot, body));
+    Object.assign(opts, room(body));
+    plot = new uPlot(opts, [xs].concat(cols), (u, init) => { body.insertBefore(u.root, legend); init(); });
+    plots.push({ plot, body });
   }
   // The legend as Grafana's: a list (or a table) of the series with their colours and the
   // legend's calculations (min, mean, max, last ...) of each series' own values, in its unit.
   // A click shows that series alone; a second click, or a click with Ctrl/Shift, toggles back.
   const CALC_NAMES = { min: 'Min', max: 'Max', mean: 'Mean', last: 'Last', lastNotNull: 'Last *', first: 'First',
     firstNotNull: 'First *', sum: 'Total', count: 'Count', range: 'Range', delta: 'Delta', diff: 'Difference' };
-  function legendOf(plot, fields, unit, lg, series) {
+  function legendOf(plotOf, fields, unit, lg, series) {
     const calcs = (Array.isArray(lg.calcs) ? lg.calcs : []).filter((c) => typeof c === 'string').slice(0, 8);
     const table = lg.displayMode === 'table';
     const box = el('div', 'dlegend' + (table ? ' table' : ''));
@@ -489,6 +486,8 @@
         item.appendChild(table ? el('td', null, v) : el('span', 'calc', (CALC_NAMES[c] || c) + ': ' + v));
       }
       item.addEventListener('click', (e) => {
+        const plot = plotOf();
+        if (!plot) return;
         const alone = plot.series.every((s, k) => k === 0 || (k === si) === s.show);
         plot.series.forEach((s, k) => {
           if (k === 0) return;
@@ -591,6 +590,12 @@
     return Math.ceil(widest + ticks + (ax.gap || 5) + 8);
   }
   function fit(plot, body) {
+    const { width, height } = room(body);
+    if (Math.abs(plot.width - width) > 1 || Math.abs(plot.height - height) > 1) plot.setSize({ width, height });
+  }
+  // The chart's size: the panel body less its legend (below, up to 40% of the height; on the
+  // right, up to 40% of the width).
+  function room(body) {
     const legend = body.querySelector('.dlegend');
     const right = body.classList.contains('legend-right');
     if (legend && right) legend.style.maxWidth = Math.round(body.clientWidth * 0.4) + 'px';
@@ -599,8 +604,7 @@
     const lw = legend && right ? legend.offsetWidth + 4 : 0;
     const width = Math.max(120, body.clientWidth - lw);
     const height = Math.max(50, body.clientHeight - lh - 4);
-    // One redraw at most: only when the legend took room the first guess did not leave.
-    if (Math.abs(plot.width - width) > 1 || Math.abs(plot.height - height) > 1) plot.setSize({ width, height });
+    return { width, height };
   }
   function fmtDate(sec) {
     const d = new Date(sec * 1000);
