@@ -421,10 +421,11 @@
     });
     if (bands.length) opts.bands = bands;
     if (zoneOk) opts.tzDate = (ts) => uPlot.tzDate(new Date(ts * 1e3), TZ);
-    // What the chart spans once its x scale is set, and how many values it draws there, for
-    // tests to read.
+    // When the chart was last drawn (it draws after this function returns, when uPlot commits),
+    // what it spans once its x scale is set, and how many values it draws there, for tests and
+    // the benchmark to read.
     const panel = body.closest('.dpanel');
-    opts.hooks = { setScale: [(u, key) => {
+    opts.hooks = { draw: [() => { if (panel) panel.dataset.doneAt = String(Math.round(performance.now())); }], setScale: [(u, key) => {
       if (key === 'y' && panel) panel.dataset.yrange = u.scales.y.min + ',' + u.scales.y.max;
       if (key !== 'x' || !panel) return;
       const lo = u.scales.x.min, hi = u.scales.x.max;
