@@ -441,12 +441,14 @@
     if (tipMode !== 'none') opts.hooks.setCursor = [(u) => tooltip(u, body, fields, unit, tipMode)];
     // The legend first, so the chart is sized once to the room it leaves (a second size would
     // draw every chart twice). A legend on the right (Grafana's placement "right") where the
-    // panel is wide enough.
+    // panel is wide enough for it.
     let plot = null;
     let legend = null;
     if (legendOn) {
       if (lg.placement === 'right' && body.clientWidth >= 400) body.classList.add('legend-right');
       legend = body.appendChild(legendOf(() => plot, fields, unit, lg, series));
+      // One that needs more than 40% of the width (a narrow window, long names) goes below.
+      if (body.classList.contains('legend-right') && legend.scrollWidth > body.clientWidth * 0.4) body.classList.remove('legend-right');
     }
     Object.assign(opts, room(body));
     plot = new uPlot(opts, [xs].concat(cols), (u, init) => { body.insertBefore(u.root, legend); init(); });

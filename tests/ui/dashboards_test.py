@@ -497,6 +497,9 @@ def main():
         widths = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).map(p => p.getBoundingClientRect().width)")
         if min(widths) < 500:
             fail(f"narrow window: panels are not one per line: widths {widths}")
+        cut = page.evaluate("Array.from(document.querySelectorAll('.dlegend')).filter(l => l.scrollWidth > l.clientWidth + 1).length")
+        if cut:
+            fail(f"narrow window: {cut} legends are wider than their room")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
             fail(f"narrow window: the page is {overflow}px wider than the window")
