@@ -21,6 +21,7 @@
   if (!root) return;
   const BASE = document.body.dataset.base || '';
   const U = window.SightlineUnits;
+  const F = window.SightlineFrames;
   // The dashboard's zone: the browser's, UTC, or an IANA name.
   const TZ = root.dataset.tz === 'utc' ? 'Etc/UTC' : (root.dataset.tz !== 'browser' ? root.dataset.tz : '');
   let zoneOk = !!TZ;
@@ -193,8 +194,11 @@
     }
     o[parts[parts.length - 1]] = v;
   }
-  function fieldConfig(spec, f) {
+  // The panel's defaults, then what a transformation set on the field (a new name), then the
+  // overrides that match it.
+  function fieldConfig(spec, f, own) {
     const c = JSON.parse(JSON.stringify(spec.field || {}));
+    if (own && own.displayName) c.displayName = own.displayName;
     for (const ov of spec.overrides || []) {
       if (!matches(ov.matcher, f)) continue;
       for (const p of ov.properties || []) if (p && p.id) setPath(c, p.id, p.value);
@@ -245,23 +249,7 @@
     if (cm === 'thresholds') return thresholdColour(c, v === undefined ? 0 : v, lo, hi);
     return CLASSIC[i % CLASSIC.length];
   }
-  function reduce(calc, vals) {
-    const nn = vals.filter((v) => v !== null && !Number.isNaN(v));
-    switch (calc) {
-      case 'last': return vals.length ? vals[vals.length - 1] : null;
-      case 'first': return vals.length ? vals[0] : null;
-      case 'firstNotNull': return nn.length ? nn[0] : null;
-      case 'mean': return nn.length ? nn.reduce((a, b) => a + b, 0) / nn.length : null;
-      case 'max': return nn.length ? Math.max(...nn) : null;
-      case 'min': return nn.length ? Math.min(...nn) : null;
-      case 'sum': return nn.reduce((a, b) => a + b, 0);
-      case 'count': return vals.length;
-      case 'range': return nn.length ? Math.max(...nn) - Math.min(...nn) : null;
-      case 'delta': { let d = 0; for (let i = 1; i < nn.length; i++) d += Math.max(0, nn[i] - nn[i - 1]); return d; }
-      case 'diff': return nn.length ? nn[nn.length - 1] - nn[0] : null;
-      case 'lastNotNull': default: return nn.length ? nn[nn.length - 1] : null;
-    }
-  }
+  const reduce = F.reduce;
 
   // ------------------------------------------------------------ panels
   const observer = 'IntersectionObserver' in window
@@ -307,6 +295,15 @@
     for (const f of frames) {
       f.name = seriesName(f.labels, f.legend, f.expr);
       f.display = f.name;
+    }
+    // A chart's, stat's or gauge's transformations run on Grafana's frames, which then become
+    // series again (a table keeps the frames: drawTable).
+    const list = Array.isArray(spec.transformations) ? spec.transformations : [];
+    if (list.length && spec.type !== 'table') {
+      const input = frames.map((f) => ({ labels: f.labels, times: f.times, values: f.values, refId: f.refId, format: f.format, name: f.display }));
+      const r = F.transform(F.fromSeries(input, targets.length), list);
+      frames = F.toSeries(r.frames, (spec.range ? spec.range[1] : Date.now()) / 1000).map((s) => Object.assign(s, { display: s.name }));
+      if (r.skipped.length) p.querySelector('.dpanel-title').title = 'not applied by Sightline: ' + r.skipped.join(', ');
     }
     if (frames.length > MAX_SERIES) frames = frames.slice(0, MAX_SERIES);
     const hasData = frames.some((f) => f.values.some((v) => v !== null));
@@ -457,8 +454,6 @@
   // The legend as Grafana's: a list (or a table) of the series with their colours and the
   // legend's calculations (min, mean, max, last ...) of each series' own values, in its unit.
   // A click shows that series alone; a second click, or a click with Ctrl/Shift, toggles back.
-  const CALC_NAMES = { min: 'Min', max: 'Max', mean: 'Mean', last: 'Last', lastNotNull: 'Last *', first: 'First',
-    firstNotNull: 'First *', sum: 'Total', count: 'Count', range: 'Range', delta: 'Delta', diff: 'Difference' };
   function legendOf(plotOf, fields, unit, lg, series) {
     const calcs = (Array.isArray(lg.calcs) ? lg.calcs : []).filter((c) => typeof c === 'string').slice(0, 8);
     const table = lg.displayMode === 'table';
@@ -468,7 +463,7 @@
     if (table) {
       const head = el('tr');
       head.appendChild(el('th', 'name', ''));
-      for (const c of calcs) head.appendChild(el('th', null, CALC_NAMES[c] || c));
+      for (const c of calcs) head.appendChild(el('th', null, F.calcName(c)));
       rows.appendChild(el('thead')).appendChild(head);
       rows.appendChild(el('tbody'));
       box.appendChild(rows);
@@ -486,7 +481,7 @@
       const raw = fd.f.values.map((v) => (v === null || !isFinite(v) ? null : v));
       for (const c of calcs) {
         const v = fmtLegend(fd.c, unit, reduce(c, raw));
-        item.appendChild(table ? el('td', null, v) : el('span', 'calc', (CALC_NAMES[c] || c) + ': ' + v));
+        item.appendChild(table ? el('td', null, v) : el('span', 'calc', F.calcName(c) + ': ' + v));
       }
       item.addEventListener('click', (e) => {
         const plot = plotOf();
@@ -722,47 +717,138 @@
     body.appendChild(wrap);
   }
 
+  // Tables as Grafana draws them: the query answers as Grafana's data frames
+  // (assets/frames.js), through the panel's transformations, each resulting frame a table.
+  // Without transformations, time series are shown one row per series (its last value).
   function drawTable(body, spec, frames) {
-    const fields = fieldsOf(spec, frames);
-    const refs = new Set(frames.map((f) => f.refId));
-    const labelKeys = new Set();
-    for (const f of frames) for (const k of Object.keys(f.labels)) if (k !== '__name__') labelKeys.add(k);
-    const keys = Array.from(labelKeys).sort();
-    const instantLike = frames.every((f) => f.values.length <= 1) || frames.every((f) => f.format !== 'table');
-    const rows = [];
-    for (const fd of fields) {
-      const f = fd.f;
-      if (instantLike) {
-        const v = reduce('lastNotNull', fd.values);
-        rows.push({ t: f.times[f.times.length - 1], labels: f.labels, ref: f.refId, v, c: fd.c });
-      } else {
-        f.times.forEach((t, j) => rows.push({ t, labels: f.labels, ref: f.refId, v: fd.values[j], c: fd.c }));
-      }
-      if (rows.length > MAX_TABLE_ROWS) break;
+    const nq = (spec.targets || []).length;
+    const list = Array.isArray(spec.transformations) ? spec.transformations : [];
+    let series = frames.map((f) => ({ labels: f.labels, times: f.times, values: f.values, refId: f.refId, format: f.format, name: f.display }));
+    if (!list.length) {
+      series = series.map((s) => (s.format === 'table' ? s : Object.assign({}, s, {
+        format: 'table', times: s.times.slice(-1), values: [reduce('lastNotNull', s.values)],
+      })));
     }
-    const valueCols = refs.size > 1 ? Array.from(refs).map((r) => 'Value #' + r) : ['Value'];
+    const r = F.transform(F.fromSeries(series, nq), list);
+    const data = r.frames.filter((fr) => fr.fields.length).slice(0, 20);
     const scroll = el('div', 'dtable');
-    const table = el('table', 'data');
-    const head = el('tr');
-    ['Time'].concat(keys, valueCols).forEach((k) => head.appendChild(el('th', '', k)));
-    table.appendChild(el('thead')).appendChild(head);
-    const tb = el('tbody');
-    for (const r of rows.slice(0, MAX_TABLE_ROWS)) {
-      const tr = el('tr');
-      tr.appendChild(el('td', 'muted', fmtDate(r.t)));
-      for (const k of keys) tr.appendChild(el('td', '', r.labels[k] !== undefined ? r.labels[k] : ''));
-      for (const vc of valueCols) {
-        const mine = valueCols.length === 1 || vc === 'Value #' + r.ref;
-        const td = el('td', 'num', mine ? fmtValue(r.c, r.v) : '');
-        if (mine && r.c.color && r.c.color.mode === 'thresholds' && r.v !== null) td.style.color = thresholdColour(r.c, r.v, 0, 100);
-        tr.appendChild(td);
-      }
-      tb.appendChild(tr);
+    if (r.skipped.length) scroll.appendChild(el('p', 'muted dtable-note', 'not applied by Sightline: ' + r.skipped.join(', ') + ' (shown without)'));
+    let budget = MAX_TABLE_ROWS;
+    for (const fr of data) {
+      if (data.length > 1) scroll.appendChild(el('p', 'dtable-caption', fr.name || fr.refId || ''));
+      budget -= tableOf(scroll, spec, fr, budget);
+      if (budget <= 0) break;
     }
-    table.appendChild(tb);
-    scroll.appendChild(table);
-    if (rows.length > MAX_TABLE_ROWS) scroll.appendChild(el('p', 'muted', 'first ' + MAX_TABLE_ROWS + ' rows'));
+    if (!data.length) scroll.appendChild(el('p', 'dpanel-msg', 'No data'));
     body.appendChild(scroll);
+  }
+
+  function cellMode(c) {
+    const cu = c.custom || {};
+    return (cu.cellOptions && cu.cellOptions.type) || cu.displayMode || 'auto';
+  }
+  // One frame as a table; returns the rows it drew.
+  function tableOf(box, spec, fr, budget) {
+    const cols = [];
+    for (const f of fr.fields) {
+      const probe = { name: f.name, display: F.display(f), refId: fr.refId, labels: f.labels || {} };
+      const c = fieldConfig(spec, probe, f.config);
+      if (c.custom && c.custom.hidden) continue;
+      const nums = f.values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+      let lo = 0, hi = 100;
+      if (nums.length) { lo = nums.reduce((a, b) => Math.min(a, b)); hi = nums.reduce((a, b) => Math.max(a, b)); }
+      cols.push({ f, c, title: displayName(c, probe), lo: c.min !== undefined && c.min !== null ? c.min : lo, hi: c.max !== undefined && c.max !== null ? c.max : hi });
+    }
+    const n = F.rows(fr);
+    let order = Array.from({ length: n }, (_, i) => i);
+    const sortOf = (col, desc) => {
+      order.sort((a, b) => {
+        const x = col.f.values[a], y = col.f.values[b];
+        if (x === y) return a - b;
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        const d = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+        return desc ? -d : d;
+      });
+    };
+    const first = ((spec.options || {}).sortBy || [])[0];
+    if (first && first.displayName) {
+      const col = cols.find((cl) => cl.title === first.displayName);
+      if (col) sortOf(col, !!first.desc);
+    }
+    const table = el('table', 'data');
+    const tb = el('tbody');
+    const fill = () => {
+      tb.textContent = '';
+      for (const i of order.slice(0, budget)) {
+        const tr = el('tr');
+        for (const col of cols) tr.appendChild(cellOf(col, col.f.values[i]));
+        tb.appendChild(tr);
+      }
+    };
+    if ((spec.options || {}).showHeader !== false) {
+      const head = el('tr');
+      cols.forEach((col) => {
+        const th = el('th', 'sortable' + (col.f.type === 'number' ? ' num' : ''), col.title);
+        th.addEventListener('click', () => {
+          const desc = th.dataset.sort === 'asc';
+          head.querySelectorAll('th').forEach((x) => delete x.dataset.sort);
+          th.dataset.sort = desc ? 'desc' : 'asc';
+          sortOf(col, desc);
+          fill();
+        });
+        head.appendChild(th);
+      });
+      table.appendChild(el('thead')).appendChild(head);
+    }
+    fill();
+    table.appendChild(tb);
+    const foot = (spec.options || {}).footer;
+    if (foot && foot.show) {
+      const calc = (Array.isArray(foot.reducer) && foot.reducer[0]) || 'sum';
+      const only = Array.isArray(foot.fields) && foot.fields.length ? foot.fields : null;
+      const tr = el('tr');
+      cols.forEach((col, k) => {
+        const use = col.f.type === 'number' && (!only || only.includes(col.title) || only.includes(col.f.name));
+        const td = use ? el('td', 'num', fmtCell(col, reduce(calc, col.f.values))) : el('td', '', k === 0 ? F.calcName(calc) : '');
+        tr.appendChild(td);
+      });
+      table.appendChild(el('tfoot')).appendChild(tr);
+    }
+    box.appendChild(table);
+    if (n > budget) box.appendChild(el('p', 'muted', 'first ' + budget + ' of ' + n + ' rows'));
+    return Math.min(n, budget);
+  }
+  function fmtCell(col, v) {
+    if (v === null || v === undefined) return '';
+    if (Array.isArray(v)) return v.join(', ');
+    if (col.f.type === 'time') return typeof v === 'number' ? fmtDate(v) : String(v);
+    if (typeof v === 'number') return fmtValue(col.c, v);
+    const mapped = mapValue(col.c, v);
+    return mapped !== null ? mapped : String(v);
+  }
+  function cellOf(col, v) {
+    const td = el('td', typeof v === 'number' && col.f.type !== 'time' ? 'num' : '', fmtCell(col, v));
+    const mode = cellMode(col.c);
+    if (typeof v !== 'number' || col.f.type === 'time' || mode === 'auto') return td;
+    const c = col.c.color && col.c.color.mode && col.c.color.mode !== 'thresholds' ? seriesColour(col.c, 0) : thresholdColour(col.c, v, col.lo, col.hi);
+    if (mode === 'color-text') {
+      td.style.color = c;
+    } else if (mode === 'color-background' || mode === 'color-background-solid') {
+      td.style.background = c;
+      td.classList.add('dcell-bg');
+    } else if (/gauge|basic/.test(mode)) {
+      const bar = el('div', 'dcell-bar');
+      const frac = col.hi > col.lo ? Math.max(0, Math.min(1, (v - col.lo) / (col.hi - col.lo))) : 0;
+      bar.style.width = (frac * 100).toFixed(1) + '%';
+      bar.style.background = c;
+      const wrap = el('div', 'dcell-gauge');
+      wrap.appendChild(bar);
+      wrap.appendChild(el('span', null, fmtCell(col, v)));
+      td.textContent = '';
+      td.appendChild(wrap);
+    }
+    return td;
   }
 
   function drawHeatmap(body, spec, frames) {

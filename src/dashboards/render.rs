@@ -112,6 +112,11 @@ pub fn sections(d: &Value, r: &Resolved, frame: Frame) -> (Vec<Section>, Option<
                 inner.extend(nested.iter());
             }
             groups.push((Some(p), inner));
+            // A collapsed row holds only its own panels; top-level panels after it stay in
+            // view below it, as Grafana shows them.
+            if p.get("collapsed").and_then(Value::as_bool) == Some(true) {
+                groups.push((None, Vec::new()));
+            }
         } else if let Some(last) = groups.last_mut() {
             last.1.push(p);
         }
@@ -432,7 +437,7 @@ fn thresholds(v: Option<&Value>) -> Option<Value> {
 }
 
 /// The panel's type, field config and options in the current schema.
-fn normalise(p: &Value) -> (String, Map<String, Value>, Value, Map<String, Value>) {
+fn normalise(p: &Value) -> Normal {
     let kind = p
         .get("type")
         .and_then(Value::as_str)
@@ -442,6 +447,11 @@ fn normalise(p: &Value) -> (String, Map<String, Value>, Value, Map<String, Value
     let mut defaults = obj(fc.get("defaults"));
     let mut options = obj(p.get("options"));
     let mut overrides = fc.remove("overrides").unwrap_or(json!([]));
+    let mut transformations: Vec<Value> = p
+        .get("transformations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     // 6.x: options.fieldOptions holds defaults and calcs.
     if let Some(fo) = options.remove("fieldOptions") {
         for (k, v) in obj(fo.get("defaults")) {
@@ -468,12 +478,36 @@ fn normalise(p: &Value) -> (String, Map<String, Value>, Value, Map<String, Value
         "singlestat" | "grafana-singlestat-panel" => {
             legacy_singlestat(p, &mut defaults, &mut options)
         }
-        "table-old" => "table".into(),
+        // Before Grafana 7 the Angular table was "table" too; its `styles` tell it apart.
+        "table-old" => {
+            legacy_table(p, &mut defaults, &mut overrides, &mut transformations);
+            "table".into()
+        }
+        "table" if p.get("styles").is_some() && p.get("fieldConfig").is_none() => {
+            legacy_table(p, &mut defaults, &mut overrides, &mut transformations);
+            "table".into()
+        }
         "grafana-piechart-panel" => "piechart".into(),
         "graph2" | "trend" | "xychart" => "timeseries".into(),
         _ => kind,
     };
-    (kind, defaults, overrides, options)
+    Normal {
+        kind,
+        defaults,
+        overrides,
+        options,
+        transformations,
+    }
+}
+
+/// A panel in the current schema: what the page draws it from.
+struct Normal {
+    kind: String,
+    defaults: Map<String, Value>,
+    overrides: Value,
+    options: Map<String, Value>,
+    /// Grafana's transformations, in order (the table draws them; see `assets/frames.js`).
+    transformations: Vec<Value>,
 }
 
 fn legacy_graph(
@@ -617,20 +651,15 @@ fn legacy_graph(
     *overrides = Value::Array(list);
 }
 
-fn legacy_singlestat(p: &Value, d: &mut Map<String, Value>, o: &mut Map<String, Value>) -> String {
-    if let Some(f) = p.get("format").and_then(Value::as_str) {
-        d.insert("unit".into(), json!(f));
-    }
-    if let Some(dec) = num(p.get("decimals")) {
-        d.insert("decimals".into(), json!(dec));
-    }
-    let colors: Vec<Value> = p
-        .get("colors")
+/// Thresholds from a legacy panel's limits ("50,80", or a list) and colours (one more than limits).
+fn legacy_steps(thresholds: Option<&Value>, colors: Option<&Value>) -> Value {
+    let colors: Vec<Value> = colors
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_else(|| vec![json!("green"), json!("orange"), json!("red")]);
-    let limits: Vec<f64> = match p.get("thresholds") {
+    let limits: Vec<f64> = match thresholds {
         Some(Value::String(s)) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|x| num(Some(x))).collect(),
         _ => Vec::new(),
     };
     let mut steps =
@@ -639,9 +668,146 @@ fn legacy_singlestat(p: &Value, d: &mut Map<String, Value>, o: &mut Map<String, 
         steps
             .push(json!({"color": colors.get(i + 1).cloned().unwrap_or(json!("red")), "value": l}));
     }
+    json!({"mode": "absolute", "steps": steps})
+}
+
+/// The Angular table (Grafana before 7, `table-old`) as Grafana's migration turns it into the
+/// current table: its `transform` becomes a transformation, each of its `styles` an override
+/// (the `/.*/` style the defaults): alias, unit, decimals, hidden and date columns, thresholds
+/// with cell or value colouring.
+fn legacy_table(
+    p: &Value,
+    d: &mut Map<String, Value>,
+    overrides: &mut Value,
+    transformations: &mut Vec<Value>,
+) {
+    match p.get("transform").and_then(Value::as_str) {
+        Some("timeseries_to_columns") => {
+            transformations.push(json!({"id": "seriesToColumns", "options": {}}))
+        }
+        Some("table") => transformations.push(json!({"id": "merge", "options": {}})),
+        Some("timeseries_aggregations") => {
+            let reducers: Vec<Value> = p
+                .get("columns")
+                .and_then(Value::as_array)
+                .map(|cols| {
+                    cols.iter()
+                        .filter_map(|c| c.get("value").and_then(Value::as_str))
+                        .map(|c| match c {
+                            "avg" => json!("mean"),
+                            "total" => json!("sum"),
+                            "current" => json!("lastNotNull"),
+                            other => json!(other),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            transformations.push(json!({"id": "reduce", "options": {"reducers": reducers}}));
+        }
+        // timeseries_to_rows, the default: a row per series and time.
+        Some("timeseries_to_rows") | None => {
+            transformations.push(json!({"id": "seriesToRows", "options": {}}))
+        }
+        Some(_) => {}
+    }
+    let mut list = overrides.as_array().cloned().unwrap_or_default();
+    for st in p
+        .get("styles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut props = Map::new();
+        if let Some(a) = st
+            .get("alias")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        {
+            props.insert("displayName".into(), json!(a));
+        }
+        match st.get("type").and_then(Value::as_str) {
+            Some("hidden") => {
+                props.insert("custom.hidden".into(), json!(true));
+            }
+            Some("date") => {
+                props.insert("unit".into(), json!("dateTimeAsIso"));
+            }
+            Some("number") => {
+                if let Some(u) = st.get("unit").and_then(Value::as_str) {
+                    props.insert("unit".into(), json!(u));
+                }
+                if let Some(dec) = num(st.get("decimals")) {
+                    props.insert("decimals".into(), json!(dec));
+                }
+            }
+            _ => {}
+        }
+        if let Some(mode) = st.get("colorMode").and_then(Value::as_str) {
+            let display = match mode {
+                "cell" | "row" => "color-background",
+                _ => "color-text",
+            };
+            props.insert("custom.displayMode".into(), json!(display));
+            props.insert(
+                "thresholds".into(),
+                legacy_steps(st.get("thresholds"), st.get("colors")),
+            );
+            props.insert("color".into(), json!({"mode": "thresholds"}));
+        }
+        let pattern = st.get("pattern").and_then(Value::as_str).unwrap_or("");
+        if pattern == "/.*/" {
+            for (k, v) in props {
+                if !d.contains_key(&k) {
+                    set_path(d, &k, v);
+                }
+            }
+            continue;
+        }
+        if pattern.is_empty() || props.is_empty() {
+            continue;
+        }
+        let matcher = if pattern.starts_with('/') && pattern.len() > 1 {
+            json!({"id": "byRegexp", "options": pattern})
+        } else {
+            json!({"id": "byName", "options": pattern})
+        };
+        let properties: Vec<Value> = props
+            .into_iter()
+            .map(|(id, value)| json!({"id": id, "value": value}))
+            .collect();
+        list.push(json!({"matcher": matcher, "properties": properties}));
+    }
+    *overrides = Value::Array(list);
+}
+
+/// Sets `a.b.c` in a field config map.
+fn set_path(d: &mut Map<String, Value>, path: &str, v: Value) {
+    match path.split_once('.') {
+        Some((head, rest)) => {
+            let e = d.entry(head.to_string()).or_insert_with(|| json!({}));
+            if !e.is_object() {
+                *e = json!({});
+            }
+            if let Value::Object(m) = e {
+                set_path(m, rest, v);
+            }
+        }
+        None => {
+            d.insert(path.to_string(), v);
+        }
+    }
+}
+
+fn legacy_singlestat(p: &Value, d: &mut Map<String, Value>, o: &mut Map<String, Value>) -> String {
+    if let Some(f) = p.get("format").and_then(Value::as_str) {
+        d.insert("unit".into(), json!(f));
+    }
+    if let Some(dec) = num(p.get("decimals")) {
+        d.insert("decimals".into(), json!(dec));
+    }
     d.insert(
         "thresholds".into(),
-        json!({"mode": "absolute", "steps": steps}),
+        legacy_steps(p.get("thresholds"), p.get("colors")),
     );
     let calc = match p.get("valueName").and_then(Value::as_str).unwrap_or("avg") {
         "avg" => "mean",
@@ -688,7 +854,13 @@ fn legacy_singlestat(p: &Value, d: &mut Map<String, Value>, o: &mut Map<String, 
 }
 
 fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> PanelView {
-    let (kind, defaults, overrides, options) = normalise(p);
+    let Normal {
+        kind,
+        defaults,
+        overrides,
+        options,
+        transformations,
+    } = normalise(p);
     let title = interpolate(
         p.get("title").and_then(Value::as_str).unwrap_or(""),
         vars,
@@ -740,6 +912,7 @@ fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> Pa
         "field": defaults,
         "overrides": overrides,
         "options": options,
+        "transformations": transformations,
         "targets": targets,
         "range": [from, to],
         "timezone": "",
@@ -757,6 +930,44 @@ fn view(p: &Value, vars: &Vars, x: i64, y: i64, w: i64, h: i64, ctx: &Ctx) -> Pa
         html,
         unsupported,
     }
+}
+
+/// Each query's refId; one without gets the next letter no other query uses, as Grafana gives
+/// them (A .. Z, then AA, AB ...).
+fn ref_ids(targets: &[Value]) -> Vec<String> {
+    let mut used: std::collections::HashSet<String> = targets
+        .iter()
+        .filter_map(|t| t.get("refId").and_then(Value::as_str))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    let name = |mut n: usize| {
+        let mut s = Vec::new();
+        loop {
+            s.push(b'A' + (n % 26) as u8);
+            if n < 26 {
+                break;
+            }
+            n = n / 26 - 1;
+        }
+        s.reverse();
+        String::from_utf8_lossy(&s).into_owned()
+    };
+    let mut next = 0;
+    targets
+        .iter()
+        .map(|t| match t.get("refId").and_then(Value::as_str) {
+            Some(r) if !r.is_empty() => r.to_string(),
+            _ => {
+                while used.contains(&name(next)) {
+                    next += 1;
+                }
+                let r = name(next);
+                used.insert(r.clone());
+                r
+            }
+        })
+        .collect()
 }
 
 /// The panel's time range in ms: the dashboard's, moved by the panel's relative time
@@ -792,16 +1003,17 @@ fn queries(p: &Value, vars: &Vars, w: i64, ctx: &Ctx) -> Vec<Value> {
         .and_then(Value::as_str)
         .and_then(|i| time::parse_interval(&interpolate(i, vars, Default::Glob)));
     let mut out = Vec::new();
-    for t in p
+    let targets: Vec<Value> = p
         .get("targets")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+        .cloned()
+        .unwrap_or_default();
+    let ids = ref_ids(&targets);
+    for (t, ref_id) in targets.iter().zip(&ids) {
+        let ref_id = ref_id.as_str();
         if t.get("hide").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let ref_id = t.get("refId").and_then(Value::as_str).unwrap_or("A");
         let Some(expr) = t
             .get("expr")
             .and_then(Value::as_str)
@@ -911,6 +1123,7 @@ mod tests {
                             {"type": "timeseries", "id": 4, "datasource": {"type": "loki", "uid": "x"}, "gridPos": {"x":0,"y":22,"w":24,"h":8}, "targets": [{"expr": "{a=\"b\"}"}]},
                             {"type": "timeseries", "id": 5, "datasource": "${DS_LOKI}", "gridPos": {"x":0,"y":30,"w":24,"h":8}},
                             {"type": "text", "id": 6, "options": {"content": "# Hi $job <script>x()</script>"}, "gridPos": {"x":0,"y":38,"w":24,"h":3}}]},
+                {"type": "stat", "id": 7, "title": "after", "gridPos": {"x":0,"y":14,"w":6,"h":4}, "targets": [{"expr": "up"}]},
             ]
         });
         let gpu = VarValue {
@@ -924,10 +1137,14 @@ mod tests {
             .push(("datasource".into(), "prometheus".into()));
         let (secs, trunc) = sections(&d, &r, FRAME);
         assert!(trunc.is_none());
-        assert_eq!(secs.len(), 4, "top, GPU 0, GPU 1, logs");
+        assert_eq!(secs.len(), 5, "top, GPU 0, GPU 1, logs, after");
         assert_eq!(secs[1].title.as_deref(), Some("GPU 0"));
         assert_eq!(secs[2].title.as_deref(), Some("GPU 1"));
         assert!(secs[3].collapsed);
+        // A panel after a collapsed row is not folded into it.
+        assert_eq!(secs[4].title, None);
+        assert!(!secs[4].collapsed);
+        assert_eq!(secs[4].panels[0].title, "after");
         let stat: Value = serde_json::from_str(&secs[0].panels[0].spec).unwrap();
         let t = &stat["targets"][0];
         // 6 h over 100 points = 216 s -> 5 m on Grafana's ladder; rate interval 5m15s -> "5m".
@@ -977,6 +1194,26 @@ mod tests {
         assert!(!logs[3].html.contains("<script"), "{}", logs[3].html);
         // Positions are relative to the section.
         assert_eq!((logs[1].y, logs[3].y), (8, 24));
+    }
+
+    #[test]
+    fn ref_ids_as_grafana_gives_them() {
+        let t: Vec<Value> = serde_json::from_str(
+            r#"[{"expr": "a"}, {"expr": "b", "refId": "A"}, {"expr": "c"}, {"expr": "d", "refId": ""}]"#,
+        )
+        .unwrap();
+        assert_eq!(ref_ids(&t), ["B", "A", "C", "D"]);
+        let many: Vec<Value> = (0..28).map(|_| json!({"expr": "x"})).collect();
+        let ids = ref_ids(&many);
+        assert_eq!(
+            (
+                ids[0].as_str(),
+                ids[25].as_str(),
+                ids[26].as_str(),
+                ids[27].as_str()
+            ),
+            ("A", "Z", "AA", "AB")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ GPU series through /federate. Headless Chromium (Debian's, through Playwright):
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -366,6 +367,31 @@ def main():
                 {"id": 10, "type": "row", "title": "folded", "collapsed": True, "gridPos": {"x": 0, "y": 22, "w": 24, "h": 1},
                  "panels": [{"id": 11, "type": "gauge", "title": "inside a folded row", "gridPos": {"x": 0, "y": 23, "w": 6, "h": 5},
                              "targets": [{"expr": "vector(42)", "refId": "A"}]}]},
+                # Transformations: kube-prometheus's disk space table (queries without refIds,
+                # as that dashboard has them), a legacy Angular table with styles, and a chart
+                # of each row's mean.
+                {"id": 12, "type": "table", "title": "disk space", "gridPos": {"x": 0, "y": 28, "w": 12, "h": 6},
+                 "targets": [{"expr": 'max by (mountpoint) (node_filesystem_size_bytes{job="node", fstype!=""})', "format": "table", "instant": True},
+                             {"expr": 'max by (mountpoint) (node_filesystem_avail_bytes{job="node", fstype!=""})', "format": "table", "instant": True}],
+                 "fieldConfig": {"defaults": {"unit": "bytes", "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.9}]}},
+                                 "overrides": [{"matcher": {"id": "byName", "options": "Used, %"}, "properties": [
+                                     {"id": "unit", "value": "percentunit"}, {"id": "custom.cellOptions", "value": {"type": "gauge"}},
+                                     {"id": "min", "value": 0}, {"id": "max", "value": 1}]}]},
+                 "transformations": [
+                     {"id": "groupBy", "options": {"fields": {"Value #A": {"aggregations": ["lastNotNull"], "operation": "aggregate"},
+                                                              "Value #B": {"aggregations": ["lastNotNull"], "operation": "aggregate"},
+                                                              "mountpoint": {"aggregations": [], "operation": "groupby"}}}},
+                     {"id": "merge", "options": {}},
+                     {"id": "calculateField", "options": {"alias": "Used", "mode": "binary", "binary": {"left": "Value #A (lastNotNull)", "operator": "-", "right": "Value #B (lastNotNull)"}}},
+                     {"id": "calculateField", "options": {"alias": "Used, %", "mode": "binary", "binary": {"left": "Used", "operator": "/", "right": "Value #A (lastNotNull)"}}},
+                     {"id": "organize", "options": {"excludeByName": {}, "indexByName": {}, "renameByName": {"Value #A (lastNotNull)": "Size", "Value #B (lastNotNull)": "Available", "mountpoint": "Mounted on"}}},
+                     {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "Mounted on"}]}}]},
+                {"id": 13, "type": "table-old", "title": "old table", "gridPos": {"x": 12, "y": 28, "w": 12, "h": 6}, "transform": "table",
+                 "styles": [{"pattern": "Time", "type": "hidden"}, {"pattern": "Value", "type": "number", "unit": "bytes", "alias": "Size", "decimals": 1}],
+                 "targets": [{"expr": 'max by (mountpoint) (node_filesystem_size_bytes{job="node", fstype!=""})', "format": "table", "instant": True, "refId": "A"}]},
+                {"id": 14, "type": "timeseries", "title": "mean of rows", "gridPos": {"x": 0, "y": 34, "w": 12, "h": 6},
+                 "targets": [{"expr": 'node_load1{job="node"}', "legendFormat": "1m", "refId": "A"}, {"expr": 'node_load5{job="node"}', "legendFormat": "5m", "refId": "B"}],
+                 "transformations": [{"id": "calculateField", "options": {"alias": "load mean", "mode": "reduceRow", "reduce": {"reducer": "mean"}, "replaceFields": True}}]},
             ]}
         legacy = {"uid": "legacy", "title": "Grafana 4 rows", "schemaVersion": 14, "rows": [
             {"title": "first", "height": "200px", "panels": [
@@ -380,7 +406,8 @@ def main():
         states = {p["title"]: p["state"] for p in panels}
         want = {"stacked percent": "data", "legacy graph": "data", "legacy singlestat": "data", "bar gauge": "data",
                 "table": "data", "heatmap": "data", "pie": "data", "cpu idle": "data", "cpu user": "data",
-                "from Loki": "unsupported", "inside a folded row": "data"}
+                "from Loki": "unsupported", "inside a folded row": "data", "disk space": "data", "old table": "data",
+                "mean of rows": "data"}
         for t, st in want.items():
             if states.get(t) != st:
                 fail(f"kitchen: panel {t!r} is {states.get(t)}, want {st}")
@@ -401,6 +428,31 @@ def main():
                     items: Array.from(l.querySelectorAll('.dlegend-item')).map(i => i.textContent)}; })()""")
         if not right["beside"] or not right["items"] or not all("Last *: " in t for t in right["items"]):
             fail(f"kitchen: right-hand legend {right}")
+        # Transformed tables: the columns Grafana shows, one row per mount point the query
+        # answers at the panel's time (mount points come and go on this machine, so Sightline's
+        # own answer at that instant, not Prometheus's a moment later).
+        disk_t = [p for p in panels if p["title"] == "disk space"][0]["spec"]["targets"][0]
+        mounts = {r["metric"]["mountpoint"] for r in get_json(ui + "/api/v1/query?" + urllib.parse.urlencode(
+            {"query": disk_t["expr"], "time": str(disk_t["time"] / 1000)}))["data"]["result"]}
+        tables = page.evaluate("""Object.fromEntries(Array.from(document.querySelectorAll('.dpanel'))
+            .filter(p => ['disk space', 'old table'].includes(p.querySelector('.dpanel-title').textContent))
+            .map(p => [p.querySelector('.dpanel-title').textContent, {
+                head: Array.from(p.querySelectorAll('thead th')).map(t => t.textContent),
+                rows: Array.from(p.querySelectorAll('tbody tr')).map(r => Array.from(r.querySelectorAll('td')).map(t => t.textContent))}]))""")
+        disk = tables.get("disk space", {})
+        if disk.get("head") != ["Mounted on", "Size", "Available", "Used", "Used, %"]:
+            fail(f"disk space table: columns {disk.get('head')}")
+        elif not mounts or {r[0] for r in disk["rows"]} != mounts or len(disk["rows"]) != len(mounts):
+            fail(f"disk space table: rows {disk['rows']}, the query answers mount points {sorted(mounts)}")
+        elif not all(re.fullmatch(r"\d+(\.\d+)?%", r[4]) and r[1].endswith("B") for r in disk["rows"]):
+            fail(f"disk space table: cells {disk['rows']}")
+        old_table = tables.get("old table", {})
+        if old_table.get("head") != ["mountpoint", "Size"] or len(old_table.get("rows", [])) != len(mounts):
+            fail(f"legacy table with styles: {old_table}")
+        mean = page.evaluate("""Array.from(document.querySelectorAll('.dpanel')).filter(p => p.querySelector('.dpanel-title').textContent === 'mean of rows')
+            .map(p => Array.from(p.querySelectorAll('.dlegend-item .name')).map(n => n.textContent))""")
+        if mean != [["load mean"]]:
+            fail(f"a chart of each row's mean draws {mean}")
         single = [p for p in panels if p["title"] == "legacy singlestat"]
         text = page.evaluate("Array.from(document.querySelectorAll('.dpanel')).filter(p => p.querySelector('.dpanel-title').textContent === 'legacy singlestat').map(p => p.querySelector('.dstat-value').textContent)")
         if text != ["90%"]:
