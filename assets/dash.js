@@ -156,7 +156,10 @@
   }
   function seriesName(labels, legend, expr) {
     if (legend && legend !== '__auto') {
-      return legend.replace(/\{\{\s*(.+?)\s*\}\}/g, (_, k) => (labels[k] !== undefined ? labels[k] : ''));
+      const named = legend.replace(/\{\{\s*(.+?)\s*\}\}/g, (_, k) => (labels[k] !== undefined ? labels[k] : ''));
+      // A legend that comes out empty (its labels missing) names the series by its labels, as
+      // in Grafana.
+      if (named !== '') return named;
     }
     const keys = Object.keys(labels).filter((k) => k !== '__name__').sort();
     const inner = keys.map((k) => k + '="' + labels[k] + '"').join(', ');
