@@ -478,12 +478,13 @@ fn normalise(p: &Value) -> Normal {
         "singlestat" | "grafana-singlestat-panel" => {
             legacy_singlestat(p, &mut defaults, &mut options)
         }
-        // Before Grafana 7 the Angular table was "table" too; its `styles` tell it apart.
+        // Before Grafana 7 the Angular table was "table" too; its `styles` tell it apart (the
+        // current table has none), as in Grafana's migration to schema 24.
         "table-old" => {
             legacy_table(p, &mut defaults, &mut overrides, &mut transformations);
             "table".into()
         }
-        "table" if p.get("styles").is_some() && p.get("fieldConfig").is_none() => {
+        "table" if p.get("styles").is_some_and(Value::is_array) => {
             legacy_table(p, &mut defaults, &mut overrides, &mut transformations);
             "table".into()
         }
@@ -711,12 +712,21 @@ fn legacy_table(
         Some(_) => {}
     }
     let mut list = overrides.as_array().cloned().unwrap_or_default();
-    for st in p
+    let styles: Vec<&Value> = p
         .get("styles")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
+        .collect();
+    // The old table styles a column by the first style that matches it, and a last `/.*/`
+    // style of type hidden hides every column no other style names. As overrides (where the
+    // last match wins): in reverse order, each showing its columns.
+    let hide_rest = styles.iter().any(|st| {
+        st.get("pattern").and_then(Value::as_str) == Some("/.*/")
+            && st.get("type").and_then(Value::as_str) == Some("hidden")
+    });
+    let mut own = Vec::new();
+    for st in styles {
         let mut props = Map::new();
         if let Some(a) = st
             .get("alias")
@@ -729,9 +739,12 @@ fn legacy_table(
             Some("hidden") => {
                 props.insert("custom.hidden".into(), json!(true));
             }
-            Some("date") => {
-                props.insert("unit".into(), json!("dateTimeAsIso"));
+            Some(_) if hide_rest => {
+                props.insert("custom.hidden".into(), json!(false));
             }
+            _ => {}
+        }
+        match st.get("type").and_then(Value::as_str) {
             Some("number") => {
                 if let Some(u) = st.get("unit").and_then(Value::as_str) {
                     props.insert("unit".into(), json!(u));
@@ -775,8 +788,9 @@ fn legacy_table(
             .into_iter()
             .map(|(id, value)| json!({"id": id, "value": value}))
             .collect();
-        list.push(json!({"matcher": matcher, "properties": properties}));
+        own.push(json!({"matcher": matcher, "properties": properties}));
     }
+    list.extend(own.into_iter().rev());
     *overrides = Value::Array(list);
 }
 
@@ -1194,6 +1208,55 @@ mod tests {
         assert!(!logs[3].html.contains("<script"), "{}", logs[3].html);
         // Positions are relative to the section.
         assert_eq!((logs[1].y, logs[3].y), (8, 24));
+    }
+
+    #[test]
+    fn angular_table_as_grafana_migrates_it() {
+        // Shaped as grafana.com 11074's disk table (Grafana 6): styles per column, a last
+        // hidden `/.*/`, "Format as table" queries merged.
+        let p = json!({
+            "type": "table", "transform": "table",
+            "styles": [
+                {"pattern": "mountpoint", "type": "string", "alias": "Mounted on"},
+                {"pattern": "Value #B", "type": "number", "alias": "Used", "unit": "percent", "decimals": 1,
+                 "colorMode": "cell", "thresholds": ["70", "85"], "colors": ["green", "orange", "red"]},
+                {"pattern": "/Value/", "type": "number", "unit": "bytes"},
+                {"pattern": "/.*/", "type": "hidden"}
+            ],
+            "targets": [{"expr": "a", "format": "table", "instant": true, "refId": "A"}]
+        });
+        let n = normalise(&p);
+        assert_eq!(n.kind, "table");
+        assert_eq!(
+            n.transformations,
+            vec![json!({"id": "merge", "options": {}})]
+        );
+        assert_eq!(n.defaults["custom"]["hidden"], true);
+        let o = n.overrides.as_array().unwrap();
+        // Reversed, so that the first style that matches a column wins as in the old table.
+        let names: Vec<&str> = o
+            .iter()
+            .map(|x| x["matcher"]["options"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["/Value/", "Value #B", "mountpoint"]);
+        assert_eq!(o[0]["matcher"]["id"], "byRegexp");
+        let used: BTreeMap<&str, &Value> = o[1]["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["id"].as_str().unwrap(), &x["value"]))
+            .collect();
+        assert_eq!(used["displayName"], "Used");
+        assert_eq!(used["custom.hidden"], false);
+        assert_eq!(used["unit"], "percent");
+        assert_eq!(used["custom.displayMode"], "color-background");
+        assert_eq!(
+            used["thresholds"]["steps"],
+            json!([{"color": "green", "value": null}, {"color": "orange", "value": 70.0}, {"color": "red", "value": 85.0}])
+        );
+        // The default transform of the old table: a row per series and time.
+        let plain = normalise(&json!({"type": "table-old", "styles": []}));
+        assert_eq!(plain.transformations[0]["id"], "seriesToRows");
     }
 
     #[test]
