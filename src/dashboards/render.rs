@@ -744,16 +744,13 @@ fn legacy_table(
             }
             _ => {}
         }
-        match st.get("type").and_then(Value::as_str) {
-            Some("number") => {
-                if let Some(u) = st.get("unit").and_then(Value::as_str) {
-                    props.insert("unit".into(), json!(u));
-                }
-                if let Some(dec) = num(st.get("decimals")) {
-                    props.insert("decimals".into(), json!(dec));
-                }
+        if st.get("type").and_then(Value::as_str) == Some("number") {
+            if let Some(u) = st.get("unit").and_then(Value::as_str) {
+                props.insert("unit".into(), json!(u));
             }
-            _ => {}
+            if let Some(dec) = num(st.get("decimals")) {
+                props.insert("decimals".into(), json!(dec));
+            }
         }
         if let Some(mode) = st.get("colorMode").and_then(Value::as_str) {
             let display = match mode {
