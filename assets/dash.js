@@ -29,6 +29,7 @@
   const SYNC = root.dataset.sync === 'true' && window.uPlot ? uPlot.sync('dash') : null;
   const MAX_TABLE_ROWS = 1000;
   const MAX_SERIES = 200;
+  const MAX_TABLE_SERIES = 20000;
   const plots = [];
 
   const NAMED = {
@@ -308,7 +309,9 @@
       frames = F.toSeries(r.frames, (spec.range ? spec.range[1] : Date.now()) / 1000).map((s) => Object.assign(s, { display: s.name }));
       if (r.skipped.length) p.querySelector('.dpanel-title').title = 'not applied by Sightline: ' + r.skipped.join(', ');
     }
-    if (frames.length > MAX_SERIES) frames = frames.slice(0, MAX_SERIES);
+    // A table merges and groups many series into its rows (one per host, say): it keeps more.
+    const cap = spec.type === 'table' ? MAX_TABLE_SERIES : MAX_SERIES;
+    if (frames.length > cap) frames = frames.slice(0, cap);
     const hasData = frames.some((f) => f.values.some((v) => v !== null));
     if (!hasData) { message(p, 'nodata', 'No data'); return; }
     const body = p.querySelector('.dpanel-body');
