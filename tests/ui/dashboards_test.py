@@ -444,7 +444,7 @@ def main():
             fail(f"disk space table: columns {disk.get('head')}")
         elif not mounts or {r[0] for r in disk["rows"]} != mounts or len(disk["rows"]) != len(mounts):
             fail(f"disk space table: rows {disk['rows']}, the query answers mount points {sorted(mounts)}")
-        elif not all(re.fullmatch(r"\d+(\.\d+)?%", r[4]) and r[1].endswith("B") for r in disk["rows"]):
+        elif not all(re.fullmatch(r"\d+(\.\d+)?%|NaN", r[4]) and r[1].endswith("B") for r in disk["rows"]):
             fail(f"disk space table: cells {disk['rows']}")
         old_table = tables.get("old table", {})
         if old_table.get("head") != ["mountpoint", "Size"] or len(old_table.get("rows", [])) != len(mounts):
