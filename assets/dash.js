@@ -304,8 +304,7 @@
     // series again (a table keeps the frames: drawTable).
     const list = Array.isArray(spec.transformations) ? spec.transformations : [];
     if (list.length && spec.type !== 'table') {
-      const input = frames.map((f) => ({ labels: f.labels, times: f.times, values: f.values, refId: f.refId, format: f.format, name: f.display }));
-      const r = F.transform(F.fromSeries(input, targets.length), list);
+      const r = F.transform(F.fromSeries(frames, targets.length), list);
       frames = F.toSeries(r.frames, (spec.range ? spec.range[1] : Date.now()) / 1000).map((s) => Object.assign(s, { display: s.name }));
       if (r.skipped.length) p.querySelector('.dpanel-title').title = 'not applied by Sightline: ' + r.skipped.join(', ');
     }
@@ -729,9 +728,9 @@
   function drawTable(body, spec, frames) {
     const nq = (spec.targets || []).length;
     const list = Array.isArray(spec.transformations) ? spec.transformations : [];
-    let series = frames.map((f) => ({ labels: f.labels, times: f.times, values: f.values, refId: f.refId, format: f.format, name: f.display }));
+    let series = frames;
     if (!list.length) {
-      series = series.map((s) => (s.format === 'table' ? s : Object.assign({}, s, {
+      series = frames.map((s) => (s.format === 'table' ? s : Object.assign({}, s, {
         format: 'table', times: s.times.slice(-1), values: [reduce('lastNotNull', s.values)],
       })));
     }

@@ -200,8 +200,7 @@
       name, refId: '',
       fields: fieldsLike.map((f) => {
         const values = rowsList.map((r) => (r[f.key] === undefined ? null : r[f.key]));
-        const nf = copyField(f.field, values);
-        return nf;
+        return copyField(f.field, values);
       }),
     };
   }
@@ -654,6 +653,6 @@
     return { frames: data, skipped };
   }
 
-  root.SightlineFrames = { fromSeries, toSeries, transform, reduce, calcName, display, rows, CALC_NAMES, IDS: Object.keys(T) };
+  root.SightlineFrames = { fromSeries, toSeries, transform, reduce, calcName, display, rows };
   if (typeof module !== 'undefined' && module.exports) module.exports = root.SightlineFrames;
 })(typeof self !== 'undefined' ? self : globalThis);

@@ -480,11 +480,7 @@ fn normalise(p: &Value) -> Normal {
         }
         // Before Grafana 7 the Angular table was "table" too; its `styles` tell it apart (the
         // current table has none), as in Grafana's migration to schema 24.
-        "table-old" => {
-            legacy_table(p, &mut defaults, &mut overrides, &mut transformations);
-            "table".into()
-        }
-        "table" if p.get("styles").is_some_and(Value::is_array) => {
+        k if k == "table-old" || (k == "table" && p.get("styles").is_some_and(Value::is_array)) => {
             legacy_table(p, &mut defaults, &mut overrides, &mut transformations);
             "table".into()
         }
@@ -674,8 +670,8 @@ fn legacy_steps(thresholds: Option<&Value>, colors: Option<&Value>) -> Value {
 
 /// The Angular table (Grafana before 7, `table-old`) as Grafana's migration turns it into the
 /// current table: its `transform` becomes a transformation, each of its `styles` an override
-/// (the `/.*/` style the defaults): alias, unit, decimals, hidden and date columns, thresholds
-/// with cell or value colouring.
+/// (the `/.*/` style the defaults): alias, unit, decimals, hidden columns, thresholds with cell
+/// or value colouring. Date styles need nothing: time columns are drawn as dates.
 fn legacy_table(
     p: &Value,
     d: &mut Map<String, Value>,
@@ -1014,12 +1010,11 @@ fn queries(p: &Value, vars: &Vars, w: i64, ctx: &Ctx) -> Vec<Value> {
         .and_then(Value::as_str)
         .and_then(|i| time::parse_interval(&interpolate(i, vars, Default::Glob)));
     let mut out = Vec::new();
-    let targets: Vec<Value> = p
+    let targets: &[Value] = p
         .get("targets")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ids = ref_ids(&targets);
+        .map_or(&[], Vec::as_slice);
+    let ids = ref_ids(targets);
     for (t, ref_id) in targets.iter().zip(&ids) {
         let ref_id = ref_id.as_str();
         if t.get("hide").and_then(Value::as_bool) == Some(true) {
